@@ -1,0 +1,37 @@
+//! Choosing and creating a backend.
+
+use crate::{CpuError, CpuidEntry, Vcpu};
+
+/// Where the local APIC lives for a backend.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LapicLocation {
+    /// KVM with `KVM_CAP_SPLIT_IRQCHIP`: LAPIC in the kernel; IOAPIC, PIC and PIT in userspace.
+    InKernel,
+    /// Interpreter: everything in userspace.
+    Userspace,
+}
+
+/// A message-signalled interrupt as the IOAPIC produces it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Msi {
+    /// `0xFEEx_xxxx` address: destination ID and mode.
+    pub address: u64,
+    /// Vector, delivery mode and trigger mode.
+    pub data: u32,
+}
+
+/// One accelerator per VM (QEMU's `-accel`).
+pub trait Accelerator: Send + Sync {
+    /// QEMU's name for it: `"kvm"` or `"tcg"`.
+    fn name(&self) -> &'static str;
+    /// Where the LAPICs live.
+    fn lapic_location(&self) -> LapicLocation;
+    /// Create vCPU `id` of `count`.
+    fn create_vcpu(&self, id: u32, count: u32) -> Result<Box<dyn Vcpu>, CpuError>;
+    /// Deliver an MSI to the in-kernel LAPICs. Userspace-LAPIC backends
+    /// return [`CpuError::Unsupported`]: the board delivers those itself.
+    fn signal_msi(&self, msi: Msi) -> Result<(), CpuError>;
+    /// The CPUID leaves this backend can honour for `-cpu` (the interpreter
+    /// advertises only what it implements).
+    fn supported_cpuid(&self) -> Vec<CpuidEntry>;
+}

@@ -1,0 +1,112 @@
+//! The one guest clock behind the TSC, the LAPIC timer, the PIT and the RTC.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Instant;
+
+/// How guest time advances.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ClockMode {
+    /// Follow the host's monotonic clock.
+    Host,
+    /// Deterministic: each executed instruction advances time by `2^shift` ns
+    /// (QEMU's `-icount shift=N`).
+    InstructionCounted {
+        /// log2 of nanoseconds per instruction.
+        shift: u32,
+    },
+}
+
+/// Guest time in nanoseconds since the machine was created.
+#[derive(Debug)]
+pub struct Clock {
+    mode: ClockMode,
+    start: Instant,
+    /// Instructions retired (instruction-counted mode), summed over vCPUs.
+    icount: AtomicU64,
+    /// TSC frequency in kHz the guest is told about.
+    tsc_khz: u64,
+}
+
+impl Clock {
+    /// A clock in `mode`, whose TSC runs at `tsc_khz`.
+    pub fn new(mode: ClockMode, tsc_khz: u64) -> Self {
+        Clock {
+            mode,
+            start: Instant::now(),
+            icount: AtomicU64::new(0),
+            tsc_khz,
+        }
+    }
+
+    /// How this clock advances.
+    pub fn mode(&self) -> ClockMode {
+        self.mode
+    }
+
+    /// Nanoseconds of guest time since creation.
+    pub fn now_ns(&self) -> u64 {
+        match self.mode {
+            ClockMode::Host => u64::try_from(self.start.elapsed().as_nanos()).unwrap_or(u64::MAX),
+            ClockMode::InstructionCounted { shift } => self.icount.load(Ordering::Relaxed) << shift,
+        }
+    }
+
+    /// Account `n` executed instructions (instruction-counted mode only).
+    pub fn add_instructions(&self, n: u64) {
+        if matches!(self.mode, ClockMode::InstructionCounted { .. }) {
+            self.icount.fetch_add(n, Ordering::Relaxed);
+        }
+    }
+
+    /// Instructions accounted so far.
+    pub fn instructions(&self) -> u64 {
+        self.icount.load(Ordering::Relaxed)
+    }
+
+    /// TSC frequency in kHz.
+    pub fn tsc_khz(&self) -> u64 {
+        self.tsc_khz
+    }
+
+    /// The TSC value at guest time `ns`.
+    pub fn tsc_at(&self, ns: u64) -> u64 {
+        // ns * khz / 1e6, without overflow for centuries of uptime.
+        let v = u128::from(ns) * u128::from(self.tsc_khz) / 1_000_000;
+        u64::try_from(v).unwrap_or(u64::MAX)
+    }
+
+    /// The current TSC value.
+    pub fn tsc(&self) -> u64 {
+        self.tsc_at(self.now_ns())
+    }
+
+    /// Guest time at which the TSC reaches `tsc`.
+    pub fn ns_at_tsc(&self, tsc: u64) -> u64 {
+        if self.tsc_khz == 0 {
+            return u64::MAX;
+        }
+        let v = u128::from(tsc) * 1_000_000 / u128::from(self.tsc_khz);
+        u64::try_from(v).unwrap_or(u64::MAX)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn tsc_conversions_round_trip() {
+        let c = Clock::new(ClockMode::InstructionCounted { shift: 0 }, 2_600_000);
+        assert_eq!(c.tsc_at(1_000_000_000), 2_600_000_000);
+        assert_eq!(c.ns_at_tsc(2_600_000_000), 1_000_000_000);
+    }
+
+    #[test]
+    fn instruction_counted_clock_advances_with_instructions_only() {
+        let c = Clock::new(ClockMode::InstructionCounted { shift: 2 }, 1_000_000);
+        assert_eq!(c.now_ns(), 0);
+        c.add_instructions(10);
+        assert_eq!(c.now_ns(), 40);
+        assert_eq!(c.tsc(), 40);
+    }
+}

@@ -1,0 +1,1 @@
+//! Software x86-64 CPU.

@@ -1,0 +1,8 @@
+//! The microvm board's devices: buses, interrupt controllers, timers,
+//! serial, power and debug devices, and virtio-mmio.
+//!
+//! Devices never see KVM types: they are reached through [`bus::Bus`] and
+//! raise interrupts through [`irq::IrqLine`].
+
+pub mod bus;
+pub mod irq;
