@@ -13,6 +13,7 @@ pub mod interp;
 pub mod io;
 pub mod kvm;
 pub mod regs;
+pub mod snippet;
 pub mod vcpu;
 
 pub use accel::{Accelerator, LapicLocation, Msi};
