@@ -1,1 +1,3 @@
-//! Software x86-64 CPU.
+//! Software x86-64 CPU built on the iced-x86 decoder.
+
+pub mod fpu;
