@@ -1,1 +1,8 @@
-//! machine
+//! The microvm board: builds QEMU's microvm machine from a
+//! [`config::MachineConfig`], runs its vCPUs on the chosen accelerator and
+//! serves its control plane.
+
+pub mod config;
+
+/// The QEMU release whose command line and QMP behaviour Kindling follows.
+pub const QEMU_COMPAT_VERSION: &str = "10.0.2";

@@ -1,0 +1,241 @@
+//! What the command line asked for, validated: the board is built from this.
+
+use std::path::PathBuf;
+
+/// QEMU's OnOffAuto property type.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum OnOffAuto {
+    /// Forced on.
+    On,
+    /// Forced off.
+    Off,
+    /// The board decides.
+    #[default]
+    Auto,
+}
+
+/// An accelerator QEMU users can name.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AccelKind {
+    /// `/dev/kvm`.
+    Kvm,
+    /// The software CPU (QEMU's spelling: `tcg`).
+    Tcg,
+}
+
+impl AccelKind {
+    /// QEMU's name.
+    pub fn name(self) -> &'static str {
+        match self {
+            AccelKind::Kvm => "kvm",
+            AccelKind::Tcg => "tcg",
+        }
+    }
+}
+
+/// `-cpu` model.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum CpuModel {
+    /// `host`: everything the accelerator supports.
+    Host,
+    /// `max`: the same as `host` here.
+    #[default]
+    Max,
+    /// `qemu64`: a conservative baseline.
+    Qemu64,
+}
+
+/// `-cpu` model plus `+feat`/`-feat`/`feat=on|off` adjustments.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct CpuConfig {
+    /// Base model.
+    pub model: CpuModel,
+    /// Feature adjustments in command-line order (name, enabled).
+    pub features: Vec<(String, bool)>,
+}
+
+/// `kernel-irqchip=` of the machine or accelerator.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum KernelIrqchip {
+    /// LAPIC in the kernel, IOAPIC/PIC/PIT in userspace (microvm's default).
+    #[default]
+    Split,
+    /// Everything in the kernel (accepted; Kindling still runs split).
+    On,
+    /// Everything in userspace (accepted; Kindling still runs split on KVM).
+    Off,
+}
+
+/// Where a character device's bytes go.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum CharBackend {
+    /// The process's stdin/stdout (an interactive console).
+    Stdio,
+    /// Output discarded, no input.
+    Null,
+    /// Output appended to a file (QEMU truncates it; so do we), no input.
+    File(PathBuf),
+    /// A socket (`-chardev socket,...`): its raw parameters, for the monitor.
+    Socket(Vec<(String, String)>),
+}
+
+/// A named `-chardev`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Chardev {
+    /// `id=`.
+    pub id: String,
+    /// Its backend.
+    pub backend: CharBackend,
+}
+
+/// `-device isa-debug-exit`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct DebugExitConfig {
+    /// First port (QEMU default 0x501).
+    pub iobase: u16,
+    /// Number of ports (QEMU default 2).
+    pub iosize: u16,
+}
+
+impl Default for DebugExitConfig {
+    fn default() -> Self {
+        DebugExitConfig {
+            iobase: 0x501,
+            iosize: 2,
+        }
+    }
+}
+
+/// The machine the command line describes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MachineConfig {
+    /// `-name`.
+    pub name: Option<String>,
+    /// Accelerators to try, in order (`accel=kvm:tcg`).
+    pub accel: Vec<AccelKind>,
+    /// `-cpu`.
+    pub cpu: CpuConfig,
+    /// Guest RAM in bytes.
+    pub ram_bytes: u64,
+    /// Number of vCPUs.
+    pub cpus: u32,
+    /// `-kernel`.
+    pub kernel: Option<PathBuf>,
+    /// `-initrd`.
+    pub initrd: Option<PathBuf>,
+    /// `-append`.
+    pub append: String,
+    /// `acpi=`: Kindling's `auto` means off (its one deliberate difference from QEMU).
+    pub acpi: OnOffAuto,
+    /// `pic=`.
+    pub pic: OnOffAuto,
+    /// `pit=`.
+    pub pit: OnOffAuto,
+    /// `rtc=`.
+    pub rtc: OnOffAuto,
+    /// `isa-serial=`.
+    pub isa_serial: bool,
+    /// `auto-kernel-cmdline=`.
+    pub auto_kernel_cmdline: bool,
+    /// `x-option-roms=` (accepted; there are no option ROMs to load).
+    pub option_roms: bool,
+    /// `kernel-irqchip=`.
+    pub kernel_irqchip: KernelIrqchip,
+    /// COM1's backend (`None`: no COM1, as QEMU with `-nodefaults` and no `-serial`).
+    pub serial: Option<CharBackend>,
+    /// `-nographic`: stdio is QEMU's mux, with Ctrl-A escapes.
+    pub nographic: bool,
+    /// `-no-reboot`.
+    pub no_reboot: bool,
+    /// `-no-shutdown`.
+    pub no_shutdown: bool,
+    /// `-pidfile`.
+    pub pidfile: Option<PathBuf>,
+    /// `-daemonize`.
+    pub daemonize: bool,
+    /// `-S`.
+    pub start_paused: bool,
+    /// `-device isa-debug-exit`.
+    pub debug_exit: Option<DebugExitConfig>,
+    /// `-icount shift=N`: deterministic instruction-counted time.
+    pub icount_shift: Option<u32>,
+    /// `-chardev` definitions.
+    pub chardevs: Vec<Chardev>,
+    /// `-qmp`/`-mon`/`-monitor` arguments in order, for the monitor layer.
+    pub monitors: Vec<MonitorArg>,
+    /// `-qmp-pretty`.
+    pub qmp_pretty: bool,
+    /// `-global driver.prop=value` settings.
+    pub globals: Vec<(String, String)>,
+}
+
+/// A monitor option as typed, resolved by the monitor layer.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MonitorArg {
+    /// `qmp`, `mon` or `monitor`.
+    pub option: String,
+    /// Its value.
+    pub value: String,
+}
+
+impl Default for MachineConfig {
+    fn default() -> Self {
+        MachineConfig {
+            name: None,
+            accel: vec![AccelKind::Tcg],
+            cpu: CpuConfig::default(),
+            ram_bytes: 128 << 20,
+            cpus: 1,
+            kernel: None,
+            initrd: None,
+            append: String::new(),
+            acpi: OnOffAuto::Auto,
+            pic: OnOffAuto::Auto,
+            pit: OnOffAuto::Auto,
+            rtc: OnOffAuto::Auto,
+            isa_serial: true,
+            auto_kernel_cmdline: true,
+            option_roms: true,
+            kernel_irqchip: KernelIrqchip::Split,
+            serial: None,
+            nographic: false,
+            no_reboot: false,
+            no_shutdown: false,
+            pidfile: None,
+            daemonize: false,
+            start_paused: false,
+            debug_exit: None,
+            icount_shift: None,
+            chardevs: Vec::new(),
+            monitors: Vec::new(),
+            qmp_pretty: false,
+            globals: Vec::new(),
+        }
+    }
+}
+
+impl MachineConfig {
+    /// Whether the board has ACPI tables (`acpi=auto` is off on Kindling).
+    pub fn acpi_enabled(&self) -> bool {
+        self.acpi == OnOffAuto::On
+    }
+
+    /// Whether the 8259 pair exists.
+    pub fn pic_enabled(&self) -> bool {
+        self.pic != OnOffAuto::Off
+    }
+
+    /// Whether the 8254 exists.
+    pub fn pit_enabled(&self) -> bool {
+        self.pit != OnOffAuto::Off
+    }
+
+    /// Whether the RTC exists: QEMU creates it for `auto` only without KVM.
+    pub fn rtc_enabled(&self, accel: AccelKind) -> bool {
+        match self.rtc {
+            OnOffAuto::On => true,
+            OnOffAuto::Off => false,
+            OnOffAuto::Auto => accel != AccelKind::Kvm,
+        }
+    }
+}

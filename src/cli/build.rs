@@ -1,0 +1,565 @@
+//! Validating parsed options into a [`MachineConfig`].
+
+use std::path::PathBuf;
+
+use machine::config::{
+    AccelKind, CharBackend, Chardev, CpuConfig, CpuModel, DebugExitConfig, KernelIrqchip,
+    MachineConfig, MonitorArg, OnOffAuto,
+};
+
+use super::argv::Opt;
+use super::error::CliError;
+use super::keyval::{self, parse_bool, parse_int, Param};
+use super::size::parse_size;
+use super::Action;
+
+/// The microvm's `max_cpus`, as QEMU's machine class sets it.
+const MAX_CPUS: u64 = 288;
+
+/// Build the action the options ask for.
+pub fn build(opts: &[Opt]) -> Result<Action, CliError> {
+    let mut cfg = MachineConfig::default();
+    let mut nodefaults = false;
+    let mut serial_given: Option<Option<CharBackend>> = None;
+    let mut serial_chardev: Option<(String, String)> = None;
+    let mut accel_set = false;
+    for opt in opts {
+        let loc = opt.location();
+        let val = opt.value.as_deref().unwrap_or("");
+        match opt.name.as_str() {
+            "h" | "help" => return Ok(Action::Help),
+            "version" => return Ok(Action::Version),
+            "M" | "machine" => {
+                if let Some(a) = machine_opt(&mut cfg, &loc, val)? {
+                    return Ok(a);
+                }
+                if cfg.accel.len() > 1 || cfg.accel.first() == Some(&AccelKind::Kvm) {
+                    accel_set = true;
+                }
+            }
+            "accel" => {
+                let params = keyval::parse(val, Some("accel"));
+                let mut kinds = Vec::new();
+                for p in &params {
+                    match p.key.as_str() {
+                        "accel" if p.value == "help" => return Ok(Action::AccelHelp),
+                        "accel" => kinds = accel_list(&loc, &p.value)?,
+                        "kernel-irqchip" => cfg.kernel_irqchip = irqchip(&loc, p)?,
+                        "thread" | "tb-size" | "split-wx" => {}
+                        _ => return Err(not_found(&loc, "accel", &p.key)),
+                    }
+                }
+                if accel_set {
+                    cfg.accel.extend(kinds);
+                } else {
+                    cfg.accel = kinds;
+                }
+                accel_set = true;
+            }
+            "enable-kvm" => {
+                cfg.accel = vec![AccelKind::Kvm];
+                accel_set = true;
+            }
+            "cpu" => {
+                if let Some(a) = cpu_opt(&mut cfg, &loc, val)? {
+                    return Ok(a);
+                }
+            }
+            "m" => memory_opt(&mut cfg, &loc, val)?,
+            "smp" => smp_opt(&mut cfg, &loc, val)?,
+            "kernel" => cfg.kernel = Some(PathBuf::from(val)),
+            "initrd" => cfg.initrd = Some(PathBuf::from(val)),
+            "append" => cfg.append = val.to_string(),
+            "nodefaults" => nodefaults = true,
+            "no-user-config" | "no-hpet" => {}
+            "nographic" => cfg.nographic = true,
+            "display" => {
+                let params = keyval::parse(val, Some("type"));
+                match params.first().map(|p| p.value.as_str()) {
+                    Some("none") => {}
+                    Some(other) => {
+                        return Err(CliError::at(
+                            loc,
+                            format!("Display '{other}' is not available (Kindling has no graphical display; use -display none)"),
+                        ))
+                    }
+                    None => return Err(CliError::at(loc, "Parameter 'type' is missing")),
+                }
+            }
+            "vga" => {
+                if val != "none" {
+                    return Err(CliError::at(loc, format!("{val}: VGA not available")));
+                }
+            }
+            "serial" => {
+                if serial_given.is_none() {
+                    let backend = serial_opt(&loc, val, &mut cfg)?;
+                    if let Some(id) = val.strip_prefix("chardev:") {
+                        serial_chardev = Some((loc.clone(), id.to_string()));
+                    }
+                    serial_given = Some(backend);
+                }
+            }
+            "chardev" => chardev_opt(&mut cfg, &loc, val)?,
+            "no-reboot" => cfg.no_reboot = true,
+            "no-shutdown" => cfg.no_shutdown = true,
+            "name" => {
+                for p in keyval::parse(val, Some("guest")) {
+                    match p.key.as_str() {
+                        "guest" => cfg.name = Some(p.value),
+                        "process" | "debug-threads" => {}
+                        _ => {
+                            return Err(CliError::at(
+                                &loc,
+                                format!("Invalid parameter '{}'", p.key),
+                            ))
+                        }
+                    }
+                }
+            }
+            "pidfile" => cfg.pidfile = Some(PathBuf::from(val)),
+            "daemonize" => cfg.daemonize = true,
+            "S" => cfg.start_paused = true,
+            "device" => {
+                if let Some(a) = device_opt(&mut cfg, &loc, val)? {
+                    return Ok(a);
+                }
+            }
+            "qmp" | "mon" => cfg.monitors.push(MonitorArg {
+                option: opt.name.clone(),
+                value: val.to_string(),
+            }),
+            "monitor" => {
+                if val != "none" {
+                    cfg.monitors.push(MonitorArg {
+                        option: opt.name.clone(),
+                        value: val.to_string(),
+                    })
+                }
+            }
+            "qmp-pretty" => cfg.qmp_pretty = true,
+            "global" => {
+                let (k, v) = val.split_once('=').ok_or_else(|| {
+                    CliError::at(
+                        &loc,
+                        format!("Invalid format for '{val}', expected driver.property=value"),
+                    )
+                })?;
+                cfg.globals.push((k.to_string(), v.to_string()));
+            }
+            "icount" => {
+                for p in keyval::parse(val, Some("shift")) {
+                    match p.key.as_str() {
+                        "shift" => {
+                            let shift = parse_int(&p.value).filter(|s| *s <= 10).ok_or_else(|| {
+                                CliError::at(&loc, "icount: shift must be an integer between 0 and 10 (\"auto\" is not supported)")
+                            })?;
+                            cfg.icount_shift = Some(shift as u32);
+                        }
+                        "sleep" | "align" => {
+                            parse_bool(&p.value).ok_or_else(|| bad_bool(&loc, &p))?;
+                        }
+                        _ => {
+                            return Err(CliError::at(
+                                &loc,
+                                format!("Invalid parameter '{}'", p.key),
+                            ))
+                        }
+                    }
+                }
+            }
+            "drive" | "blockdev" | "netdev" | "object" => {
+                return Err(CliError::at(
+                    loc,
+                    format!(
+                        "-{} is not supported by this version of Kindling yet",
+                        opt.name
+                    ),
+                ))
+            }
+            "D" | "d" | "rtc" | "boot" | "uuid" => {}
+            other => return Err(CliError::at(format!("-{other}"), "invalid option")),
+        }
+    }
+    if let Some((loc, id)) = serial_chardev {
+        let dev = cfg
+            .chardevs
+            .iter()
+            .find(|c| c.id == id)
+            .ok_or_else(|| CliError::at(&loc, format!("chardev '{id}' not found")))?;
+        serial_given = Some(Some(dev.backend.clone()));
+    }
+    cfg.serial = match serial_given {
+        Some(b) => b,
+        None if nodefaults => None,
+        None => Some(CharBackend::Stdio),
+    };
+    if !cfg.isa_serial {
+        cfg.serial = None;
+    }
+    if cfg.kernel.is_none() {
+        if cfg.initrd.is_some() {
+            return Err(CliError::general(
+                "-initrd only allowed with -kernel option",
+            ));
+        }
+        if !cfg.append.is_empty() {
+            return Err(CliError::general(
+                "-append only allowed with -kernel option",
+            ));
+        }
+    }
+    for (what, path) in [("kernel", &cfg.kernel), ("initrd", &cfg.initrd)] {
+        if let Some(p) = path {
+            std::fs::File::open(p).map_err(|e| {
+                CliError::general(format!(
+                    "could not open {what} file '{}': {}",
+                    p.display(),
+                    strip_os_error(&e)
+                ))
+            })?;
+        }
+    }
+    if cfg.daemonize && cfg.serial == Some(CharBackend::Stdio) {
+        return Err(CliError::general(
+            "-nographic cannot be used with -daemonize",
+        ));
+    }
+    Ok(Action::Run(Box::new(cfg)))
+}
+
+/// `std::io::Error`'s text without Rust's " (os error N)" suffix, as C's strerror prints it.
+fn strip_os_error(e: &std::io::Error) -> String {
+    let s = e.to_string();
+    match s.find(" (os error") {
+        Some(i) => s[..i].to_string(),
+        None => s,
+    }
+}
+
+fn not_found(loc: &str, class: &str, key: &str) -> CliError {
+    CliError::at(loc, format!("Property '{class}.{key}' not found"))
+}
+
+fn bad_bool(loc: &str, p: &Param) -> CliError {
+    CliError::at(loc, format!("Parameter '{}' expects 'on' or 'off'", p.key))
+}
+
+fn on_off_auto(loc: &str, p: &Param) -> Result<OnOffAuto, CliError> {
+    match p.value.as_str() {
+        "auto" => Ok(OnOffAuto::Auto),
+        v => match parse_bool(v) {
+            Some(true) => Ok(OnOffAuto::On),
+            Some(false) => Ok(OnOffAuto::Off),
+            None => Err(CliError::at(
+                loc,
+                format!("Parameter '{}' does not accept value '{}'", p.key, p.value),
+            )),
+        },
+    }
+}
+
+fn boolean(loc: &str, p: &Param) -> Result<bool, CliError> {
+    parse_bool(&p.value).ok_or_else(|| bad_bool(loc, p))
+}
+
+fn irqchip(loc: &str, p: &Param) -> Result<KernelIrqchip, CliError> {
+    match p.value.as_str() {
+        "split" => Ok(KernelIrqchip::Split),
+        v => match parse_bool(v) {
+            Some(true) => Ok(KernelIrqchip::On),
+            Some(false) => Ok(KernelIrqchip::Off),
+            None => Err(CliError::at(
+                loc,
+                format!("Parameter 'kernel-irqchip' does not accept value '{v}'"),
+            )),
+        },
+    }
+}
+
+fn accel_list(loc: &str, v: &str) -> Result<Vec<AccelKind>, CliError> {
+    v.split(':')
+        .map(|a| match a {
+            "kvm" => Ok(AccelKind::Kvm),
+            "tcg" => Ok(AccelKind::Tcg),
+            other => Err(CliError::at(loc, format!("invalid accelerator {other}"))),
+        })
+        .collect()
+}
+
+fn machine_opt(cfg: &mut MachineConfig, loc: &str, val: &str) -> Result<Option<Action>, CliError> {
+    for p in keyval::parse(val, Some("type")) {
+        match p.key.as_str() {
+            "type" => match p.value.as_str() {
+                "microvm" => {}
+                "help" => return Ok(Some(Action::MachineHelp)),
+                _ => {
+                    return Err(CliError::at(
+                        loc,
+                        "unsupported machine type (Kindling builds only 'microvm'; use -machine help to list supported machines)",
+                    ))
+                }
+            },
+            "help" => return Ok(Some(Action::MachinePropsHelp)),
+            "accel" => cfg.accel = accel_list(loc, &p.value)?,
+            "acpi" => cfg.acpi = on_off_auto(loc, &p)?,
+            "pic" => cfg.pic = on_off_auto(loc, &p)?,
+            "pit" => cfg.pit = on_off_auto(loc, &p)?,
+            "rtc" => cfg.rtc = on_off_auto(loc, &p)?,
+            "isa-serial" => cfg.isa_serial = boolean(loc, &p)?,
+            "auto-kernel-cmdline" => cfg.auto_kernel_cmdline = boolean(loc, &p)?,
+            "x-option-roms" => cfg.option_roms = boolean(loc, &p)?,
+            "kernel-irqchip" => cfg.kernel_irqchip = irqchip(loc, &p)?,
+            "pcie" | "ioapic2" => {
+                if on_off_auto(loc, &p)? == OnOffAuto::On && p.key == "pcie" {
+                    return Err(CliError::at(loc, "pcie=on is not supported by Kindling"));
+                }
+            }
+            "usb" | "graphics" | "dump-guest-core" | "mem-merge" => {
+                boolean(loc, &p)?;
+            }
+            "kernel" => cfg.kernel = Some(PathBuf::from(&p.value)),
+            "initrd" => cfg.initrd = Some(PathBuf::from(&p.value)),
+            "append" => cfg.append = p.value.clone(),
+            _ => return Err(not_found(loc, "microvm-machine", &p.key)),
+        }
+    }
+    Ok(None)
+}
+
+fn cpu_opt(cfg: &mut MachineConfig, loc: &str, val: &str) -> Result<Option<Action>, CliError> {
+    let mut parts = val.split(',');
+    let model = match parts.next().unwrap_or("") {
+        "help" => return Ok(Some(Action::CpuHelp)),
+        "host" => CpuModel::Host,
+        "max" => CpuModel::Max,
+        "qemu64" => CpuModel::Qemu64,
+        other => {
+            return Err(CliError::at(
+                loc,
+                format!("unable to find CPU model '{other}'"),
+            ));
+        }
+    };
+    let mut features = Vec::new();
+    for f in parts.filter(|f| !f.is_empty()) {
+        if let Some(name) = f.strip_prefix('+') {
+            features.push((name.to_string(), true));
+        } else if let Some(name) = f.strip_prefix('-') {
+            features.push((name.to_string(), false));
+        } else if let Some((k, v)) = f.split_once('=') {
+            let on = parse_bool(v).ok_or_else(|| {
+                CliError::at(loc, format!("Parameter '{k}' expects 'on' or 'off'"))
+            })?;
+            features.push((k.to_string(), on));
+        } else {
+            features.push((f.to_string(), true));
+        }
+    }
+    cfg.cpu = CpuConfig { model, features };
+    Ok(None)
+}
+
+fn memory_opt(cfg: &mut MachineConfig, loc: &str, val: &str) -> Result<(), CliError> {
+    let mut slots = false;
+    let mut maxmem = false;
+    for p in keyval::parse(val, Some("size")) {
+        match p.key.as_str() {
+            "size" => {
+                let bytes = parse_size(&p.value, 1 << 20).ok_or_else(|| {
+                    CliError::at(
+                        loc,
+                        "Parameter 'size' expects a non-negative number below 2^64 (optional suffix k, M, G, T, P or E)",
+                    )
+                })?;
+                if bytes < (1 << 20) {
+                    return Err(CliError::at(
+                        loc,
+                        "ram size too small (at least 1M is needed)",
+                    ));
+                }
+                cfg.ram_bytes = bytes & !0xfff;
+            }
+            "slots" => slots = true,
+            "maxmem" => maxmem = true,
+            _ => return Err(CliError::at(loc, format!("Invalid parameter '{}'", p.key))),
+        }
+    }
+    if slots && !maxmem {
+        return Err(CliError::at(loc, "slots specified but no max-size"));
+    }
+    Ok(())
+}
+
+fn smp_opt(cfg: &mut MachineConfig, loc: &str, val: &str) -> Result<(), CliError> {
+    let mut cpus = None;
+    let mut maxcpus = None;
+    let mut product = 1u64;
+    let mut topo = false;
+    for p in keyval::parse(val, Some("cpus")) {
+        let n = parse_int(&p.value).ok_or_else(|| {
+            CliError::at(loc, format!("Parameter 'smp.{}' expects integer", p.key))
+        })?;
+        match p.key.as_str() {
+            "cpus" => cpus = Some(n),
+            "maxcpus" => maxcpus = Some(n),
+            "sockets" | "dies" | "clusters" | "cores" | "threads" | "books" | "drawers" => {
+                product = product.saturating_mul(n);
+                topo = true;
+            }
+            _ => return Err(CliError::at(loc, format!("Invalid parameter '{}'", p.key))),
+        }
+    }
+    let n = cpus.unwrap_or(if topo { product } else { 1 });
+    if n == 0 {
+        return Err(CliError::at(
+            loc,
+            "CPU topology parameters must be greater than zero",
+        ));
+    }
+    let max = maxcpus.unwrap_or(if topo { product } else { n });
+    if max < n {
+        return Err(CliError::at(
+            loc,
+            format!(
+                "Invalid CPU topology: maxcpus ({max}) must be equal to or greater than smp ({n})"
+            ),
+        ));
+    }
+    if topo && product != max {
+        return Err(CliError::at(loc, format!("Invalid CPU topology: product of the hierarchy ({product}) must match maxcpus ({max})")));
+    }
+    if max > MAX_CPUS {
+        return Err(CliError::at(
+            loc,
+            format!(
+                "Invalid SMP CPUs {max}. The max CPUs supported by machine 'microvm' is {MAX_CPUS}"
+            ),
+        ));
+    }
+    cfg.cpus = n as u32;
+    Ok(())
+}
+
+fn backend_from_spec(
+    loc: &str,
+    val: &str,
+    cfg: &MachineConfig,
+) -> Result<Option<CharBackend>, CliError> {
+    Ok(match val {
+        "stdio" | "mon:stdio" => Some(CharBackend::Stdio),
+        "null" => Some(CharBackend::Null),
+        "none" => None,
+        v if v.starts_with("file:") => {
+            let path = &v[5..];
+            std::fs::File::create(path).map_err(|e| {
+                CliError::at(
+                    loc,
+                    format!("Could not open '{path}': {}", strip_os_error(&e)),
+                )
+            })?;
+            Some(CharBackend::File(PathBuf::from(path)))
+        }
+        v if v.starts_with("chardev:") => {
+            // Resolved after all -chardev options are seen.
+            let _ = cfg;
+            Some(CharBackend::Null)
+        }
+        other => {
+            return Err(CliError::at(
+                loc,
+                format!("'{other}' is not a valid char driver"),
+            ));
+        }
+    })
+}
+
+fn serial_opt(
+    loc: &str,
+    val: &str,
+    cfg: &mut MachineConfig,
+) -> Result<Option<CharBackend>, CliError> {
+    backend_from_spec(loc, val, cfg)
+}
+
+fn chardev_opt(cfg: &mut MachineConfig, loc: &str, val: &str) -> Result<(), CliError> {
+    let params = keyval::parse(val, Some("backend"));
+    let get = |k: &str| params.iter().find(|p| p.key == k).map(|p| p.value.clone());
+    let kind = get("backend").unwrap_or_default();
+    let id = get("id").ok_or_else(|| CliError::at(loc, "Parameter 'id' is missing"))?;
+    if cfg.chardevs.iter().any(|c| c.id == id) {
+        return Err(CliError::at(
+            loc,
+            format!("attempt to add duplicate property '{id}' to object (type 'container')"),
+        ));
+    }
+    let backend = match kind.as_str() {
+        "stdio" => CharBackend::Stdio,
+        "null" => CharBackend::Null,
+        "file" => {
+            let path =
+                get("path").ok_or_else(|| CliError::at(loc, "chardev: file: no filename given"))?;
+            std::fs::File::create(&path).map_err(|e| {
+                CliError::at(
+                    loc,
+                    format!("Could not open '{path}': {}", strip_os_error(&e)),
+                )
+            })?;
+            CharBackend::File(PathBuf::from(path))
+        }
+        "socket" => CharBackend::Socket(
+            params
+                .iter()
+                .filter(|p| p.key != "backend")
+                .map(|p| (p.key.clone(), p.value.clone()))
+                .collect(),
+        ),
+        other => {
+            return Err(CliError::at(
+                loc,
+                format!("'{other}' is not a valid char driver name"),
+            ));
+        }
+    };
+    cfg.chardevs.push(Chardev { id, backend });
+    Ok(())
+}
+
+fn device_opt(cfg: &mut MachineConfig, loc: &str, val: &str) -> Result<Option<Action>, CliError> {
+    let params = keyval::parse(val, Some("driver"));
+    let driver = params.first().map(|p| p.value.clone()).unwrap_or_default();
+    match driver.as_str() {
+        "help" => Ok(Some(Action::DeviceHelp)),
+        "isa-debug-exit" => {
+            let mut dev = DebugExitConfig::default();
+            for p in &params[1..] {
+                let int = || {
+                    parse_int(&p.value)
+                        .filter(|v| *v <= 0xffff)
+                        .map(|v| v as u16)
+                        .ok_or_else(|| {
+                            CliError::at(loc, format!("Parameter '{}' expects integer", p.key))
+                        })
+                };
+                match p.key.as_str() {
+                    "iobase" => dev.iobase = int()?,
+                    "iosize" => dev.iosize = int()?,
+                    "id" => {}
+                    _ => return Err(not_found(loc, "isa-debug-exit", &p.key)),
+                }
+            }
+            if dev.iosize == 0 || u32::from(dev.iobase) + u32::from(dev.iosize) > 0x1_0000 {
+                return Err(CliError::at(
+                    loc,
+                    "isa-debug-exit: iobase/iosize out of the I/O port range",
+                ));
+            }
+            cfg.debug_exit = Some(dev);
+            Ok(None)
+        }
+        other => Err(CliError::at(
+            loc,
+            format!("'{other}' is not a valid device model name"),
+        )),
+    }
+}

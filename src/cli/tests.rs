@@ -1,0 +1,152 @@
+use super::*;
+use machine::config::{AccelKind, CharBackend, CpuModel, OnOffAuto};
+
+fn run(s: &str) -> Result<MachineConfig, CliError> {
+    let args: Vec<String> = s.split_whitespace().map(String::from).collect();
+    match parse(&args)? {
+        Action::Run(c) => Ok(*c),
+        other => panic!("expected a machine, got {other:?}"),
+    }
+}
+
+fn err(s: &str) -> String {
+    run(s).unwrap_err().to_string()
+}
+
+#[test]
+fn typical_microvm_command_line() {
+    let c = run("-M microvm,acpi=off,pic=off -accel tcg -cpu max -m 256m -smp 2 -nodefaults \
+                 -no-user-config -nographic -no-reboot -serial stdio -kernel /dev/null -append console=ttyS0")
+    .unwrap();
+    assert_eq!(c.acpi, OnOffAuto::Off);
+    assert_eq!(c.pic, OnOffAuto::Off);
+    assert_eq!(c.accel, vec![AccelKind::Tcg]);
+    assert_eq!(c.cpu.model, CpuModel::Max);
+    assert_eq!(c.ram_bytes, 256 << 20);
+    assert_eq!(c.cpus, 2);
+    assert!(c.no_reboot && c.nographic);
+    assert_eq!(c.serial, Some(CharBackend::Stdio));
+    assert_eq!(c.append, "console=ttyS0");
+}
+
+#[test]
+fn memory_and_smp_implied_keys() {
+    assert_eq!(run("-m 512").unwrap().ram_bytes, 512 << 20);
+    assert_eq!(run("-m size=1G").unwrap().ram_bytes, 1 << 30);
+    assert_eq!(run("--m 2G").unwrap().ram_bytes, 2 << 30);
+    assert_eq!(run("-smp cpus=4").unwrap().cpus, 4);
+    assert_eq!(run("-smp sockets=2,cores=2").unwrap().cpus, 4);
+}
+
+#[test]
+fn accelerator_spellings() {
+    assert_eq!(run("-enable-kvm").unwrap().accel, vec![AccelKind::Kvm]);
+    assert_eq!(
+        run("-machine accel=kvm:tcg").unwrap().accel,
+        vec![AccelKind::Kvm, AccelKind::Tcg]
+    );
+    assert_eq!(
+        run("-accel kvm -accel tcg").unwrap().accel,
+        vec![AccelKind::Kvm, AccelKind::Tcg]
+    );
+    assert_eq!(run("").unwrap().accel, vec![AccelKind::Tcg]);
+}
+
+#[test]
+fn cpu_feature_lists() {
+    let c = run("-cpu host,-arch-capabilities,+x2apic,pdpe1gb=off").unwrap();
+    assert_eq!(c.cpu.model, CpuModel::Host);
+    assert_eq!(
+        c.cpu.features,
+        vec![
+            ("arch-capabilities".to_string(), false),
+            ("x2apic".to_string(), true),
+            ("pdpe1gb".to_string(), false)
+        ]
+    );
+}
+
+#[test]
+fn serial_defaults_follow_nodefaults() {
+    assert_eq!(run("").unwrap().serial, Some(CharBackend::Stdio));
+    assert_eq!(run("-nodefaults").unwrap().serial, None);
+    assert_eq!(run("-serial null").unwrap().serial, Some(CharBackend::Null));
+    assert_eq!(run("-serial none").unwrap().serial, None);
+    assert_eq!(run("-M microvm,isa-serial=off").unwrap().serial, None);
+    let c = run("-chardev stdio,id=con0 -serial chardev:con0").unwrap();
+    assert_eq!(c.serial, Some(CharBackend::Stdio));
+}
+
+#[test]
+fn debug_exit_device() {
+    let c = run("-device isa-debug-exit,iobase=0xf4,iosize=0x04").unwrap();
+    let d = c.debug_exit.unwrap();
+    assert_eq!((d.iobase, d.iosize), (0xf4, 4));
+    assert_eq!(
+        run("-device isa-debug-exit")
+            .unwrap()
+            .debug_exit
+            .unwrap()
+            .iobase,
+        0x501
+    );
+}
+
+#[test]
+fn errors_name_the_option_in_qemus_words() {
+    assert_eq!(err("-foo"), "-foo: invalid option");
+    assert_eq!(err("-m"), "-m: requires an argument");
+    assert!(err("-m foo").starts_with("-m foo: Parameter 'size' expects a non-negative number"));
+    assert_eq!(
+        err("-M microvm,acpi=maybe"),
+        "-M microvm,acpi=maybe: Parameter 'acpi' does not accept value 'maybe'"
+    );
+    assert_eq!(
+        err("-M microvm,bogus=1"),
+        "-M microvm,bogus=1: Property 'microvm-machine.bogus' not found"
+    );
+    assert_eq!(err("-cpu foo"), "-cpu foo: unable to find CPU model 'foo'");
+    assert_eq!(
+        err("-serial bogus"),
+        "-serial bogus: 'bogus' is not a valid char driver"
+    );
+    assert_eq!(
+        err("-device foo"),
+        "-device foo: 'foo' is not a valid device model name"
+    );
+    assert_eq!(
+        err("-device isa-debug-exit,iobase=zz"),
+        "-device isa-debug-exit,iobase=zz: Parameter 'iobase' expects integer"
+    );
+    assert_eq!(
+        err("-smp foo"),
+        "-smp foo: Parameter 'smp.cpus' expects integer"
+    );
+    assert_eq!(
+        err("-initrd /dev/null"),
+        "-initrd only allowed with -kernel option"
+    );
+    assert_eq!(err("-append x"), "-append only allowed with -kernel option");
+    assert_eq!(
+        err("-kernel /nonexistent/k"),
+        "could not open kernel file '/nonexistent/k': No such file or directory"
+    );
+    assert!(err("-M pc").contains("unsupported machine type"));
+    assert!(err("-smp 0").contains("greater than zero"));
+    assert!(err("-smp 300").contains("max CPUs supported by machine 'microvm' is 288"));
+    assert!(err("-m 100,slots=2").contains("slots specified but no max-size"));
+    assert!(err("-accel foo").contains("invalid accelerator foo"));
+    assert!(err("-serial chardev:nope").contains("chardev 'nope' not found"));
+}
+
+#[test]
+fn help_actions() {
+    let p = |s: &str| parse(&s.split_whitespace().map(String::from).collect::<Vec<_>>()).unwrap();
+    assert_eq!(p("-h"), Action::Help);
+    assert_eq!(p("--version"), Action::Version);
+    assert_eq!(p("-M help"), Action::MachineHelp);
+    assert_eq!(p("-machine microvm,help"), Action::MachinePropsHelp);
+    assert_eq!(p("-cpu help"), Action::CpuHelp);
+    assert_eq!(p("-accel help"), Action::AccelHelp);
+    assert_eq!(p("-device help"), Action::DeviceHelp);
+}
