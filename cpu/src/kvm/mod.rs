@@ -1,1 +1,155 @@
-//! KVM backend.
+//! KVM backend: hardware virtualization through `/dev/kvm` (kvm-ioctls),
+//! with QEMU's split irqchip (LAPIC in the kernel; IOAPIC, PIC and PIT in
+//! userspace, shared with the software CPU).
+
+mod convert;
+mod cpuid;
+pub mod host;
+mod kick;
+mod vcpu;
+
+use std::sync::Arc;
+
+use kvm_bindings::{kvm_enable_cap, kvm_msi, kvm_userspace_memory_region, KVM_MAX_CPUID_ENTRIES};
+use kvm_ioctls::{Cap, Kvm, VmFd};
+use vm_memory::{GuestMemoryBackend, GuestMemoryRegion};
+
+pub use vcpu::KvmVcpu;
+
+use crate::{Accelerator, CpuError, CpuidEntry, GuestMemory, LapicLocation, Msi, Vcpu};
+
+/// Where KVM's real-mode TSS lives (three pages just below the BIOS area, as QEMU).
+const TSS_ADDRESS: usize = 0xfffb_d000;
+/// Pins of the userspace IOAPIC that KVM routes EOIs for (split irqchip).
+const IOAPIC_PINS: u64 = 24;
+
+/// The KVM accelerator for one VM.
+#[derive(Debug)]
+pub struct KvmAccelerator {
+    kvm: Kvm,
+    vm: Arc<VmFd>,
+    supported_cpuid: Vec<CpuidEntry>,
+}
+
+impl KvmAccelerator {
+    /// Open `/dev/kvm`, create a VM with a split irqchip and map `mem` into it.
+    pub fn new(mem: &GuestMemory) -> Result<Self, CpuError> {
+        let kvm = Kvm::new().map_err(|e| CpuError::KvmUnavailable(strerror(e.errno())))?;
+        if kvm.get_api_version() != 12 {
+            return Err(CpuError::KvmUnavailable(format!(
+                "unsupported KVM API version {}",
+                kvm.get_api_version()
+            )));
+        }
+        for cap in [
+            Cap::Irqchip,
+            Cap::UserMemory,
+            Cap::SetTssAddr,
+            Cap::ExtCpuid,
+        ] {
+            if !kvm.check_extension(cap) {
+                return Err(CpuError::KvmUnavailable(format!(
+                    "missing capability {cap:?}"
+                )));
+            }
+        }
+        let vm = kvm
+            .create_vm()
+            .map_err(|e| CpuError::kvm("KVM_CREATE_VM", e))?;
+        vm.set_tss_address(TSS_ADDRESS)
+            .map_err(|e| CpuError::kvm("KVM_SET_TSS_ADDR", e))?;
+        let mut cap = kvm_enable_cap {
+            cap: kvm_bindings::KVM_CAP_SPLIT_IRQCHIP,
+            ..Default::default()
+        };
+        cap.args[0] = IOAPIC_PINS;
+        vm.enable_cap(&cap)
+            .map_err(|e| CpuError::kvm("KVM_ENABLE_CAP(SPLIT_IRQCHIP)", e))?;
+        for (slot, region) in mem.iter().enumerate() {
+            let r = kvm_userspace_memory_region {
+                slot: slot as u32,
+                flags: 0,
+                guest_phys_addr: region.start_addr().0,
+                memory_size: region.len(),
+                userspace_addr: region.as_ptr() as u64,
+            };
+            // SAFETY: the region is a live mmap owned by `mem`, which the
+            // board keeps alive for as long as the VM exists.
+            unsafe { vm.set_user_memory_region(r) }
+                .map_err(|e| CpuError::kvm("KVM_SET_USER_MEMORY_REGION", e))?;
+        }
+        let supported = kvm
+            .get_supported_cpuid(KVM_MAX_CPUID_ENTRIES)
+            .map_err(|e| CpuError::kvm("KVM_GET_SUPPORTED_CPUID", e))?;
+        let supported_cpuid = supported
+            .as_slice()
+            .iter()
+            .map(|e| CpuidEntry {
+                function: e.function,
+                index: e.index,
+                significant_index: e.flags & kvm_bindings::KVM_CPUID_FLAG_SIGNIFCANT_INDEX != 0,
+                eax: e.eax,
+                ebx: e.ebx,
+                ecx: e.ecx,
+                edx: e.edx,
+            })
+            .collect();
+        kick::install_handler().map_err(|e| CpuError::kvm("sigaction(kick signal)", e))?;
+        Ok(KvmAccelerator {
+            kvm,
+            vm: Arc::new(vm),
+            supported_cpuid,
+        })
+    }
+
+    /// The most vCPUs this host's KVM allows.
+    pub fn max_vcpus(&self) -> usize {
+        self.kvm.get_max_vcpus()
+    }
+}
+
+/// C's strerror text for `errno`, without Rust's "(os error N)".
+fn strerror(errno: i32) -> String {
+    let s = std::io::Error::from_raw_os_error(errno).to_string();
+    match s.find(" (os error") {
+        Some(i) => s[..i].to_string(),
+        None => s,
+    }
+}
+
+impl Accelerator for KvmAccelerator {
+    fn name(&self) -> &'static str {
+        "kvm"
+    }
+
+    fn lapic_location(&self) -> LapicLocation {
+        LapicLocation::InKernel
+    }
+
+    fn create_vcpu(&self, id: u32, count: u32) -> Result<Box<dyn Vcpu>, CpuError> {
+        let fd = self
+            .vm
+            .create_vcpu(u64::from(id))
+            .map_err(|e| CpuError::kvm("KVM_CREATE_VCPU", e))?;
+        let table = cpuid::guest_cpuid(&self.supported_cpuid, id, count);
+        let v = KvmVcpu::new(id, fd, &table)?;
+        Ok(Box::new(v))
+    }
+
+    fn signal_msi(&self, msi: Msi) -> Result<(), CpuError> {
+        let m = kvm_msi {
+            address_lo: msi.address as u32,
+            address_hi: (msi.address >> 32) as u32,
+            data: msi.data,
+            ..Default::default()
+        };
+        self.vm
+            .signal_msi(m)
+            .map(|_| ())
+            .map_err(|e| CpuError::kvm("KVM_SIGNAL_MSI", e))
+    }
+
+    fn supported_cpuid(&self) -> Vec<CpuidEntry> {
+        self.supported_cpuid.clone()
+    }
+}
