@@ -3,6 +3,11 @@
 //! serves its control plane.
 
 pub mod config;
+pub mod control;
+pub mod error;
+pub mod io;
+pub mod memory;
+pub mod runstate;
 
 /// The QEMU release whose command line and QMP behaviour Kindling follows.
 pub const QEMU_COMPAT_VERSION: &str = "10.0.2";
