@@ -7,7 +7,10 @@ pub mod control;
 pub mod error;
 pub mod io;
 pub mod memory;
+pub mod process;
 pub mod runstate;
+pub mod signals;
+pub mod terminal;
 
 /// The QEMU release whose command line and QMP behaviour Kindling follows.
 pub const QEMU_COMPAT_VERSION: &str = "10.0.2";
