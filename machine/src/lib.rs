@@ -11,6 +11,8 @@ pub mod process;
 pub mod runstate;
 pub mod signals;
 pub mod terminal;
+pub mod timers;
+pub mod vcpu_thread;
 
 /// The QEMU release whose command line and QMP behaviour Kindling follows.
 pub const QEMU_COMPAT_VERSION: &str = "10.0.2";

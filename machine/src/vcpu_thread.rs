@@ -1,0 +1,122 @@
+//! The one vCPU loop both backends run (crosvm's `vcpu_loop` order):
+//! control → wait while halted → inject interrupts → run → handle the exit.
+
+use std::sync::mpsc::Sender;
+use std::sync::{Arc, Mutex};
+
+use cpu::{CpuError, IoBus, Regs, Sregs, Vcpu, VcpuExit};
+
+use crate::control::{Directive, VcpuControl};
+use crate::runstate::BoardEvent;
+
+/// How a vCPU gets its interrupts; one implementation per LAPIC location.
+pub trait VcpuInterrupts: Send + Sync {
+    /// Deliver what is pending for this vCPU before it runs (or ask for an
+    /// interrupt window).
+    fn inject(&self, vcpu: &mut dyn Vcpu) -> Result<(), CpuError>;
+    /// An in-kernel LAPIC acknowledged a level-triggered vector.
+    fn eoi(&self, vector: u8);
+    /// The vCPU executed HLT: block until it has something to do or the
+    /// control state changes. Returns at once for in-kernel LAPICs.
+    fn halted(&self, vcpu: u32, control: &VcpuControl);
+}
+
+/// The register state a vCPU takes at (re)boot.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum BootState {
+    /// Start executing with these registers (the BSP).
+    Start(Regs, Sregs),
+    /// Wait for INIT/SIPI (application processors).
+    WaitForSipi,
+}
+
+/// Boot states for every vCPU, replaced by the board at each reset.
+pub type BootStates = Arc<Mutex<Vec<BootState>>>;
+
+/// Everything a vCPU thread needs.
+pub struct VcpuThread {
+    /// The vCPU, owned by its thread.
+    pub vcpu: Box<dyn Vcpu>,
+    /// Guest I/O.
+    pub io: Arc<dyn IoBus>,
+    /// Pause/resume/reset/exit.
+    pub control: Arc<VcpuControl>,
+    /// Interrupt delivery.
+    pub interrupts: Arc<dyn VcpuInterrupts>,
+    /// Where guest resets and failures are reported.
+    pub events: Sender<BoardEvent>,
+    /// Boot register state per vCPU.
+    pub boot: BootStates,
+}
+
+impl std::fmt::Debug for VcpuThread {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("VcpuThread")
+            .field("vcpu", &self.vcpu.id())
+            .finish()
+    }
+}
+
+impl VcpuThread {
+    fn apply_boot_state(&mut self) -> Result<(), CpuError> {
+        let id = self.vcpu.id() as usize;
+        let state = self
+            .boot
+            .lock()
+            .ok()
+            .and_then(|b| b.get(id).copied())
+            .unwrap_or(BootState::WaitForSipi);
+        match state {
+            BootState::Start(regs, sregs) => {
+                self.vcpu.set_sregs(&sregs)?;
+                self.vcpu.set_regs(&regs)?;
+                self.vcpu.set_runnable(true)
+            }
+            BootState::WaitForSipi => self.vcpu.set_runnable(false),
+        }
+    }
+
+    /// Run until told to exit.
+    pub fn run(mut self) {
+        let mut generation = u64::MAX;
+        let id = self.vcpu.id();
+        loop {
+            match self.control.checkpoint() {
+                Directive::Exit => return,
+                Directive::Run { generation: g } if g != generation => {
+                    generation = g;
+                    if let Err(e) = self.apply_boot_state() {
+                        self.fail(id, e);
+                        return;
+                    }
+                }
+                Directive::Run { .. } => {}
+            }
+            if let Err(e) = self.interrupts.inject(self.vcpu.as_mut()) {
+                self.fail(id, e);
+                return;
+            }
+            match self.vcpu.run(self.io.as_ref()) {
+                Ok(VcpuExit::Continue | VcpuExit::Kicked | VcpuExit::IrqWindowOpen) => {}
+                Ok(VcpuExit::Halted) => self.interrupts.halted(id, &self.control),
+                Ok(VcpuExit::IoapicEoi { vector }) => self.interrupts.eoi(vector),
+                Ok(VcpuExit::TripleFault | VcpuExit::Reset) => {
+                    let _ = self.events.send(BoardEvent::GuestReset);
+                    // Park until the board has reset (or ended) the machine.
+                    self.control.wait_until_paused_or_exit();
+                }
+                Err(e) => {
+                    self.fail(id, e);
+                    return;
+                }
+            }
+        }
+    }
+
+    fn fail(&self, id: u32, e: CpuError) {
+        let _ = self.events.send(BoardEvent::VcpuFailed {
+            vcpu: id,
+            error: e.to_string(),
+        });
+    }
+}
