@@ -161,6 +161,21 @@ impl VcpuControl {
     }
 }
 
+impl VcpuControl {
+    /// Block until the control loop pauses the vCPUs or ends the machine
+    /// (a vCPU that reported a reset must not run on meanwhile).
+    pub fn wait_until_paused_or_exit(&self) {
+        let mut s = self.lock();
+        while s.run && !s.exit {
+            let (g, _) = self
+                .cond
+                .wait_timeout(s, std::time::Duration::from_millis(50))
+                .unwrap_or_else(|p| p.into_inner());
+            s = g;
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -213,20 +228,5 @@ mod tests {
         assert_eq!(ctl.new_generation(), 1);
         ctl.resume_all();
         assert_eq!(ctl.checkpoint(), Directive::Run { generation: 1 });
-    }
-}
-
-impl VcpuControl {
-    /// Block until the control loop pauses the vCPUs or ends the machine
-    /// (a vCPU that reported a reset must not run on meanwhile).
-    pub fn wait_until_paused_or_exit(&self) {
-        let mut s = self.lock();
-        while s.run && !s.exit {
-            let (g, _) = self
-                .cond
-                .wait_timeout(s, std::time::Duration::from_millis(50))
-                .unwrap_or_else(|p| p.into_inner());
-            s = g;
-        }
     }
 }

@@ -22,10 +22,10 @@ pub trait VcpuInterrupts: Send + Sync {
 }
 
 /// The register state a vCPU takes at (re)boot.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub enum BootState {
     /// Start executing with these registers (the BSP).
-    Start(Regs, Sregs),
+    Start(Box<(Regs, Sregs)>),
     /// Wait for INIT/SIPI (application processors).
     WaitForSipi,
 }
@@ -64,10 +64,11 @@ impl VcpuThread {
             .boot
             .lock()
             .ok()
-            .and_then(|b| b.get(id).copied())
+            .and_then(|b| b.get(id).cloned())
             .unwrap_or(BootState::WaitForSipi);
         match state {
-            BootState::Start(regs, sregs) => {
+            BootState::Start(state) => {
+                let (regs, sregs) = *state;
                 self.vcpu.set_sregs(&sregs)?;
                 self.vcpu.set_regs(&regs)?;
                 self.vcpu.set_runnable(true)
