@@ -171,6 +171,6 @@ mod tests {
             }
             assert!(a.0 + a.1 <= HIMEM_START);
         }
-        assert!(BOOT_STACK_POINTER < PML4_ADDR && BOOT_STACK_POINTER > ZERO_PAGE_ADDR + 0x1000);
+        const { assert!(BOOT_STACK_POINTER < PML4_ADDR && BOOT_STACK_POINTER > ZERO_PAGE_ADDR + 0x1000) };
     }
 }
