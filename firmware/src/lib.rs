@@ -7,10 +7,13 @@
 
 #![forbid(unsafe_code)]
 
+pub mod bzimage;
 pub mod cmdline;
 pub mod e820;
+pub mod elf;
 pub mod entry;
 pub mod gdt;
+pub mod initrd;
 pub mod layout;
 pub mod paging;
 pub mod transport;
