@@ -16,7 +16,9 @@ pub mod gdt;
 pub mod initrd;
 pub mod layout;
 pub mod paging;
+pub mod pvh;
 pub mod transport;
+pub mod zero_page;
 
 pub use entry::{EntryMode, EntryState};
 pub use transport::VirtioMmioTransport;
