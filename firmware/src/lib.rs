@@ -15,6 +15,7 @@ pub mod entry;
 pub mod gdt;
 pub mod initrd;
 pub mod layout;
+pub mod mptable;
 pub mod paging;
 pub mod pvh;
 pub mod transport;
