@@ -2,6 +2,7 @@
 //! [`config::MachineConfig`], runs its vCPUs on the chosen accelerator and
 //! serves its control plane.
 
+pub mod boot;
 pub mod config;
 pub mod control;
 pub mod error;
