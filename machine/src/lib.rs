@@ -2,10 +2,13 @@
 //! [`config::MachineConfig`], runs its vCPUs on the chosen accelerator and
 //! serves its control plane.
 
+pub mod accel;
 pub mod boot;
+pub mod chardev;
 pub mod config;
 pub mod control;
 pub mod error;
+pub mod interp_accel;
 pub mod io;
 pub mod memory;
 pub mod process;
