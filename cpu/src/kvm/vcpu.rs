@@ -45,7 +45,14 @@ pub struct KvmVcpu {
     id: u32,
     fd: VcpuFd,
     kick: Arc<KvmKick>,
+    /// This vCPU's mapped `kvm_run` page (owned by `fd`), for reading the
+    /// interrupt-window flags through `&self`.
+    run_page: *const kvm_bindings::kvm_run,
 }
+
+// SAFETY: `run_page` points into the mmap owned by `fd`, which moves with
+// the vCPU; it is only read on the thread that owns the vCPU.
+unsafe impl Send for KvmVcpu {}
 
 fn set_lvt_mode(regs: &mut [std::os::raw::c_char; 1024], offset: usize, mode: u32) {
     let mut b = [0u8; 4];
@@ -61,12 +68,14 @@ fn set_lvt_mode(regs: &mut [std::os::raw::c_char; 1024], offset: usize, mode: u3
 impl KvmVcpu {
     /// Configure a freshly created vCPU: CPUID, LAPIC virtual wire, boot MSRs, FPU.
     pub fn new(id: u32, fd: VcpuFd, cpuid: &[CpuidEntry]) -> Result<Self, CpuError> {
-        let v = KvmVcpu {
+        let mut fd = fd;
+        let run_page: *const kvm_bindings::kvm_run = fd.get_kvm_run();
+        let mut v = KvmVcpu {
             id,
             fd,
             kick: Arc::new(KvmKick::default()),
+            run_page,
         };
-        let mut v = v;
         v.set_cpuid(cpuid)?;
         let mut lapic =
             v.fd.get_lapic()
@@ -186,9 +195,10 @@ impl Vcpu for KvmVcpu {
     }
 
     fn ready_for_interrupt(&self) -> bool {
-        // `get_kvm_run` needs &mut; read the flags through sregs-free paths.
-        let rflags = self.fd.get_regs().map(|r| r.rflags).unwrap_or(0);
-        rflags & 0x200 != 0
+        // SAFETY: `run_page` is the live kvm_run mapping of `fd` (see the
+        // field); KVM updates it only while this thread is inside KVM_RUN.
+        let run = unsafe { &*self.run_page };
+        run.ready_for_interrupt_injection != 0 && run.if_flag != 0
     }
 
     fn inject_interrupt(&mut self, vector: u8) -> Result<(), CpuError> {
