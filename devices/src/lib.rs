@@ -6,4 +6,5 @@
 
 pub mod bus;
 pub mod irq;
+pub mod irqchip;
 pub mod timer;
