@@ -7,6 +7,7 @@
 
 #![forbid(unsafe_code)]
 
+pub mod acpi;
 pub mod bzimage;
 pub mod cmdline;
 pub mod e820;
