@@ -8,6 +8,7 @@
 #![forbid(unsafe_code)]
 
 pub mod acpi;
+pub mod boot;
 pub mod bzimage;
 pub mod cmdline;
 pub mod e820;
@@ -22,5 +23,6 @@ pub mod pvh;
 pub mod transport;
 pub mod zero_page;
 
+pub use boot::{load, BootConfig, BootInfo, FirmwareError, KernelFormat};
 pub use entry::{EntryMode, EntryState};
 pub use transport::VirtioMmioTransport;
