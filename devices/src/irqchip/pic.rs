@@ -5,7 +5,7 @@
 //! One [`Pic`] device answers all three port ranges: the board registers
 //! the same shared device at [`PIC_MASTER_PORT`], [`PIC_SLAVE_PORT`] and
 //! [`ELCR_PORT`] (two ports each) and the device decodes the absolute port.
-//! Its INTR output is an [`IrqLine`] driven on every change.
+//! Its INTR output is an [`crate::irq::IrqLine`] driven on every change.
 
 use crate::bus::{BusAccessInfo, BusDevice};
 use crate::irq::Irq;
