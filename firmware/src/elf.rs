@@ -147,14 +147,63 @@ fn load_elf64(
             ram_end: below_4g,
         });
     }
-    match result.pvh_boot_cap {
-        PvhBootCapability::PvhEntryPresent(entry) => Ok(LoadedElf {
-            pvh_entry: entry.0,
-            start,
-            end,
-        }),
-        _ => Err(ElfError::NoPvhNote),
+    let PvhBootCapability::PvhEntryPresent(entry) = result.pvh_boot_cap else {
+        return Err(ElfError::NoPvhNote);
+    };
+    zero_elf64_bss(mem, bytes)?;
+    Ok(LoadedElf {
+        pvh_entry: entry.0,
+        start,
+        end,
+    })
+}
+
+fn u64_at(b: &[u8], at: usize) -> Result<u64, ElfError> {
+    b.get(at..at + 8)
+        .map(|s| {
+            let mut a = [0u8; 8];
+            a.copy_from_slice(s);
+            u64::from_le_bytes(a)
+        })
+        .ok_or(ElfError::Malformed("header past end of file"))
+}
+
+/// Zeroes `len` bytes of guest memory at `start`, a chunk at a time.
+fn zero_range(mem: &GuestMemoryMmap<()>, start: u64, len: u64) -> Result<(), ElfError> {
+    const CHUNK: u64 = 64 * 1024;
+    let zeros = [0u8; CHUNK as usize];
+    let mut done = 0;
+    while done < len {
+        let n = (len - done).min(CHUNK);
+        mem.write_slice(&zeros[..n as usize], GuestAddress(start + done))
+            .map_err(ElfError::Write)?;
+        done += n;
     }
+    Ok(())
+}
+
+/// linux-loader copies each segment's file bytes but leaves the `memsz - filesz` tail (the
+/// bss) as it was; zero it so a reloaded kernel (after a reset) starts from a clean bss.
+fn zero_elf64_bss(mem: &GuestMemoryMmap<()>, bytes: &[u8]) -> Result<(), ElfError> {
+    let phoff = usize::try_from(u64_at(bytes, 32)?)
+        .map_err(|_| ElfError::Malformed("program header offset too large"))?;
+    let phentsize = usize::from(u16_at(bytes, 54)?);
+    let phnum = usize::from(u16_at(bytes, 56)?);
+    for i in 0..phnum {
+        let at = phoff
+            .checked_add(i * phentsize)
+            .ok_or(ElfError::Malformed("program header offset overflows"))?;
+        if u32_at(bytes, at)? != PT_LOAD {
+            continue;
+        }
+        let paddr = u64_at(bytes, at + 24)?;
+        let filesz = u64_at(bytes, at + 32)?;
+        let memsz = u64_at(bytes, at + 40)?;
+        if memsz > filesz {
+            zero_range(mem, paddr + filesz, memsz - filesz)?;
+        }
+    }
+    Ok(())
 }
 
 /// One ELF32 program header, the fields we use.
@@ -258,9 +307,7 @@ fn load_elf32(
         mem.write_slice(data, GuestAddress(ph.paddr))
             .map_err(ElfError::Write)?;
         if ph.memsz > ph.filesz {
-            let zeros = vec![0u8; (ph.memsz - ph.filesz) as usize];
-            mem.write_slice(&zeros, GuestAddress(ph.paddr + ph.filesz))
-                .map_err(ElfError::Write)?;
+            zero_range(mem, ph.paddr + ph.filesz, ph.memsz - ph.filesz)?;
         }
     }
     Ok(LoadedElf {
@@ -383,6 +430,21 @@ pub(crate) mod tests {
         let mut back = [0u8; 32];
         m.read_slice(&mut back, GuestAddress(0x20_0000)).unwrap();
         assert_eq!(back, [0xcc; 32]);
+    }
+
+    #[test]
+    fn elf64_bss_is_zeroed() {
+        let m = mem();
+        let mut img = fake_elf64(0x20_0000, &[0xcc; 32], Some(0x20_0010));
+        // Grow the PT_LOAD's memsz (program header 0 at 64, p_memsz at +40) by 0x100.
+        img[104..112].copy_from_slice(&(32u64 + 0x100).to_le_bytes());
+        m.write_slice(&[0xee; 0x100], GuestAddress(0x20_0020))
+            .unwrap();
+        let k = load_elf(&m, &img, 4 << 20).unwrap();
+        assert_eq!(k.end, 0x20_0120);
+        let mut back = [0xffu8; 0x100];
+        m.read_slice(&mut back, GuestAddress(0x20_0020)).unwrap();
+        assert_eq!(back, [0u8; 0x100]);
     }
 
     #[test]
