@@ -535,14 +535,20 @@ impl IrqChip {
     }
 
     /// Interpreter: `vcpu` takes `pending` (from
-    /// [`IrqChip::pending_interrupt`]): updates IRR/ISR (or runs the PIC's
-    /// INTA) and returns what to inject; `None` if it went away meanwhile.
+    /// [`IrqChip::pending_interrupt`]): the INTA cycle. For a LAPIC vector it
+    /// moves the currently highest deliverable vector from IRR to ISR (a
+    /// higher one may have arrived since the poll); for ExtINT it runs the
+    /// PIC's INTA. Returns what to inject; `None` if it went away meanwhile.
     pub fn acknowledge(&self, vcpu: u32, pending: PendingInterrupt) -> Option<Injection> {
         let lapic = self.inner.lapic(vcpu)?;
         match pending {
             PendingInterrupt::Nmi => lock(lapic).take_nmi().then_some(Injection::Nmi),
-            PendingInterrupt::Vector(v) => {
-                lock(lapic).acknowledge(v).then_some(Injection::Vector(v))
+            PendingInterrupt::Vector(_) => {
+                // INTA takes whatever is highest now (a higher vector may
+                // have arrived since the poll).
+                let mut l = lock(lapic);
+                let v = l.pending_vector()?;
+                l.acknowledge(v).then_some(Injection::Vector(v))
             }
             PendingInterrupt::ExtInt => {
                 lock(lapic).clear_extint();

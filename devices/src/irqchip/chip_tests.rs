@@ -392,3 +392,33 @@ fn bad_configurations_are_errors() {
         Err(IrqChipError::Bus { name: "ioapic", .. })
     ));
 }
+
+#[test]
+fn acknowledge_takes_the_highest_vector_at_inta_time() {
+    let b = Board::userspace(1, false, 1);
+    b.enable_lapic(0);
+    b.chip.deliver(InterruptMessage::fixed(0, 0x40));
+    let p = b.chip.pending_interrupt(0).unwrap();
+    assert_eq!(p, PendingInterrupt::Vector(0x40));
+    b.chip.deliver(InterruptMessage::fixed(0, 0x80));
+    assert_eq!(b.chip.acknowledge(0, p), Some(Injection::Vector(0x80)));
+    assert_eq!(b.chip.pending_interrupt(0), None, "0x40 waits for the EOI");
+    b.eoi(0);
+    assert_eq!(b.take(0), Some(Injection::Vector(0x40)));
+}
+
+#[test]
+fn ioapic_extint_entry_fetches_the_vector_from_the_pic() {
+    let b = Board::userspace(1, true, 1);
+    b.enable_lapic(0);
+    b.mmio_write(0, LAPIC_BASE + 0x350, 0x1_0700); // LINT0 masked
+    for (port, val) in [(0x20, 0x11), (0x21, 0x20), (0x21, 0x04), (0x21, 0x01)] {
+        b.out(port, val);
+    }
+    b.out(0x21, 0xfe); // IRQ0 only
+    b.program_ioapic(IOAPIC_BASE, 2, 0x700, 0); // ExtINT
+    b.chip.irq_line(0).unwrap().pulse();
+    assert_eq!(b.chip.pending_interrupt(0), Some(PendingInterrupt::ExtInt));
+    assert_eq!(b.take(0), Some(Injection::Vector(0x20)));
+    assert_eq!(b.chip.pending_interrupt(0), None);
+}

@@ -988,6 +988,18 @@ mod tests {
     }
 
     #[test]
+    fn lint1_in_nmi_mode_latches_an_nmi() {
+        let (mut l, _, _) = lapic(0, true);
+        l.assert_lint1();
+        assert!(!l.nmi_pending(), "LINT1 masked at reset");
+        enable(&mut l);
+        l.write_register(0x360, 0x400);
+        l.assert_lint1();
+        assert!(l.take_nmi());
+        assert!(!l.take_nmi());
+    }
+
+    #[test]
     fn masked_timer_expiry_does_not_fire_after_unmask() {
         let (mut l, clock, _) = lapic(0, true);
         enable(&mut l);
