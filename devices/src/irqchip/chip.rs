@@ -455,6 +455,19 @@ impl IrqChip {
         Ok(())
     }
 
+    /// Every IOAPIC pin's GSI with what it sends (`None` while masked), for
+    /// a KVM board installing its initial GSI routing table.
+    pub fn ioapic_routes(&self) -> Vec<(u32, Option<InterruptMessage>)> {
+        let mut routes = Vec::new();
+        for io in &self.inner.ioapics {
+            let io = lock(io);
+            for pin in 0..IOAPIC_PINS {
+                routes.push((io.gsi_base() + pin as u32, io.route(pin)));
+            }
+        }
+        routes
+    }
+
     /// The PIC, if the board has one.
     pub fn pic(&self) -> Option<Arc<Mutex<Pic>>> {
         self.inner.pic.clone()

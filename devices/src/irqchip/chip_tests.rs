@@ -291,6 +291,12 @@ fn in_kernel_mode_sends_ioapic_messages_to_the_sink() {
     line.set_level(false);
     b.chip.end_of_interrupt(0x62);
     assert!(sink.take().is_empty());
+    assert_eq!(sink.take_gsis(), vec![10, 10]);
+    let routes = b.chip.ioapic_routes();
+    assert_eq!(routes.len(), 24);
+    assert_eq!(routes[10].0, 10);
+    assert_eq!(routes[10].1.map(|m| m.vector), Some(0x62));
+    assert_eq!(routes[11], (11, None));
     // The userspace-LAPIC calls have nothing to act on.
     assert_eq!(b.chip.pending_interrupt(0), None);
     assert_eq!(b.chip.msr_read(0, MSR_APIC_BASE), None);

@@ -92,6 +92,16 @@ impl Ioapic {
         self.ioregsel = 0;
         self.redirection = [RTE_MASKED; IOAPIC_PINS];
         self.irr = 0;
+        for pin in 0..IOAPIC_PINS {
+            self.sink.route_changed(self.gsi_base + pin as u32, None);
+        }
+    }
+
+    /// What pin `pin` sends when asserted, or `None` while masked (or for a
+    /// pin that doesn't exist).
+    pub fn route(&self, pin: usize) -> Option<InterruptMessage> {
+        let entry = *self.redirection.get(pin)?;
+        (entry & RTE_MASKED == 0).then(|| Self::message(entry))
     }
 
     /// The 64-bit redirection entry of `pin` (0 for a pin that doesn't exist).
@@ -176,7 +186,8 @@ impl Ioapic {
             } else {
                 self.irr &= !bit;
             }
-            self.sink.deliver(Self::message(entry));
+            self.sink
+                .deliver_from_gsi(self.gsi_base + pin as u32, Self::message(entry));
         }
     }
 
@@ -220,6 +231,8 @@ impl Ioapic {
                     entry &= !RTE_REMOTE_IRR;
                 }
                 self.redirection[index] = entry;
+                self.sink
+                    .route_changed(self.gsi_base + index as u32, self.route(index));
                 self.service();
             }
             r => log::debug!("ioapic: write to missing register {r:#x}"),
@@ -390,6 +403,27 @@ mod tests {
         assert_eq!(read_low(&mut io, 3) & (1 << 14), 0);
         program(&mut io, 3, 0x0000_8050, 0);
         assert_eq!(sink.take().len(), 1, "still high: sent again");
+    }
+
+    #[test]
+    fn route_updates_and_gsis_reach_the_sink() {
+        let sink = Arc::new(RecordingSink::default());
+        let mut io = Ioapic::new(2, 24, sink.clone());
+        program(&mut io, 5, 0x0000_8033, 0);
+        let level = InterruptMessage {
+            level_triggered: true,
+            ..InterruptMessage::fixed(0, 0x33)
+        };
+        // High dword then low dword: two updates, the last one unmasked.
+        assert_eq!(sink.take_routes(), vec![(29, None), (29, Some(level))]);
+        assert_eq!(io.route(5), Some(level));
+        io.set_irq(5, true);
+        assert_eq!(sink.take_gsis(), vec![29]);
+        io.reset();
+        let routes = sink.take_routes();
+        assert_eq!(routes.len(), IOAPIC_PINS);
+        assert!(routes.iter().all(|(_, r)| r.is_none()));
+        assert_eq!(io.route(5), None);
     }
 
     #[test]

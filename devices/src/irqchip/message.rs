@@ -136,10 +136,30 @@ impl InterruptMessage {
 
 /// Where an interrupt controller's messages go: the board's KVM MSI path,
 /// or the userspace LAPICs.
+///
+/// IOAPICs call the GSI-aware methods. A KVM split-irqchip board should use
+/// them: KVM learns which vectors are level-triggered (and so need
+/// `KVM_EXIT_IOAPIC_EOI`) only from its GSI routing table, not from
+/// `KVM_SIGNAL_MSI`. Such a board mirrors each redirection entry as an MSI
+/// route for its GSI ([`InterruptSink::route_changed`]) and fires pins with
+/// `KVM_IRQ_LINE` ([`InterruptSink::deliver_from_gsi`]), as QEMU does.
 pub trait InterruptSink: Send + Sync {
     /// Deliver one message. Must not block for long and must not call back
     /// into the controller that sent it.
     fn deliver(&self, msg: InterruptMessage);
+
+    /// Deliver a message an IOAPIC sends for pin `gsi`. Defaults to
+    /// [`InterruptSink::deliver`].
+    fn deliver_from_gsi(&self, gsi: u32, msg: InterruptMessage) {
+        let _ = gsi;
+        self.deliver(msg);
+    }
+
+    /// The redirection entry of `gsi` changed: it now sends `route`, or
+    /// nothing while masked (`None`). Defaults to ignoring it.
+    fn route_changed(&self, gsi: u32, route: Option<InterruptMessage>) {
+        let _ = (gsi, route);
+    }
 }
 
 /// Wakes a vCPU that has something new to look at (an interrupt became
@@ -164,13 +184,29 @@ pub(crate) mod testing {
     use super::*;
     use std::sync::Mutex;
 
-    /// Records every delivered message.
+    /// Records every delivered message, and GSIs and route updates.
     #[derive(Debug, Default)]
     pub struct RecordingSink {
         pub messages: Mutex<Vec<InterruptMessage>>,
+        pub gsis: Mutex<Vec<u32>>,
+        pub routes: Mutex<Vec<(u32, Option<InterruptMessage>)>>,
     }
 
     impl RecordingSink {
+        pub fn take_gsis(&self) -> Vec<u32> {
+            self.gsis
+                .lock()
+                .map(|mut v| std::mem::take(&mut *v))
+                .unwrap_or_default()
+        }
+
+        pub fn take_routes(&self) -> Vec<(u32, Option<InterruptMessage>)> {
+            self.routes
+                .lock()
+                .map(|mut v| std::mem::take(&mut *v))
+                .unwrap_or_default()
+        }
+
         pub fn take(&self) -> Vec<InterruptMessage> {
             self.messages
                 .lock()
@@ -183,6 +219,19 @@ pub(crate) mod testing {
         fn deliver(&self, msg: InterruptMessage) {
             if let Ok(mut v) = self.messages.lock() {
                 v.push(msg);
+            }
+        }
+
+        fn deliver_from_gsi(&self, gsi: u32, msg: InterruptMessage) {
+            if let Ok(mut v) = self.gsis.lock() {
+                v.push(gsi);
+            }
+            self.deliver(msg);
+        }
+
+        fn route_changed(&self, gsi: u32, route: Option<InterruptMessage>) {
+            if let Ok(mut v) = self.routes.lock() {
+                v.push((gsi, route));
             }
         }
     }
