@@ -13,9 +13,9 @@
 //! | `[1 MiB, below_4g)` | RAM |
 //! | `[4 GiB, 4 GiB + above_4g)` | RAM (only if RAM > 3 GiB) |
 //!
-//! We present the same map with ACPI on (QEMU would run SeaBIOS there, whose map differs in
-//! where it reserves its own tables); our ACPI tables live in the NVS range, so the map is
-//! truthful in both cases.
+//! QEMU 10.0.2 hands Linux exactly this map for a 256 MiB microvm with `acpi=off` and with
+//! `acpi=on` (checked by booting the shared `vmlinux` with `earlyprintk` and comparing the
+//! `BIOS-e820` lines). Our ACPI tables live in the NVS range, as QEMU's do.
 
 use crate::layout::{
     split_ram, BIOS_NVS_START, BIOS_ROM_START, EBDA_END, EBDA_START, HIGHMEM_BASE, HIMEM_START,

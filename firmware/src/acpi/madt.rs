@@ -17,8 +17,8 @@ use acpi_tables::Aml;
 
 use crate::layout::{IOAPIC2_ADDR, IOAPIC2_GSI_BASE, IOAPIC_ADDR, LAPIC_ADDR};
 
-/// MADT revision current QEMU uses.
-const MADT_REVISION: u8 = 3;
+/// MADT revision QEMU 10.0's microvm tables carry (Linux reports `APIC ... (v01 BOCHS ...)`).
+const MADT_REVISION: u8 = 1;
 /// MADT flag: the platform also has dual 8259s.
 const PCAT_COMPAT: u32 = 1;
 /// Structure type: local APIC NMI.
