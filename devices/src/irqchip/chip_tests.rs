@@ -428,3 +428,24 @@ fn ioapic_extint_entry_fetches_the_vector_from_the_pic() {
     assert_eq!(b.take(0), Some(Injection::Vector(0x20)));
     assert_eq!(b.chip.pending_interrupt(0), None);
 }
+
+#[test]
+fn handles_cross_threads() {
+    fn shareable<T: Send + Sync + Clone + 'static>() {}
+    fn bus_device<T: BusDevice + 'static>() {}
+    fn timed<T: Timed + 'static>() {}
+    shareable::<IrqChip>();
+    bus_device::<Pic>();
+    bus_device::<Ioapic>();
+    bus_device::<LapicMmio>();
+    timed::<LapicTimers>();
+    timed::<Lapic>();
+    // A device thread raising a line while the vCPU thread polls.
+    let b = Board::userspace(1, false, 1);
+    b.enable_lapic(0);
+    b.program_ioapic(IOAPIC_BASE, 4, 0x8024, 0); // level
+    let line = b.chip.irq_line(4).unwrap();
+    let t = std::thread::spawn(move || line.set_level(true));
+    t.join().unwrap();
+    assert_eq!(b.take(0), Some(Injection::Vector(0x24)));
+}
