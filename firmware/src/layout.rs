@@ -103,6 +103,10 @@ pub const LAPIC_ADDR: u64 = 0xfee0_0000;
 pub const COM1_PORT: u16 = 0x3f8;
 /// COM1 IRQ.
 pub const COM1_IRQ: u8 = 4;
+/// fw_cfg selector port (data at +1, DMA address at +4..+11).
+pub const FW_CFG_PORT: u16 = 0x510;
+/// I/O ports fw_cfg decodes with DMA enabled.
+pub const FW_CFG_PORT_COUNT: u8 = 0x0c;
 /// RTC I/O port base.
 pub const RTC_PORT: u16 = 0x70;
 /// RTC IRQ.

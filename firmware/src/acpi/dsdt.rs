@@ -2,8 +2,9 @@
 //!
 //! ```text
 //! Scope (\_SB) {
-//!     Device (RTC_) { PNP0B00, IO 0x70/8, IRQNoFlags {8} }        // if the RTC exists
+//!     Device (FWCF) { QEMU0002, _STA 0xB, IO 0x510/12 }             // if fw_cfg exists
 //!     Device (COM1) { PNP0501, _UID 1, _STA 0xF, IO 0x3F8/8, IRQNoFlags {4} }
+//!     Device (RTC_) { PNP0B00, IO 0x70/8, IRQNoFlags {8} }        // if the RTC exists
 //!     Device (GED_) { ACPI0013, _UID "GED", Interrupt (Edge) {9},
 //!                     OperationRegion (EREG, SystemMemory, 0xFEA00000, 4) { ESEL, 32 },
 //!                     Method (_EVT, 1, Serialized) {
@@ -16,8 +17,8 @@
 //! Name (\_S5, Package { 5, 0, 0, 0 })
 //! ```
 //!
-//! QEMU also lists its fw_cfg device (`QEMU0002`), which Linux does not need to boot; it is
-//! left out. The ISA devices' AML comes from QEMU's `serial_isa_build_aml` and `rtc_build_aml`.
+//! Checked against the DSDT QEMU 10.0.2 gives a microvm guest (read back from
+//! `/sys/firmware/acpi/tables/DSDT` and disassembled): same devices, order and resources.
 
 use acpi_tables::aml::{
     And, Device, EISAName, Equal, Field, FieldAccessType, FieldEntry, FieldLockRule,
@@ -27,7 +28,8 @@ use acpi_tables::aml::{
 use acpi_tables::{Aml, AmlSink};
 
 use crate::layout::{
-    COM1_IRQ, COM1_PORT, GED_IRQ, GED_MMIO_BASE, RTC_IRQ, RTC_PORT, VIRTIO_MMIO_SIZE,
+    COM1_IRQ, COM1_PORT, FW_CFG_PORT, FW_CFG_PORT_COUNT, GED_IRQ, GED_MMIO_BASE, RTC_IRQ, RTC_PORT,
+    VIRTIO_MMIO_SIZE,
 };
 use crate::transport::VirtioMmioTransport;
 
@@ -39,6 +41,8 @@ pub const SLP_TYP_S5: u8 = 5;
 /// What the DSDT describes.
 #[derive(Debug, Clone, Copy)]
 pub struct DsdtConfig<'a> {
+    /// QEMU's fw_cfg interface at ports 0x510-0x51b (selector, data, DMA).
+    pub fw_cfg: bool,
     /// An MC146818 RTC at port 0x70.
     pub rtc: bool,
     /// The ISA serial port COM1.
@@ -66,6 +70,20 @@ impl Aml for IrqNoFlags {
         sink.byte(0x22);
         sink.word(mask);
     }
+}
+
+fn fw_cfg_aml(out: &mut Vec<u8>) {
+    let io = IO::new(FW_CFG_PORT, FW_CFG_PORT, 1, FW_CFG_PORT_COUNT);
+    let crs = ResourceTemplate::new(vec![&io]);
+    Device::new(
+        "FWCF".into(),
+        vec![
+            &Name::new("_HID".into(), &"QEMU0002"),
+            &Name::new("_STA".into(), &0xbu8),
+            &Name::new("_CRS".into(), &crs),
+        ],
+    )
+    .to_aml_bytes(out);
 }
 
 fn rtc_aml(out: &mut Vec<u8>) {
@@ -168,11 +186,14 @@ fn virtio_aml(out: &mut Vec<u8>, t: &VirtioMmioTransport) -> Result<(), DsdtErro
 /// The DSDT's AML body (everything after the 36-byte table header).
 pub fn dsdt_body(cfg: &DsdtConfig<'_>) -> Result<Vec<u8>, DsdtError> {
     let mut sb = Vec::new();
-    if cfg.rtc {
-        rtc_aml(&mut sb);
+    if cfg.fw_cfg {
+        fw_cfg_aml(&mut sb);
     }
     if cfg.serial {
         serial_aml(&mut sb);
+    }
+    if cfg.rtc {
+        rtc_aml(&mut sb);
     }
     ged_aml(&mut sb);
     power_button_aml(&mut sb);
@@ -182,9 +203,26 @@ pub fn dsdt_body(cfg: &DsdtConfig<'_>) -> Result<Vec<u8>, DsdtError> {
     let sb_children = RawAml(&sb);
     let mut body = Vec::new();
     Scope::new("_SB_".into(), vec![&sb_children]).to_aml_bytes(&mut body);
-    let s5 = Package::new(vec![&SLP_TYP_S5, &0u8, &0u8, &0u8]);
-    Name::new("\\_S5_".into(), &s5).to_aml_bytes(&mut body);
+    body.extend_from_slice(&root_scope_s5());
     Ok(body)
+}
+
+/// `Scope (\\) { Name (_S5, Package () { 5, 0, 0, 0 }) }`, QEMU's exact encoding.
+/// acpi_tables' `Path` cannot name the bare root scope (every segment must be 4 characters),
+/// so the scope header (ScopeOp, one-byte PkgLength, RootChar, NullName) is written here.
+fn root_scope_s5() -> Vec<u8> {
+    const SCOPE_OP: u8 = 0x10;
+    const ROOT_CHAR: u8 = b'\\';
+    const NULL_NAME: u8 = 0x00;
+    let s5 = Package::new(vec![&SLP_TYP_S5, &0u8, &0u8, &0u8]);
+    let mut inner = vec![ROOT_CHAR, NULL_NAME];
+    Name::new("_S5_".into(), &s5).to_aml_bytes(&mut inner);
+    // A one-byte PkgLength counts itself and holds up to 63.
+    let pkg_len = inner.len() + 1;
+    debug_assert!(pkg_len < 64);
+    let mut out = vec![SCOPE_OP, pkg_len as u8];
+    out.extend_from_slice(&inner);
+    out
 }
 
 /// Already-encoded AML, spliced into a container.
@@ -211,13 +249,18 @@ mod tests {
             VirtioMmioTransport::slot(22, 46),
         ];
         let body = dsdt_body(&DsdtConfig {
+            fw_cfg: true,
             rtc: true,
             serial: true,
             transports: &transports,
         })
         .unwrap();
+        let pos = |n: &[u8]| body.windows(n.len()).position(|w| w == n).unwrap();
+        assert!(pos(b"FWCF") < pos(b"COM1") && pos(b"COM1") < pos(b"RTC_"));
+        assert!(pos(b"RTC_") < pos(b"GED_") && pos(b"PWRB") < pos(b"VR23"));
         for needle in [
             &b"_SB_"[..],
+            b"QEMU0002\0",
             b"RTC_",
             b"COM1",
             b"GED_",
@@ -250,8 +293,20 @@ mod tests {
     }
 
     #[test]
+    fn s5_is_in_a_root_scope_like_qemu() {
+        assert_eq!(
+            root_scope_s5(),
+            [
+                0x10, 0x10, b'\\', 0, 0x08, b'_', b'S', b'5', b'_', 0x12, 0x07, 0x04, 0x0a, 0x05,
+                0, 0, 0
+            ]
+        );
+    }
+
+    #[test]
     fn optional_devices_can_be_left_out() {
         let body = dsdt_body(&DsdtConfig {
+            fw_cfg: false,
             rtc: false,
             serial: false,
             transports: &[],
@@ -260,6 +315,7 @@ mod tests {
         assert!(!contains(&body, b"RTC_"));
         assert!(!contains(&body, b"COM1"));
         assert!(!contains(&body, b"LNRO0005"));
+        assert!(!contains(&body, b"FWCF"));
         assert!(contains(&body, b"GED_"));
     }
 
@@ -270,6 +326,7 @@ mod tests {
             gsi: 5,
         }];
         let err = dsdt_body(&DsdtConfig {
+            fw_cfg: false,
             rtc: false,
             serial: true,
             transports: &t,

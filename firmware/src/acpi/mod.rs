@@ -30,6 +30,8 @@ const DSDT_REVISION: u8 = 2;
 /// What the tables describe.
 #[derive(Debug, Clone, Copy)]
 pub struct AcpiConfig<'a> {
+    /// fw_cfg is present (listed in the DSDT as QEMU0002).
+    pub fw_cfg: bool,
     /// vCPUs (one local APIC each).
     pub num_cpus: u32,
     /// The second IOAPIC (GSIs 24-47) exists.
@@ -84,6 +86,7 @@ pub fn build_acpi_tables(cfg: &AcpiConfig<'_>) -> Result<Vec<(u64, Vec<u8>)>, Ac
 
     let mut dsdt = acpi_tables::sdt::Sdt::new(*b"DSDT", 36, DSDT_REVISION, OEM_ID, OEM_TABLE_ID, 1);
     dsdt.append_slice(&dsdt_body(&DsdtConfig {
+        fw_cfg: cfg.fw_cfg,
         rtc: cfg.rtc,
         serial: cfg.serial,
         transports: cfg.transports,
@@ -155,6 +158,7 @@ mod tests {
 
     fn cfg(transports: &[VirtioMmioTransport]) -> AcpiConfig<'_> {
         AcpiConfig {
+            fw_cfg: true,
             num_cpus: 2,
             ioapic2: true,
             rtc: true,
@@ -269,6 +273,8 @@ mod tests {
         }
         let dsdt = &listings["dsdt"];
         for needle in [
+            "Device (FWCF)",
+            "\"QEMU0002\"",
             "Device (COM1)",
             "EisaId (\"PNP0501\")",
             "Device (RTC)",
@@ -282,7 +288,8 @@ mod tests {
             "Memory32Fixed (ReadWrite,",
             "0xFEB02E00",
             "Interrupt (ResourceConsumer, Level, ActiveHigh, Exclusive, ,, )",
-            "Name (\\_S5, Package (0x04)",
+            "Scope (\\)",
+            "Name (_S5, Package (0x04)",
         ] {
             assert!(dsdt.contains(needle), "DSDT lacks {needle}:\n{dsdt}");
         }

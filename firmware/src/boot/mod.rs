@@ -43,6 +43,8 @@ pub struct BootConfig<'a> {
     pub rtc: bool,
     /// The ISA serial port COM1 exists (listed in the DSDT).
     pub serial: bool,
+    /// The board implements QEMU's fw_cfg at ports 0x510-0x51b (listed in the DSDT).
+    pub fw_cfg: bool,
     /// Populated virtio-mmio transports: in the DSDT with ACPI, on the command line without
     /// (pass an empty slice for QEMU's `auto-kernel-cmdline=off`).
     pub transports: &'a [VirtioMmioTransport],
@@ -187,6 +189,7 @@ pub fn load(mem: &GuestMemoryMmap<()>, cfg: &BootConfig<'_>) -> Result<BootInfo,
         let tables = write_acpi_tables(
             mem,
             &AcpiConfig {
+                fw_cfg: cfg.fw_cfg,
                 num_cpus: cfg.num_cpus,
                 ioapic2: cfg.ioapic2,
                 rtc: cfg.rtc,

@@ -34,6 +34,7 @@ fn config<'a>(kernel: &'a [u8], initrd: Option<&'a [u8]>, acpi: bool) -> BootCon
         ioapic2: acpi,
         rtc: false,
         serial: true,
+        fw_cfg: false,
         transports: &[],
     }
 }
