@@ -69,6 +69,17 @@ pub trait Vcpu: Send {
     /// Put the vCPU in its power-on state waiting for INIT/SIPI (an
     /// application processor under `-smp N`), or runnable (the BSP).
     fn set_runnable(&mut self, runnable: bool) -> Result<(), CpuError>;
+    /// INIT IPI: reset to the wait-for-SIPI state (userspace-LAPIC backends;
+    /// an in-kernel LAPIC handles INIT itself).
+    fn deliver_init(&mut self) -> Result<(), CpuError> {
+        Err(CpuError::Unsupported("this"))
+    }
+    /// STARTUP IPI: if waiting for SIPI, start in real mode at
+    /// `vector << 12` (CS = vector << 8, IP = 0).
+    fn deliver_sipi(&mut self, vector: u8) -> Result<(), CpuError> {
+        let _ = vector;
+        Err(CpuError::Unsupported("this"))
+    }
     /// Translate a guest-virtual address with the vCPU's current paging
     /// (QMP `memsave`). `None` if unmapped.
     fn translate(&self, gva: u64) -> Option<u64>;
