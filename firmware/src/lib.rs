@@ -4,6 +4,43 @@
 //!
 //! The board calls [`load`] once guest RAM exists; it returns a [`BootInfo`] whose
 //! [`EntryState`] the vCPU backend copies into the boot processor's registers.
+//!
+//! ```no_run
+//! use firmware::{layout, load, BootConfig, VirtioMmioTransport};
+//! use vm_memory::{GuestAddress, GuestMemoryMmap};
+//!
+//! let ram_size = 256 << 20;
+//! let ranges: Vec<_> = layout::ram_ranges(ram_size)
+//!     .into_iter()
+//!     .map(|(start, len)| (GuestAddress(start), len as usize))
+//!     .collect();
+//! let mem = GuestMemoryMmap::<()>::from_ranges(&ranges).unwrap();
+//! let kernel = std::fs::read("bzImage").unwrap();
+//! let initrd = std::fs::read("initramfs.cpio").unwrap();
+//! let info = load(
+//!     &mem,
+//!     &BootConfig {
+//!         kernel: &kernel,
+//!         initrd: Some(&initrd),
+//!         cmdline: "console=ttyS0",
+//!         ram_size,
+//!         num_cpus: 1,
+//!         acpi: false,
+//!         ioapic2: false,
+//!         rtc: true,
+//!         serial: true,
+//!         fw_cfg: false,
+//!         // First -device lands on the highest slot; without ACPI, GSI = 5 + slot.
+//!         transports: &[VirtioMmioTransport::slot(7, 12)],
+//!     },
+//! )
+//! .unwrap();
+//! assert_eq!(info.entry.rip, 0x10_0200);
+//! ```
+//!
+//! Modules, in boot order: [`layout`] (addresses), [`e820`], [`bzimage`] / [`elf`] (kernel),
+//! [`initrd`], [`cmdline`], [`acpi`] or [`mptable`], [`zero_page`] or [`pvh`], [`gdt`],
+//! [`paging`], [`entry`]; [`boot`] runs them in that order.
 
 #![forbid(unsafe_code)]
 
