@@ -31,6 +31,18 @@ pub trait Accelerator: Send + Sync {
     /// Deliver an MSI to the in-kernel LAPICs. Userspace-LAPIC backends
     /// return [`CpuError::Unsupported`]: the board delivers those itself.
     fn signal_msi(&self, msi: Msi) -> Result<(), CpuError>;
+    /// Route `gsi` to `msi` in the backend's interrupt routing table (None:
+    /// unroute). In-kernel LAPICs need it to know which vectors are
+    /// level-triggered and report their EOIs.
+    fn set_msi_route(&self, gsi: u32, msi: Option<Msi>) -> Result<(), CpuError> {
+        let _ = (gsi, msi);
+        Err(CpuError::Unsupported(self.name()))
+    }
+    /// Drive a routed GSI (KVM_IRQ_LINE).
+    fn set_irq_line(&self, gsi: u32, level: bool) -> Result<(), CpuError> {
+        let _ = (gsi, level);
+        Err(CpuError::Unsupported(self.name()))
+    }
     /// The CPUID leaves this backend can honour for `-cpu` (the interpreter
     /// advertises only what it implements).
     fn supported_cpuid(&self) -> Vec<CpuidEntry>;

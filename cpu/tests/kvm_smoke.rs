@@ -32,7 +32,7 @@ impl IoBus for Recorder {
 }
 
 fn kvm_or_skip(mem: &GuestMemory) -> Option<KvmAccelerator> {
-    match KvmAccelerator::new(mem) {
+    match KvmAccelerator::new(mem, 24) {
         Ok(k) => Some(k),
         Err(e) => {
             eprintln!("skipping KVM test: {e}");

@@ -8,9 +8,13 @@ pub mod host;
 mod kick;
 mod vcpu;
 
-use std::sync::Arc;
+use std::collections::BTreeMap;
+use std::sync::{Arc, Mutex};
 
-use kvm_bindings::{kvm_enable_cap, kvm_msi, kvm_userspace_memory_region, KVM_MAX_CPUID_ENTRIES};
+use kvm_bindings::{
+    kvm_enable_cap, kvm_irq_routing_entry, kvm_irq_routing_msi, kvm_msi,
+    kvm_userspace_memory_region, KvmIrqRouting, KVM_IRQ_ROUTING_MSI, KVM_MAX_CPUID_ENTRIES,
+};
 use kvm_ioctls::{Cap, Kvm, VmFd};
 use vm_memory::{GuestMemoryBackend, GuestMemoryRegion};
 
@@ -20,8 +24,6 @@ use crate::{Accelerator, CpuError, CpuidEntry, GuestMemory, LapicLocation, Msi, 
 
 /// Where KVM's real-mode TSS lives (three pages just below the BIOS area, as QEMU).
 const TSS_ADDRESS: usize = 0xfffb_d000;
-/// Pins of the userspace IOAPIC that KVM routes EOIs for (split irqchip).
-const IOAPIC_PINS: u64 = 24;
 
 /// The KVM accelerator for one VM.
 #[derive(Debug)]
@@ -29,11 +31,14 @@ pub struct KvmAccelerator {
     kvm: Kvm,
     vm: Arc<VmFd>,
     supported_cpuid: Vec<CpuidEntry>,
+    /// GSI → MSI routes mirrored into KVM's routing table.
+    routes: Mutex<BTreeMap<u32, Msi>>,
 }
 
 impl KvmAccelerator {
-    /// Open `/dev/kvm`, create a VM with a split irqchip and map `mem` into it.
-    pub fn new(mem: &GuestMemory) -> Result<Self, CpuError> {
+    /// Open `/dev/kvm`, create a VM with a split irqchip whose userspace
+    /// IOAPICs have `ioapic_pins` inputs in all, and map `mem` into it.
+    pub fn new(mem: &GuestMemory, ioapic_pins: u32) -> Result<Self, CpuError> {
         let kvm = Kvm::new().map_err(|e| CpuError::KvmUnavailable(strerror(e.errno())))?;
         if kvm.get_api_version() != 12 {
             return Err(CpuError::KvmUnavailable(format!(
@@ -62,7 +67,7 @@ impl KvmAccelerator {
             cap: kvm_bindings::KVM_CAP_SPLIT_IRQCHIP,
             ..Default::default()
         };
-        cap.args[0] = IOAPIC_PINS;
+        cap.args[0] = u64::from(ioapic_pins);
         vm.enable_cap(&cap)
             .map_err(|e| CpuError::kvm("KVM_ENABLE_CAP(SPLIT_IRQCHIP)", e))?;
         for (slot, region) in mem.iter().enumerate() {
@@ -99,6 +104,7 @@ impl KvmAccelerator {
             kvm,
             vm: Arc::new(vm),
             supported_cpuid,
+            routes: Mutex::new(BTreeMap::new()),
         })
     }
 
@@ -147,6 +153,53 @@ impl Accelerator for KvmAccelerator {
             .signal_msi(m)
             .map(|_| ())
             .map_err(|e| CpuError::kvm("KVM_SIGNAL_MSI", e))
+    }
+
+    fn set_msi_route(&self, gsi: u32, msi: Option<Msi>) -> Result<(), CpuError> {
+        let mut routes = self
+            .routes
+            .lock()
+            .map_err(|_| CpuError::Unsupported("kvm"))?;
+        match msi {
+            Some(m) => routes.insert(gsi, m),
+            None => routes.remove(&gsi),
+        };
+        let entries: Vec<kvm_irq_routing_entry> = routes
+            .iter()
+            .map(|(gsi, m)| {
+                let mut e = kvm_irq_routing_entry {
+                    gsi: *gsi,
+                    type_: KVM_IRQ_ROUTING_MSI,
+                    ..Default::default()
+                };
+                e.u.msi = kvm_irq_routing_msi {
+                    address_lo: m.address as u32,
+                    address_hi: (m.address >> 32) as u32,
+                    data: m.data,
+                    ..Default::default()
+                };
+                e
+            })
+            .collect();
+        let table =
+            KvmIrqRouting::from_entries(&entries).map_err(|_| CpuError::Unsupported("kvm"))?;
+        self.vm
+            .set_gsi_routing(&table)
+            .map_err(|e| CpuError::kvm("KVM_SET_GSI_ROUTING", e))
+    }
+
+    fn set_irq_line(&self, gsi: u32, level: bool) -> Result<(), CpuError> {
+        let routed = self
+            .routes
+            .lock()
+            .map(|r| r.contains_key(&gsi))
+            .unwrap_or(false);
+        if !routed {
+            return Err(CpuError::Unsupported("kvm"));
+        }
+        self.vm
+            .set_irq_line(gsi, level)
+            .map_err(|e| CpuError::kvm("KVM_IRQ_LINE", e))
     }
 
     fn supported_cpuid(&self) -> Vec<CpuidEntry> {
