@@ -345,9 +345,11 @@ pub(crate) mod tests {
             }
             p
         };
-        let (note_kind, note_type) = match entry {
-            Some(_) => (PT_NOTE, XEN_ELFNOTE_PHYS32_ENTRY),
-            None => (PT_NOTE, 1),
+        // Without an entry, the note is a Xen note of another type (1), which must not count.
+        let note_type = if entry.is_some() {
+            XEN_ELFNOTE_PHYS32_ENTRY
+        } else {
+            1
         };
         let mut note = Vec::new();
         for v in [4u32, 4, note_type] {
@@ -362,7 +364,7 @@ pub(crate) mod tests {
             code.len() as u32,
             code.len() as u32 + bss,
         );
-        let notes = ph(note_kind, note_off, 0, note.len() as u32, note.len() as u32);
+        let notes = ph(PT_NOTE, note_off, 0, note.len() as u32, note.len() as u32);
         f[52..84].copy_from_slice(&load);
         f[84..116].copy_from_slice(&notes);
         f.extend_from_slice(code);
