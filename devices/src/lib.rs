@@ -5,6 +5,8 @@
 //! raise interrupts through [`irq::IrqLine`].
 
 pub mod bus;
+pub mod debug_exit;
 pub mod irq;
 pub mod irqchip;
+pub mod serial;
 pub mod timer;
