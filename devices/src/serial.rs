@@ -21,6 +21,12 @@ pub const UART_PORTS: u64 = 8;
 /// vm-superio's interrupt trigger as a pulse on an IRQ line.
 pub struct IrqTrigger(pub Irq);
 
+impl std::fmt::Debug for IrqTrigger {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("IrqTrigger")
+    }
+}
+
 impl Trigger for IrqTrigger {
     type E = std::convert::Infallible;
 
