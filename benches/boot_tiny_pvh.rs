@@ -38,6 +38,8 @@ fn args(accel: &str, kernel: &Path) -> Vec<String> {
 /// Run once; return (wall time, peak RSS in KiB, console output).
 fn run_once(bin: &Path, args: &[String]) -> (Duration, i64, String) {
     let start = Instant::now();
+    // Reaped below with wait4, which also reports the peak RSS.
+    #[allow(clippy::zombie_processes)]
     let child = Command::new(bin)
         .args(args)
         .stdin(Stdio::null())

@@ -2,6 +2,43 @@
 
 mod cli;
 
+use machine::board::Machine;
+use machine::config::MachineConfig;
+use machine::{signals, terminal};
+
+/// Build and run the machine; returns the process exit status.
+fn run(cfg: MachineConfig, prog: &str) -> i32 {
+    // Before any thread exists: every thread inherits the blocked set, and
+    // fork (-daemonize) is only safe while single-threaded.
+    signals::block_termination_signals();
+    terminal::restore_on_panic();
+    let ready = if cfg.daemonize {
+        match machine::process::daemonize() {
+            Ok(r) => Some(r),
+            Err(e) => {
+                eprintln!("{prog}: {e}");
+                return 1;
+            }
+        }
+    } else {
+        None
+    };
+    let m = match Machine::new(cfg, prog) {
+        Ok(m) => m,
+        Err(e) => {
+            eprintln!("{prog}: {e}");
+            if let Some(r) = ready {
+                r(false);
+            }
+            return 1;
+        }
+    };
+    if let Some(r) = ready {
+        r(true);
+    }
+    m.run()
+}
+
 fn main() {
     let args: Vec<String> = std::env::args().collect();
     let prog = args
@@ -25,11 +62,7 @@ fn main() {
         cli::Action::CpuHelp => cli::help::cpus(),
         cli::Action::AccelHelp => cli::help::accels(),
         cli::Action::DeviceHelp => cli::help::devices(),
-        cli::Action::Run(cfg) => {
-            let _ = cfg;
-            eprintln!("{prog}: running machines is not implemented yet");
-            std::process::exit(1);
-        }
+        cli::Action::Run(cfg) => std::process::exit(run(*cfg, &prog)),
     };
     print!("{text}");
 }

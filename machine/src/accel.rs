@@ -29,13 +29,15 @@ fn create(
     mem: &Arc<GuestMemory>,
     clock: &Arc<Clock>,
     cpus: u32,
+    ioapic_pins: u32,
 ) -> Result<Arc<dyn Accelerator>, MachineError> {
     match kind {
         AccelKind::Kvm => {
-            let k = KvmAccelerator::new(mem).map_err(|source| MachineError::Accel {
-                accel: "kvm",
-                source,
-            })?;
+            let k =
+                KvmAccelerator::new(mem, ioapic_pins).map_err(|source| MachineError::Accel {
+                    accel: "kvm",
+                    source,
+                })?;
             if cpus as usize > k.max_vcpus() {
                 return Err(MachineError::Config(format!(
                     "Number of SMP CPUs requested ({cpus}) exceeds the maximum CPUs supported by KVM ({})",
@@ -55,11 +57,12 @@ pub fn choose(
     mem: &Arc<GuestMemory>,
     clock: &Arc<Clock>,
     cpus: u32,
+    ioapic_pins: u32,
     prog: &str,
 ) -> Result<ChosenAccel, MachineError> {
     let mut last = None;
     for (i, kind) in kinds.iter().enumerate() {
-        match create(*kind, mem, clock, cpus) {
+        match create(*kind, mem, clock, cpus, ioapic_pins) {
             Ok(accel) => {
                 if *kind == AccelKind::Kvm && host::flavor() == KvmFlavor::Pvm {
                     eprintln!("{prog}: {}", host::PVM_NOTICE);

@@ -3,14 +3,18 @@
 //! serves its control plane.
 
 pub mod accel;
+pub mod board;
 pub mod boot;
 pub mod chardev;
 pub mod config;
 pub mod control;
 pub mod error;
+pub mod events;
 pub mod interp_accel;
 pub mod io;
 pub mod memory;
+pub mod platform;
+pub mod platform_devices;
 pub mod process;
 pub mod runstate;
 pub mod signals;

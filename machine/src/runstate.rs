@@ -74,7 +74,7 @@ impl ShutdownCause {
 }
 
 /// Something the board's control loop must act on.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug)]
 pub enum BoardEvent {
     /// The guest asked for a reset (triple fault, ACPI reset register).
     GuestReset,
@@ -98,8 +98,14 @@ pub enum BoardEvent {
         /// What happened.
         error: String,
     },
-    /// Monitor request (quit, reset, stop, cont, powerdown).
-    Monitor(MonitorRequest),
+    /// Monitor request (quit, reset, stop, cont, powerdown); `done` is
+    /// signalled once the board has carried it out.
+    Monitor {
+        /// What to do.
+        request: MonitorRequest,
+        /// Completion signal.
+        done: Option<std::sync::mpsc::SyncSender<()>>,
+    },
 }
 
 /// What a monitor asks the board to do.

@@ -47,7 +47,12 @@ pub struct VcpuThread {
     pub events: Sender<BoardEvent>,
     /// Boot register state per vCPU.
     pub boot: BootStates,
+    /// Register snapshots taken whenever the vCPU parks (monitor reads).
+    pub snapshots: RegisterSnapshots,
 }
+
+/// The registers of each vCPU as of its last pause.
+pub type RegisterSnapshots = Arc<Mutex<Vec<Option<(Regs, Sregs)>>>>;
 
 impl std::fmt::Debug for VcpuThread {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -82,6 +87,9 @@ impl VcpuThread {
         let mut generation = u64::MAX;
         let id = self.vcpu.id();
         loop {
+            if self.control.should_stop() {
+                self.snapshot();
+            }
             match self.control.checkpoint() {
                 Directive::Exit => return,
                 Directive::Run { generation: g } if g != generation => {
@@ -111,6 +119,17 @@ impl VcpuThread {
                     return;
                 }
             }
+        }
+    }
+
+    fn snapshot(&self) {
+        let id = self.vcpu.id() as usize;
+        let regs = self.vcpu.regs().ok().zip(self.vcpu.sregs().ok());
+        if let Ok(mut s) = self.snapshots.lock() {
+            if s.len() <= id {
+                s.resize(id + 1, None);
+            }
+            s[id] = regs;
         }
     }
 

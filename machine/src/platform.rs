@@ -1,0 +1,458 @@
+//! The board's devices in QEMU microvm's slots, wired to the buses and the
+//! interrupt controllers, and the per-backend interrupt glue.
+
+use std::sync::mpsc::Sender;
+use std::sync::{Arc, Condvar, Mutex, OnceLock};
+use std::time::Duration;
+
+use cpu::{Accelerator, Clock, CpuError, GuestMemory, Vcpu, VcpuKick};
+use devices::bus::Bus;
+use devices::irqchip::lapic::InitSipi;
+use devices::irqchip::{
+    Injection, InterruptMessage, InterruptSink, IrqChip, IrqChipConfig, LapicMode,
+    PendingInterrupt, VcpuNotifier,
+};
+
+use crate::accel::ChosenAccel;
+use crate::config::MachineConfig;
+use crate::control::VcpuControl;
+use crate::error::MachineError;
+use crate::io::{BoardIo, MsrHandler};
+use crate::runstate::BoardEvent;
+use crate::timers::TimerService;
+use crate::vcpu_thread::VcpuInterrupts;
+
+/// COM1's interrupt.
+pub const SERIAL_GSI: u32 = 4;
+/// The RTC's interrupt.
+pub const RTC_GSI: u32 = 8;
+/// The ACPI GED's interrupt.
+pub const GED_GSI: u32 = 9;
+/// The PIT's interrupt (ISA IRQ 0; the IOAPIC sees it on pin 2).
+pub const PIT_GSI: u32 = 0;
+
+/// Wakes vCPUs: kicks them out of `run` and out of a halt sleep.
+#[derive(Default)]
+pub struct BoardNotifier {
+    kickers: OnceLock<Vec<Arc<dyn VcpuKick>>>,
+    parkers: Mutex<Vec<bool>>,
+    cond: Condvar,
+}
+
+impl std::fmt::Debug for BoardNotifier {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("BoardNotifier")
+    }
+}
+
+impl BoardNotifier {
+    fn wake(&self, vcpu: u32) {
+        if let Ok(mut p) = self.parkers.lock() {
+            if p.len() <= vcpu as usize {
+                p.resize(vcpu as usize + 1, false);
+            }
+            p[vcpu as usize] = true;
+            self.cond.notify_all();
+        }
+    }
+
+    /// Sleep until `vcpu` is woken or `timeout` passes.
+    fn park(&self, vcpu: u32, timeout: Duration) {
+        let i = vcpu as usize;
+        let Ok(mut p) = self.parkers.lock() else {
+            return;
+        };
+        if p.len() <= i {
+            p.resize(i + 1, false);
+        }
+        if !p[i] {
+            p = match self.cond.wait_timeout(p, timeout) {
+                Ok((g, _)) => g,
+                Err(e) => e.into_inner().0,
+            };
+        }
+        if let Some(w) = p.get_mut(i) {
+            *w = false;
+        }
+    }
+}
+
+impl VcpuNotifier for BoardNotifier {
+    fn notify(&self, vcpu: u32) {
+        self.wake(vcpu);
+        if let Some(k) = self.kickers.get().and_then(|k| k.get(vcpu as usize)) {
+            k.kick();
+        }
+    }
+}
+
+/// KVM split irqchip: IOAPIC messages become MSIs to the in-kernel LAPICs.
+struct KvmSink {
+    accel: Arc<dyn Accelerator>,
+}
+
+impl InterruptSink for KvmSink {
+    fn deliver(&self, msg: InterruptMessage) {
+        if let Err(e) = self.accel.signal_msi(msg.to_msi()) {
+            log::warn!("MSI delivery failed: {e}");
+        }
+    }
+
+    fn deliver_from_gsi(&self, gsi: u32, msg: InterruptMessage) {
+        // A routed GSI goes through KVM's routing table, so KVM knows which
+        // vectors are level-triggered and reports their EOIs.
+        match self.accel.set_irq_line(gsi, true) {
+            Ok(()) => {
+                let _ = self.accel.set_irq_line(gsi, false);
+            }
+            Err(_) => self.deliver(msg),
+        }
+    }
+
+    fn route_changed(&self, gsi: u32, route: Option<InterruptMessage>) {
+        if let Err(e) = self.accel.set_msi_route(gsi, route.map(|m| m.to_msi())) {
+            log::warn!("GSI {gsi} route update failed: {e}");
+        }
+    }
+}
+
+/// In-kernel LAPICs: only the PIC's ExtINT is injected from userspace.
+struct KvmInterrupts {
+    chip: IrqChip,
+}
+
+impl VcpuInterrupts for KvmInterrupts {
+    fn inject(&self, vcpu: &mut dyn Vcpu) -> Result<(), CpuError> {
+        if vcpu.id() != 0 {
+            return Ok(());
+        }
+        if self.chip.pic_has_interrupt() {
+            if vcpu.ready_for_interrupt() {
+                if let Some(v) = self.chip.pic_acknowledge() {
+                    vcpu.inject_interrupt(v)?;
+                }
+                vcpu.request_interrupt_window(false);
+            } else {
+                vcpu.request_interrupt_window(true);
+            }
+        } else {
+            vcpu.request_interrupt_window(false);
+        }
+        Ok(())
+    }
+
+    fn eoi(&self, vector: u8) {
+        self.chip.end_of_interrupt(vector);
+    }
+
+    fn halted(&self, _vcpu: u32, _control: &VcpuControl) {}
+}
+
+/// Userspace LAPICs (the software CPU): everything is delivered here.
+struct InterpInterrupts {
+    chip: IrqChip,
+    notifier: Arc<BoardNotifier>,
+    clock: Arc<Clock>,
+}
+
+/// Longest a halted vCPU sleeps before re-checking the control state.
+const HALT_POLL: Duration = Duration::from_millis(20);
+
+impl VcpuInterrupts for InterpInterrupts {
+    fn inject(&self, vcpu: &mut dyn Vcpu) -> Result<(), CpuError> {
+        let id = vcpu.id();
+        while let Some(ev) = self.chip.take_init_sipi(id) {
+            match ev {
+                InitSipi::Init => vcpu.deliver_init()?,
+                InitSipi::Startup { vector } => vcpu.deliver_sipi(vector)?,
+            }
+        }
+        let Some(pending) = self.chip.pending_interrupt(id) else {
+            vcpu.request_interrupt_window(false);
+            return Ok(());
+        };
+        if pending != PendingInterrupt::Nmi && !vcpu.ready_for_interrupt() {
+            vcpu.request_interrupt_window(true);
+            return Ok(());
+        }
+        match self.chip.acknowledge(id, pending) {
+            Some(Injection::Nmi) => vcpu.inject_nmi()?,
+            Some(Injection::Vector(v)) => vcpu.inject_interrupt(v)?,
+            None => {}
+        }
+        vcpu.request_interrupt_window(false);
+        Ok(())
+    }
+
+    fn eoi(&self, vector: u8) {
+        self.chip.end_of_interrupt(vector);
+    }
+
+    fn halted(&self, vcpu: u32, control: &VcpuControl) {
+        if self.chip.pending_interrupt(vcpu).is_some() || control.should_stop() {
+            return;
+        }
+        let wait = match (self.chip.next_timer_deadline(vcpu), self.clock.mode()) {
+            (Some(t), cpu::ClockMode::Host) => {
+                Duration::from_nanos(t.saturating_sub(self.clock.now_ns())).min(HALT_POLL)
+            }
+            _ => HALT_POLL,
+        };
+        self.notifier.park(vcpu, wait);
+    }
+}
+
+/// The interpreter's LAPIC MSRs (APIC base, TSC deadline).
+struct LapicMsrs {
+    chip: IrqChip,
+}
+
+impl MsrHandler for LapicMsrs {
+    fn read(&self, vcpu: u32, msr: u32) -> Option<u64> {
+        self.chip.msr_read(vcpu, msr)
+    }
+    fn write(&self, vcpu: u32, msr: u32, value: u64) -> bool {
+        self.chip.msr_write(vcpu, msr, value)
+    }
+}
+
+/// The board's devices and glue.
+pub struct Platform {
+    /// What the vCPUs see.
+    pub io: Arc<BoardIo>,
+    /// Interrupt delivery for the vCPU loop.
+    pub interrupts: Arc<dyn VcpuInterrupts>,
+    /// The interrupt controllers.
+    pub irqchip: IrqChip,
+    notifier: Arc<BoardNotifier>,
+    devices: crate::platform_devices::PlatformDevices,
+}
+
+impl std::fmt::Debug for Platform {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Platform").field("io", &self.io).finish()
+    }
+}
+
+impl Platform {
+    /// Hand the vCPUs' kickers to the interrupt notifier.
+    pub fn connect_vcpus(&self, kickers: Vec<Arc<dyn VcpuKick>>) {
+        let _ = self.notifier.kickers.set(kickers);
+    }
+
+    /// Machine reset: controllers and devices to power-on state.
+    pub fn reset(&self) {
+        self.irqchip.reset();
+        self.devices.reset();
+    }
+
+    /// Press the ACPI power button (no-op without ACPI, as in QEMU).
+    pub fn power_button(&self) {
+        self.devices.power_button();
+    }
+
+    /// Deliver an NMI to every vCPU (QMP `inject-nmi`).
+    pub fn nmi(&self) {
+        self.irqchip.deliver(InterruptMessage {
+            destination: 0xff,
+            dest_mode: devices::irqchip::DestinationMode::Physical,
+            delivery_mode: devices::irqchip::DeliveryMode::Nmi,
+            vector: 2,
+            level_triggered: false,
+        });
+    }
+
+    /// Feed console input to COM1; returns how many bytes it took.
+    pub fn serial_input(&self, bytes: &[u8]) -> usize {
+        self.devices.serial_input(bytes)
+    }
+
+    /// The virtio-mmio transports populated on this board (none yet).
+    pub fn virtio_transports(&self) -> Vec<firmware::VirtioMmioTransport> {
+        Vec::new()
+    }
+}
+
+/// Build the board's devices for `cfg` on the chosen accelerator.
+pub fn build(
+    cfg: &MachineConfig,
+    accel: &ChosenAccel,
+    _mem: &Arc<GuestMemory>,
+    clock: &Arc<Clock>,
+    timers: &Arc<TimerService>,
+    events: &Sender<BoardEvent>,
+) -> Result<Platform, MachineError> {
+    let notifier = Arc::new(BoardNotifier::default());
+    let userspace = accel.accel.lapic_location() == cpu::LapicLocation::Userspace;
+    let lapics = if userspace {
+        LapicMode::Userspace {
+            vcpus: cfg.cpus,
+            clock: clock.clone(),
+        }
+    } else {
+        LapicMode::InKernel {
+            sink: Arc::new(KvmSink {
+                accel: accel.accel.clone(),
+            }),
+        }
+    };
+    let irqchip = IrqChip::new(IrqChipConfig {
+        pic: cfg.pic_enabled(),
+        ioapics: if cfg.acpi_enabled() { 2 } else { 1 },
+        first_ioapic_id: 0,
+        lapics,
+        notifier: notifier.clone(),
+    })
+    .map_err(|e| MachineError::Config(e.to_string()))?;
+    let mut pio = Bus::new();
+    let mut mmio = Bus::new();
+    irqchip
+        .register_pio(&mut pio)
+        .map_err(|e| MachineError::Config(e.to_string()))?;
+    irqchip
+        .register_mmio(&mut mmio)
+        .map_err(|e| MachineError::Config(e.to_string()))?;
+    if let Some(t) = irqchip.lapic_timers() {
+        timers.add(Arc::new(Mutex::new(t)));
+    }
+    let devices = crate::platform_devices::PlatformDevices::build(
+        cfg, accel.kind, &irqchip, clock, timers, events, &mut pio, &mut mmio,
+    )?;
+    let mut io = BoardIo::new(pio, mmio);
+    let t = timers.clone();
+    io.set_timer_hooks(
+        devices.timer_ports(),
+        vec![(0xfee0_0000, 0x1000)],
+        Arc::new(move || t.wake()),
+    );
+    let interrupts: Arc<dyn VcpuInterrupts> = if userspace {
+        io.set_msr_handler(Arc::new(LapicMsrs {
+            chip: irqchip.clone(),
+        }));
+        Arc::new(InterpInterrupts {
+            chip: irqchip.clone(),
+            notifier: notifier.clone(),
+            clock: clock.clone(),
+        })
+    } else {
+        Arc::new(KvmInterrupts {
+            chip: irqchip.clone(),
+        })
+    };
+    Ok(Platform {
+        io: Arc::new(io),
+        interrupts,
+        irqchip,
+        notifier,
+        devices,
+    })
+}
+
+fn read_file(what: &str, path: &std::path::Path) -> Result<Vec<u8>, MachineError> {
+    std::fs::read(path).map_err(|e| {
+        MachineError::host(
+            format!("could not open {what} file '{}'", path.display()),
+            e,
+        )
+    })
+}
+
+/// Load the kernel, initrd and boot structures into guest memory and
+/// return the boot processor's entry state.
+pub fn load_kernel(
+    cfg: &MachineConfig,
+    mem: &GuestMemory,
+    platform: &Platform,
+) -> Result<firmware::EntryState, MachineError> {
+    let Some(kernel_path) = &cfg.kernel else {
+        return Err(MachineError::Config("no kernel".into()));
+    };
+    let kernel = read_file("kernel", kernel_path)?;
+    let initrd = cfg
+        .initrd
+        .as_deref()
+        .map(|p| read_file("initrd", p))
+        .transpose()?;
+    let transports = if cfg.acpi_enabled() || cfg.auto_kernel_cmdline {
+        platform.virtio_transports()
+    } else {
+        Vec::new()
+    };
+    let info = firmware::boot::load(
+        mem,
+        &firmware::boot::BootConfig {
+            kernel: &kernel,
+            initrd: initrd.as_deref(),
+            cmdline: &cfg.append,
+            ram_size: cfg.ram_bytes,
+            num_cpus: cfg.cpus,
+            acpi: cfg.acpi_enabled(),
+            ioapic2: cfg.acpi_enabled(),
+            rtc: platform.devices.has_rtc(),
+            serial: cfg.serial.is_some(),
+            fw_cfg: false,
+            transports: &transports,
+        },
+    )
+    .map_err(|e| MachineError::Firmware(e.to_string()))?;
+    Ok(info.entry)
+}
+
+/// Forward console input to COM1, decoding QEMU's Ctrl-A escapes when
+/// the console is the `-nographic` mux.
+pub fn spawn_console_input(
+    platform: &Platform,
+    mux: bool,
+    events: &Sender<BoardEvent>,
+) -> std::io::Result<()> {
+    use std::io::Read;
+
+    use crate::terminal::{ConsoleInput, EscapeDecoder, ESCAPE_HELP};
+
+    let devices = platform.devices.clone();
+    let events = events.clone();
+    std::thread::Builder::new()
+        .name("console".into())
+        .spawn(move || {
+            let mut stdin = std::io::stdin().lock();
+            let mut decoder = EscapeDecoder::default();
+            let mut buf = [0u8; 256];
+            loop {
+                let n = match stdin.read(&mut buf) {
+                    Ok(0) | Err(_) => return,
+                    Ok(n) => n,
+                };
+                let mut guest = Vec::with_capacity(n);
+                for &b in &buf[..n] {
+                    if !mux {
+                        guest.push(b);
+                        continue;
+                    }
+                    match decoder.feed(b) {
+                        Some(ConsoleInput::Guest(bytes)) => guest.extend(bytes),
+                        Some(ConsoleInput::Quit) => {
+                            let _ = events.send(BoardEvent::ConsoleQuit);
+                            return;
+                        }
+                        Some(ConsoleInput::Help) => {
+                            let _ = std::io::Write::write_all(
+                                &mut crate::chardev::StdoutWriter,
+                                ESCAPE_HELP.as_bytes(),
+                            );
+                        }
+                        None => {}
+                    }
+                }
+                // The UART's FIFO is small: hand bytes over as the guest drains it.
+                let mut rest = &guest[..];
+                while !rest.is_empty() {
+                    let taken = devices.serial_input(rest);
+                    rest = &rest[taken..];
+                    if !rest.is_empty() {
+                        std::thread::sleep(Duration::from_millis(1));
+                    }
+                }
+            }
+        })
+        .map(|_| ())
+}
