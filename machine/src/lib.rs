@@ -10,6 +10,7 @@ pub mod config;
 pub mod control;
 pub mod error;
 pub mod events;
+pub mod hmp;
 pub mod interp_accel;
 pub mod io;
 pub mod memory;
