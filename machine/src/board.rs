@@ -14,6 +14,7 @@ use crate::config::{AccelKind, CharBackend, MachineConfig};
 use crate::control::VcpuControl;
 use crate::error::MachineError;
 use crate::events::Events;
+use crate::monitor::{MonitorContext, QmpEvents};
 use crate::platform::{self, Platform};
 use crate::process::PidFile;
 use crate::runstate::{BoardEvent, MonitorRequest, RunState, ShutdownCause};
@@ -45,6 +46,7 @@ pub struct Machine {
     state: Arc<Mutex<RunState>>,
     vcpu_tids: Arc<Mutex<Vec<i32>>>,
     snapshots: RegisterSnapshots,
+    monitors: Vec<qmp::MonitorConfig>,
     _pidfile: Option<PidFile>,
 }
 
@@ -77,6 +79,7 @@ impl Machine {
         let timers = TimerService::new(clock.clone());
         let platform = platform::build(&cfg, &accel, &mem, &clock, &timers, &events_tx)?;
         let control = Arc::new(VcpuControl::new(cfg.cpus as usize));
+        let monitors = monitor_configs(&cfg)?;
         let pidfile = cfg.pidfile.as_deref().map(PidFile::create).transpose()?;
         let mut m = Machine {
             prog: prog.to_string(),
@@ -94,6 +97,7 @@ impl Machine {
             state: Arc::new(Mutex::new(RunState::Prelaunch)),
             vcpu_tids: Arc::new(Mutex::new(Vec::new())),
             snapshots: Arc::new(Mutex::new(Vec::new())),
+            monitors,
             _pidfile: pidfile,
         };
         m.load_boot_state()?;
@@ -285,8 +289,56 @@ impl Machine {
         Ok(())
     }
 
+    fn start_monitors(&self) -> Result<Option<qmp::QmpServer>, MachineError> {
+        if self.monitors.is_empty() {
+            if self.cfg.start_paused {
+                eprintln!(
+                    "{}: -S: the machine starts paused and no monitor (-qmp) can resume it",
+                    self.prog
+                );
+            }
+            return Ok(None);
+        }
+        let ctx = MonitorContext::new(
+            &self.cfg,
+            self.accel.kind,
+            self.events_tx.clone(),
+            self.state.clone(),
+            self.vcpu_tids.clone(),
+            self.snapshots.clone(),
+            self.mem.clone(),
+            self.monitors.clone(),
+        );
+        let version = qmp::VersionInfo {
+            major: 10,
+            minor: 0,
+            micro: 2,
+            package: format!("Kindling {}", env!("CARGO_PKG_VERSION")),
+        };
+        let server = qmp::QmpServer::start(self.monitors.clone(), Arc::new(ctx), version)
+            .map_err(|e| MachineError::Config(e.to_string()))?;
+        self.events.subscribe(Arc::new(QmpEvents(server.clone())));
+        for m in self.monitors.iter().filter(|m| m.wait) {
+            eprintln!(
+                "{}: -qmp {}: info: QEMU waiting for connection on: disconnected:{}",
+                self.prog,
+                m.filename(),
+                m.filename()
+            );
+        }
+        server.wait_for_clients();
+        Ok(Some(server))
+    }
+
     /// Run until the machine ends; returns the process exit status.
     pub fn run(mut self) -> i32 {
+        let server = match self.start_monitors() {
+            Ok(s) => s,
+            Err(e) => {
+                eprintln!("{}: {e}", self.prog);
+                return 1;
+            }
+        };
         if let Err(e) = self.start_host_threads() {
             eprintln!("{}: {e}", self.prog);
             return 1;
@@ -307,6 +359,10 @@ impl Machine {
         self.control.exit_all();
         self.timers.stop();
         terminal::restore();
+        if let Some(s) = server {
+            // Let the reply to `quit` reach its client.
+            s.drain(std::time::Duration::from_millis(500));
+        }
         status
     }
 
@@ -379,6 +435,13 @@ impl Machine {
                 self.platform.nmi();
                 None
             }
+            MonitorRequest::Snapshot => {
+                if self.get_state() == RunState::Running {
+                    self.control.pause_all();
+                    self.control.resume_all();
+                }
+                None
+            }
         }
     }
 }
@@ -396,4 +459,50 @@ fn host_tsc_khz() -> Option<u64> {
         .parse()
         .ok()?;
     Some((mhz * 1000.0) as u64)
+}
+
+/// The monitors the command line asks for, resolved against `-chardev`.
+fn monitor_configs(cfg: &MachineConfig) -> Result<Vec<qmp::MonitorConfig>, MachineError> {
+    let mut out = Vec::new();
+    for (i, m) in cfg.monitors.iter().enumerate() {
+        let loc = format!("-{} {}", m.option, m.value);
+        let bad = |e: String| MachineError::Config(format!("{loc}: {e}"));
+        let mc = match m.option.as_str() {
+            "qmp" | "qmp-pretty" => {
+                qmp::parse_qmp_arg(&m.value, m.option == "qmp-pretty", i).map_err(bad)?
+            }
+            "mon" => {
+                let (id, pretty) = qmp::parse_mon_arg(&m.value).map_err(bad)?;
+                let dev = cfg
+                    .chardevs
+                    .iter()
+                    .find(|c| c.id == id)
+                    .ok_or_else(|| bad(format!("chardev '{id}' not found")))?;
+                let mut mc = match &dev.backend {
+                    CharBackend::Socket(params) => {
+                        qmp::parse_socket_chardev(&id, params).map_err(bad)?
+                    }
+                    CharBackend::Stdio => qmp::MonitorConfig {
+                        endpoint: qmp::Endpoint::Stdio,
+                        wait: false,
+                        pretty,
+                        label: id.clone(),
+                    },
+                    _ => return Err(bad(format!("chardev '{id}' cannot carry a monitor"))),
+                };
+                mc.pretty = pretty;
+                mc
+            }
+            _ => {
+                return Err(bad(
+                    "the human monitor is not supported; use -qmp (QMP) instead".into(),
+                ))
+            }
+        };
+        if mc.endpoint == qmp::Endpoint::Stdio && cfg.serial == Some(CharBackend::Stdio) {
+            return Err(bad("cannot use stdio by multiple character devices".into()));
+        }
+        out.push(mc);
+    }
+    Ok(out)
 }

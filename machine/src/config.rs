@@ -163,8 +163,6 @@ pub struct MachineConfig {
     pub chardevs: Vec<Chardev>,
     /// `-qmp`/`-mon`/`-monitor` arguments in order, for the monitor layer.
     pub monitors: Vec<MonitorArg>,
-    /// `-qmp-pretty`.
-    pub qmp_pretty: bool,
     /// `-global driver.prop=value` settings.
     pub globals: Vec<(String, String)>,
 }
@@ -172,7 +170,7 @@ pub struct MachineConfig {
 /// A monitor option as typed, resolved by the monitor layer.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct MonitorArg {
-    /// `qmp`, `mon` or `monitor`.
+    /// `qmp`, `qmp-pretty`, `mon` or `monitor`.
     pub option: String,
     /// Its value.
     pub value: String,
@@ -208,7 +206,6 @@ impl Default for MachineConfig {
             icount_shift: None,
             chardevs: Vec::new(),
             monitors: Vec::new(),
-            qmp_pretty: false,
             globals: Vec::new(),
         }
     }

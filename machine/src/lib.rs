@@ -14,6 +14,7 @@ pub mod hmp;
 pub mod interp_accel;
 pub mod io;
 pub mod memory;
+pub mod monitor;
 pub mod platform;
 pub mod platform_devices;
 pub mod process;

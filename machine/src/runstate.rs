@@ -123,6 +123,8 @@ pub enum MonitorRequest {
     Cont,
     /// `inject-nmi`.
     Nmi,
+    /// Pause briefly so every vCPU publishes its registers, then resume.
+    Snapshot,
 }
 
 #[cfg(test)]

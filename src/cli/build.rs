@@ -125,7 +125,7 @@ pub fn build(opts: &[Opt]) -> Result<Action, CliError> {
                     return Ok(a);
                 }
             }
-            "qmp" | "mon" => cfg.monitors.push(MonitorArg {
+            "qmp" | "mon" | "qmp-pretty" => cfg.monitors.push(MonitorArg {
                 option: opt.name.clone(),
                 value: val.to_string(),
             }),
@@ -137,7 +137,6 @@ pub fn build(opts: &[Opt]) -> Result<Action, CliError> {
                     })
                 }
             }
-            "qmp-pretty" => cfg.qmp_pretty = true,
             "global" => {
                 let (k, v) = val.split_once('=').ok_or_else(|| {
                     CliError::at(

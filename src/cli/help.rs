@@ -64,7 +64,7 @@ Devices and character backends:
 
 Monitor:
 -qmp unix:path,server=on,wait=off | tcp:host:port,server=on,wait=off | stdio
--qmp-pretty     like -qmp with pretty-printed JSON
+-qmp-pretty dev like -qmp, with pretty-printed JSON
 -mon chardev=id,mode=control[,pretty=on]
 -monitor none
 

@@ -1,0 +1,431 @@
+//! The board's side of QMP: commands answered from the machine's state or
+//! carried out by the control loop, and HMP text for `human-monitor-command`.
+
+use std::io::Write;
+use std::sync::mpsc::{sync_channel, Sender};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use cpu::{GuestMemory, Regs, Sregs};
+use qmp::{CommandHandler, MonitorConfig, QmpError};
+use serde_json::{json, Map, Value};
+use vm_memory::{Bytes, GuestAddress};
+
+use crate::config::{AccelKind, CharBackend, MachineConfig};
+use crate::events::EventListener;
+use crate::hmp;
+use crate::runstate::{BoardEvent, MonitorRequest, RunState};
+use crate::vcpu_thread::RegisterSnapshots;
+
+/// Everything the monitor reads or asks of the board.
+pub struct MonitorContext {
+    /// Posts requests to the control loop.
+    pub requests: Mutex<Sender<BoardEvent>>,
+    /// Current run state.
+    pub state: Arc<Mutex<RunState>>,
+    /// vCPU host thread ids.
+    pub tids: Arc<Mutex<Vec<i32>>>,
+    /// Register snapshots taken at each pause.
+    pub snapshots: RegisterSnapshots,
+    /// Guest RAM.
+    pub mem: Arc<GuestMemory>,
+    /// `-name`.
+    pub name: Option<String>,
+    /// The accelerator in use.
+    pub accel: AccelKind,
+    /// Number of vCPUs.
+    pub cpus: u32,
+    /// COM1's backend, for `query-chardev`.
+    pub serial: Option<CharBackend>,
+    /// The monitors, for `query-chardev`.
+    pub monitors: Vec<MonitorConfig>,
+}
+
+impl std::fmt::Debug for MonitorContext {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("MonitorContext")
+            .field("cpus", &self.cpus)
+            .finish()
+    }
+}
+
+impl MonitorContext {
+    /// Build from the machine's configuration and shared handles.
+    #[allow(clippy::too_many_arguments)]
+    pub fn new(
+        cfg: &MachineConfig,
+        accel: AccelKind,
+        requests: Sender<BoardEvent>,
+        state: Arc<Mutex<RunState>>,
+        tids: Arc<Mutex<Vec<i32>>>,
+        snapshots: RegisterSnapshots,
+        mem: Arc<GuestMemory>,
+        monitors: Vec<MonitorConfig>,
+    ) -> Self {
+        MonitorContext {
+            requests: Mutex::new(requests),
+            state,
+            tids,
+            snapshots,
+            mem,
+            name: cfg.name.clone(),
+            accel,
+            cpus: cfg.cpus,
+            serial: cfg.serial.clone(),
+            monitors,
+        }
+    }
+
+    /// Ask the control loop to do something and wait until it is done.
+    fn request(&self, request: MonitorRequest) -> Result<(), QmpError> {
+        let (tx, rx) = sync_channel(1);
+        let sent = self
+            .requests
+            .lock()
+            .map(|r| {
+                r.send(BoardEvent::Monitor {
+                    request,
+                    done: Some(tx),
+                })
+                .is_ok()
+            })
+            .unwrap_or(false);
+        if !sent {
+            return Err(QmpError::generic("the machine is shutting down"));
+        }
+        // `quit` ends the process before answering; don't hang on it.
+        let _ = rx.recv_timeout(Duration::from_secs(30));
+        Ok(())
+    }
+
+    fn state(&self) -> RunState {
+        self.state.lock().map(|s| *s).unwrap_or(RunState::Running)
+    }
+
+    fn status(&self) -> Value {
+        let s = self.state();
+        json!({"status": s.as_str(), "singlestep": false, "running": s == RunState::Running})
+    }
+
+    fn registers(&self) -> Vec<Option<(Regs, Sregs)>> {
+        if self.state() == RunState::Running {
+            let _ = self.request(MonitorRequest::Snapshot);
+        }
+        self.snapshots.lock().map(|s| s.clone()).unwrap_or_default()
+    }
+
+    fn chardevs(&self) -> Vec<Value> {
+        let mut v = Vec::new();
+        if let Some(b) = &self.serial {
+            let filename = match b {
+                CharBackend::Stdio => "stdio".to_string(),
+                CharBackend::Null => "null".to_string(),
+                CharBackend::File(p) => format!("file:{}", p.display()),
+                CharBackend::Socket(_) => "socket".to_string(),
+            };
+            v.push(json!({"frontend-open": true, "filename": filename, "label": "serial0"}));
+        }
+        v.extend(
+            self.monitors.iter().map(
+                |m| json!({"frontend-open": true, "filename": m.filename(), "label": m.label}),
+            ),
+        );
+        v
+    }
+
+    fn cpus_fast(&self) -> Value {
+        let tids = self.tids.lock().map(|t| t.clone()).unwrap_or_default();
+        Value::Array(
+            (0..self.cpus)
+                .map(|i| {
+                    json!({
+                        "thread-id": tids.get(i as usize).copied().unwrap_or(0),
+                        "props": {"core-id": i, "thread-id": 0, "socket-id": 0},
+                        "qom-path": format!("/machine/unattached/device[{i}]"),
+                        "cpu-index": i,
+                        "target": "x86_64"
+                    })
+                })
+                .collect(),
+        )
+    }
+
+    fn save(&self, file: &str, chunks: &[(u64, u64)]) -> Result<(), QmpError> {
+        let mut f = std::fs::File::create(file)
+            .map_err(|e| QmpError::generic(format!("Could not open '{file}': {}", os_text(&e))))?;
+        for (gpa, len) in chunks {
+            let mut buf = vec![0u8; *len as usize];
+            // Non-RAM reads as zeros, like QEMU's unassigned memory.
+            let _ = self.mem.read_slice(&mut buf, GuestAddress(*gpa));
+            f.write_all(&buf).map_err(|e| {
+                QmpError::generic(format!("writing file '{file}': {}", os_text(&e)))
+            })?;
+        }
+        Ok(())
+    }
+
+    fn memsave(&self, addr: u64, size: u64, file: &str, cpu: u64) -> Result<(), QmpError> {
+        let regs = self.registers();
+        let Some(Some((_, sregs))) = regs.get(cpu as usize) else {
+            return Err(QmpError::generic(
+                "Parameter 'cpu-index' expects a CPU index",
+            ));
+        };
+        let mut chunks = Vec::new();
+        let mut a = addr;
+        let end = addr.saturating_add(size);
+        while a < end {
+            let page_end = ((a | 0xfff) + 1).min(end);
+            let gpa = translate(&self.mem, sregs, a).ok_or_else(|| {
+                QmpError::generic(format!("Invalid addr 0x{addr:016x}/size {size} specified"))
+            })?;
+            chunks.push((gpa, page_end - a));
+            a = page_end;
+        }
+        self.save(file, &chunks)
+    }
+
+    fn hmp(&self, line: &str) -> Result<String, QmpError> {
+        let words: Vec<&str> = line.split_whitespace().collect();
+        let out = match words.as_slice() {
+            [] => String::new(),
+            ["info", "status"] => match self.state() {
+                RunState::Running => "VM status: running\r\n".into(),
+                RunState::Prelaunch => "VM status: paused (prelaunch)\r\n".into(),
+                RunState::Shutdown => "VM status: paused (shutdown)\r\n".into(),
+                RunState::InternalError => "VM status: paused (internal-error)\r\n".into(),
+                RunState::Paused => "VM status: paused\r\n".into(),
+            },
+            ["info", "version"] => format!(
+                "{} (Kindling {})\r\n",
+                crate::QEMU_COMPAT_VERSION,
+                env!("CARGO_PKG_VERSION")
+            ),
+            ["info", "name"] => match &self.name {
+                Some(n) => format!("{n}\r\n"),
+                None => String::new(),
+            },
+            ["info", "cpus"] => {
+                let tids = self.tids.lock().map(|t| t.clone()).unwrap_or_default();
+                (0..self.cpus)
+                    .map(|i| {
+                        format!(
+                            "{}CPU #{i}: thread_id={}\r\n",
+                            if i == 0 { "* " } else { "  " },
+                            tids.get(i as usize).copied().unwrap_or(0)
+                        )
+                    })
+                    .collect()
+            }
+            ["info", "registers", rest @ ..] => {
+                let all = rest.contains(&"-a");
+                let regs = self.registers();
+                let mut s = String::new();
+                for (i, r) in regs.iter().enumerate() {
+                    if !all && i != 0 {
+                        break;
+                    }
+                    if let Some((r, sr)) = r {
+                        if all {
+                            s.push_str(&format!("\r\nCPU#{i}\r\n"));
+                        }
+                        s.push_str(&hmp::info_registers(r, sr, false).replace('\n', "\r\n"));
+                    }
+                }
+                s
+            }
+            ["info", "kvm"] => format!(
+                "kvm support: {}\r\n",
+                if self.accel == AccelKind::Kvm {
+                    "enabled"
+                } else {
+                    "disabled"
+                }
+            ),
+            ["info", "qtree"] => self.qtree(),
+            ["info", "mtree"] => self.mtree(),
+            ["stop"] => {
+                self.request(MonitorRequest::Stop)?;
+                String::new()
+            }
+            ["cont" | "c"] => {
+                self.request(MonitorRequest::Cont)?;
+                String::new()
+            }
+            ["system_reset"] => {
+                self.request(MonitorRequest::Reset)?;
+                String::new()
+            }
+            ["system_powerdown"] => {
+                self.request(MonitorRequest::Powerdown)?;
+                String::new()
+            }
+            ["nmi"] => {
+                self.request(MonitorRequest::Nmi)?;
+                String::new()
+            }
+            ["q" | "quit"] => {
+                self.request(MonitorRequest::Quit)?;
+                String::new()
+            }
+            ["info", what] => format!("info: unknown subcommand '{what}'\r\n"),
+            [cmd, ..] => format!("unknown command: '{cmd}'\r\n"),
+        };
+        Ok(out)
+    }
+
+    fn qtree(&self) -> String {
+        let mut s = String::from("bus: main-system-bus\r\n  type System\r\n");
+        s.push_str("  dev: ioapic, id \"\"\r\n    mmio 00000000fec00000/0000000000001000\r\n");
+        s.push_str("  dev: isabus-bridge, id \"\"\r\n    bus: isa.0\r\n      type ISA\r\n");
+        if self.serial.is_some() {
+            s.push_str("      dev: isa-serial, id \"\"\r\n        index = 0 (0x0)\r\n        iobase = 1016 (0x3f8)\r\n        irq = 4 (0x4)\r\n");
+        }
+        s
+    }
+
+    fn mtree(&self) -> String {
+        use vm_memory::{GuestMemoryBackend, GuestMemoryRegion};
+        let mut s = String::from("address-space: memory\r\n  0000000000000000-ffffffffffffffff (prio 0, i/o): system\r\n");
+        for r in self.mem.iter() {
+            let start = r.start_addr().0;
+            s.push_str(&format!(
+                "    {:016x}-{:016x} (prio 0, ram): microvm.ram\r\n",
+                start,
+                start + r.len() - 1
+            ));
+        }
+        s.push_str("    00000000fec00000-00000000fec00fff (prio 0, i/o): ioapic\r\n");
+        s.push_str("    00000000fee00000-00000000feefffff (prio 4096, i/o): apic-msi\r\n");
+        s.push_str(
+            "address-space: I/O\r\n  0000000000000000-000000000000ffff (prio 0, i/o): io\r\n",
+        );
+        s
+    }
+}
+
+fn os_text(e: &std::io::Error) -> String {
+    let s = e.to_string();
+    s.find(" (os error")
+        .map(|i| s[..i].to_string())
+        .unwrap_or(s)
+}
+
+/// Guest-virtual → guest-physical with the vCPU's paging mode
+/// (no paging, 32-bit, PAE or 4-level).
+pub fn translate(mem: &GuestMemory, s: &Sregs, va: u64) -> Option<u64> {
+    const PG: u64 = 1 << 31;
+    const PAE: u64 = 1 << 5;
+    const PSE: u64 = 1 << 4;
+    const LMA: u64 = 1 << 10;
+    let rd64 = |a: u64| -> Option<u64> { mem.read_obj::<u64>(GuestAddress(a)).ok() };
+    let rd32 = |a: u64| -> Option<u64> { mem.read_obj::<u32>(GuestAddress(a)).ok().map(u64::from) };
+    if s.cr0 & PG == 0 {
+        return Some(va);
+    }
+    let addr_mask = 0x000f_ffff_ffff_f000u64;
+    if s.efer & LMA != 0 || s.cr4 & PAE != 0 {
+        let levels: &[(u32, bool)] = if s.efer & LMA != 0 {
+            &[(39, false), (30, true), (21, true), (12, false)]
+        } else {
+            &[(30, false), (21, true), (12, false)]
+        };
+        let mut table = if s.efer & LMA != 0 {
+            s.cr3 & addr_mask
+        } else {
+            s.cr3 & 0xffff_ffe0
+        };
+        for (i, (shift, large_ok)) in levels.iter().enumerate() {
+            let idx_mask = if s.efer & LMA == 0 && i == 0 {
+                3
+            } else {
+                0x1ff
+            };
+            let e = rd64(table + ((va >> shift) & idx_mask) * 8)?;
+            if e & 1 == 0 {
+                return None;
+            }
+            if *large_ok && e & 0x80 != 0 {
+                let size = 1u64 << shift;
+                return Some((e & addr_mask & !(size - 1)) | (va & (size - 1)));
+            }
+            table = e & addr_mask;
+        }
+        return Some(table | (va & 0xfff));
+    }
+    let pde = rd32((s.cr3 & 0xffff_f000) + ((va >> 22) & 0x3ff) * 4)?;
+    if pde & 1 == 0 {
+        return None;
+    }
+    if pde & 0x80 != 0 && s.cr4 & PSE != 0 {
+        return Some((pde & 0xffc0_0000) | (va & 0x3f_ffff));
+    }
+    let pte = rd32((pde & 0xffff_f000) + ((va >> 12) & 0x3ff) * 4)?;
+    (pte & 1 != 0).then_some((pte & 0xffff_f000) | (va & 0xfff))
+}
+
+impl CommandHandler for MonitorContext {
+    fn execute(&self, name: &str, args: &Map<String, Value>) -> Result<Value, QmpError> {
+        let int = |k: &str| args.get(k).and_then(Value::as_u64).unwrap_or(0);
+        let s = |k: &str| {
+            args.get(k)
+                .and_then(Value::as_str)
+                .unwrap_or("")
+                .to_string()
+        };
+        match name {
+            "query-status" => Ok(self.status()),
+            "query-name" => Ok(match &self.name {
+                Some(n) => json!({"name": n}),
+                None => json!({}),
+            }),
+            "query-uuid" => Ok(json!({"UUID": "00000000-0000-0000-0000-000000000000"})),
+            "query-target" => Ok(json!({"arch": "x86_64"})),
+            "query-kvm" => Ok(json!({
+                "enabled": self.accel == AccelKind::Kvm,
+                "present": std::fs::OpenOptions::new().read(true).write(true).open("/dev/kvm").is_ok()
+            })),
+            "query-machines" => Ok(json!([{
+                "name": "microvm", "hotpluggable-cpus": false, "numa-mem-supported": false,
+                "default-cpu-type": "qemu64-x86_64-cpu", "cpu-max": 288, "deprecated": false,
+                "default-ram-id": "microvm.ram", "acpi": true, "is-default": true
+            }])),
+            "query-cpus-fast" => Ok(self.cpus_fast()),
+            "query-chardev" => Ok(Value::Array(self.chardevs())),
+            "query-block" => Ok(json!([])),
+            "stop" => self.request(MonitorRequest::Stop).map(|_| json!({})),
+            "cont" => self.request(MonitorRequest::Cont).map(|_| json!({})),
+            "system_reset" => self.request(MonitorRequest::Reset).map(|_| json!({})),
+            "system_powerdown" => self.request(MonitorRequest::Powerdown).map(|_| json!({})),
+            "inject-nmi" => self.request(MonitorRequest::Nmi).map(|_| json!({})),
+            "quit" => self.request(MonitorRequest::Quit).map(|_| json!({})),
+            "pmemsave" => {
+                let (addr, size) = (int("val"), int("size"));
+                self.save(&s("filename"), &[(addr, size)])
+                    .map(|_| json!({}))
+            }
+            "memsave" => self
+                .memsave(int("val"), int("size"), &s("filename"), int("cpu-index"))
+                .map(|_| json!({})),
+            "human-monitor-command" => self.hmp(&s("command-line")).map(Value::String),
+            other => Err(QmpError::not_found(format!(
+                "The command {other} has not been found"
+            ))),
+        }
+    }
+}
+
+/// Forwards board events to the QMP server.
+pub struct QmpEvents(pub qmp::QmpServer);
+
+impl std::fmt::Debug for QmpEvents {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("QmpEvents")
+    }
+}
+
+impl EventListener for QmpEvents {
+    fn event(&self, name: &str, data: Option<Value>) {
+        self.0.emit(name, data);
+    }
+}
