@@ -388,7 +388,7 @@ impl CommandHandler for MonitorContext {
             "query-machines" => Ok(json!([{
                 "name": "microvm", "hotpluggable-cpus": false, "numa-mem-supported": false,
                 "default-cpu-type": "qemu64-x86_64-cpu", "cpu-max": 288, "deprecated": false,
-                "default-ram-id": "microvm.ram", "acpi": true, "is-default": true
+                "default-ram-id": "microvm.ram", "acpi": true
             }])),
             "query-cpus-fast" => Ok(self.cpus_fast()),
             "query-chardev" => Ok(Value::Array(self.chardevs())),
