@@ -6,7 +6,11 @@
 
 pub mod bus;
 pub mod debug_exit;
+pub mod ged;
 pub mod irq;
 pub mod irqchip;
+pub mod pit;
+pub mod port80;
+pub mod rtc;
 pub mod serial;
 pub mod timer;
