@@ -83,6 +83,22 @@ fn ioapic_registers_answer_over_mmio() {
 }
 
 #[test]
+fn pit_interrupts_through_the_8259() {
+    need_kvm!();
+    let (code, out) = run_test_guest("pit_pic");
+    assert!(out.starts_with("TTT"), "{out}");
+    assert_eq!(code, (0x33 << 1) | 1);
+}
+
+#[test]
+fn pit_interrupts_through_the_ioapic() {
+    need_kvm!();
+    let (code, out) = run_test_guest("pit_ioapic");
+    assert!(out.starts_with("III"), "{out}");
+    assert_eq!(code, (0x34 << 1) | 1);
+}
+
+#[test]
 fn tiny_pvh_boots_and_triple_fault_exits_under_no_reboot() {
     need_kvm!();
     let Some(k) = common::guest_file("tiny-pvh.elf") else {

@@ -394,7 +394,7 @@ impl Machine {
             BoardEvent::VcpuFailed { vcpu, error } => {
                 terminal::restore();
                 eprintln!("{}: vCPU {vcpu}: {error}", self.prog);
-                self.control.pause_all();
+                // The failed vCPU's thread has ended; the others stop at exit.
                 self.set_state(RunState::InternalError);
                 Some(1)
             }

@@ -7,7 +7,13 @@ use std::sync::{Arc, Mutex};
 use cpu::Clock;
 use devices::bus::Bus;
 use devices::debug_exit::DebugExit;
+use devices::ged::{
+    Ged, GuestPowerRequest, GED_EVT_BASE, GED_EVT_LEN, GED_REGS_BASE, GED_REGS_LEN,
+};
 use devices::irqchip::IrqChip;
+use devices::pit::{Pit, PIT_BASE, PORT_61};
+use devices::port80::Port80;
+use devices::rtc::{Rtc, RTC_BASE};
 use devices::serial::{SerialPort, COM1_BASE, UART_PORTS};
 
 use crate::chardev;
@@ -20,13 +26,18 @@ use crate::timers::TimerService;
 #[derive(Clone, Default)]
 pub struct PlatformDevices {
     serial: Option<Arc<Mutex<SerialPort>>>,
-    rtc: bool,
+    pit: Option<Pit>,
+    rtc: Option<Arc<Mutex<Rtc>>>,
+    ged: Option<Arc<Mutex<Ged>>>,
 }
 
 impl std::fmt::Debug for PlatformDevices {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("PlatformDevices")
             .field("serial", &self.serial.is_some())
+            .field("pit", &self.pit.is_some())
+            .field("rtc", &self.rtc.is_some())
+            .field("ged", &self.ged.is_some())
             .finish()
     }
 }
@@ -41,15 +52,55 @@ impl PlatformDevices {
     #[allow(clippy::too_many_arguments)]
     pub fn build(
         cfg: &MachineConfig,
-        _accel: AccelKind,
+        accel: AccelKind,
         chip: &IrqChip,
-        _clock: &Arc<Clock>,
-        _timers: &Arc<TimerService>,
+        clock: &Arc<Clock>,
+        timers: &Arc<TimerService>,
         events: &Sender<BoardEvent>,
         pio: &mut Bus,
-        _mmio: &mut Bus,
+        mmio: &mut Bus,
     ) -> Result<Self, MachineError> {
         let mut devs = PlatformDevices::default();
+        pio.insert(Arc::new(Mutex::new(Port80)), 0x80, 1)?;
+        if cfg.pit_enabled() {
+            let pit = Pit::new(irq(chip, crate::platform::PIT_GSI)?, clock.clone());
+            pio.insert(Arc::new(Mutex::new(pit.clone())), PIT_BASE, 4)?;
+            pio.insert(Arc::new(Mutex::new(pit.port61())), PORT_61, 1)?;
+            timers.add(Arc::new(Mutex::new(pit.clone())));
+            devs.pit = Some(pit);
+        }
+        if cfg.rtc_enabled(accel) {
+            let start = std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map(|d| d.as_secs())
+                .unwrap_or(0);
+            let rtc = Arc::new(Mutex::new(Rtc::new(
+                irq(chip, crate::platform::RTC_GSI)?,
+                clock.clone(),
+                start,
+            )));
+            pio.insert(rtc.clone(), RTC_BASE, 2)?;
+            timers.add(rtc.clone());
+            devs.rtc = Some(rtc);
+        }
+        if cfg.acpi_enabled() {
+            let tx = Mutex::new(events.clone());
+            let ged = Arc::new(Mutex::new(Ged::new(
+                irq(chip, crate::platform::GED_GSI)?,
+                Box::new(move |r| {
+                    let ev = match r {
+                        GuestPowerRequest::PowerOff => BoardEvent::GuestPowerOff,
+                        GuestPowerRequest::Reset => BoardEvent::GuestReset,
+                    };
+                    if let Ok(tx) = tx.lock() {
+                        let _ = tx.send(ev);
+                    }
+                }),
+            )));
+            mmio.insert(ged.clone(), GED_EVT_BASE, GED_EVT_LEN)?;
+            mmio.insert(ged.clone(), GED_REGS_BASE, GED_REGS_LEN)?;
+            devs.ged = Some(ged);
+        }
         if let Some(backend) = &cfg.serial {
             let out = chardev::open_output(backend)?;
             let port = Arc::new(Mutex::new(SerialPort::new(
@@ -82,14 +133,34 @@ impl PlatformDevices {
 
     /// Whether an RTC exists (for the DSDT).
     pub fn has_rtc(&self) -> bool {
-        self.rtc
+        self.rtc.is_some()
     }
 
     /// Machine reset.
-    pub fn reset(&self) {}
+    pub fn reset(&self) {
+        if let Some(p) = &self.pit {
+            p.reset();
+        }
+        if let Some(r) = &self.rtc {
+            if let Ok(mut r) = r.lock() {
+                r.reset();
+            }
+        }
+        if let Some(g) = &self.ged {
+            if let Ok(mut g) = g.lock() {
+                g.reset();
+            }
+        }
+    }
 
     /// Press the ACPI power button (without ACPI: nothing, as QEMU).
-    pub fn power_button(&self) {}
+    pub fn power_button(&self) {
+        if let Some(g) = &self.ged {
+            if let Ok(mut g) = g.lock() {
+                g.power_button();
+            }
+        }
+    }
 
     /// Console input for COM1; returns how many bytes were taken.
     pub fn serial_input(&self, bytes: &[u8]) -> usize {

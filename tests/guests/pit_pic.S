@@ -45,24 +45,24 @@ _start: mov     $stack_top, %esp
         outb    %al, $0x40
         mov     $(11932 >> 8), %al
         outb    %al, $0x40
+wait:   cmpl    $3, ticks
+        jae     done
         sti
-2:      hlt
-        cmpl    $3, ticks
-        jb      2b
-        cli
+        hlt
+        jmp     wait
+done:   cli
         EXIT    0x33
 
-tick:   push    %eax
-        push    %edx
-        incl    ticks
+        /* No IRET (kvm_pvm's instruction emulator cannot run it): the
+         * handler drops the interrupt frame and resumes the wait loop. */
+tick:   incl    ticks
         mov     $'T', %al
         mov     $0x3f8, %dx
         outb    %al, %dx
         mov     $0x20, %al              /* non-specific EOI */
         outb    %al, $0x20
-        pop     %edx
-        pop     %eax
-        iret
+        mov     $stack_top, %esp
+        jmp     wait
 
         .data
         .balign 8
