@@ -207,3 +207,75 @@ fn serial_file_backend_and_pidfile() {
     assert!(!pid.exists(), "pidfile removed at exit");
     let _ = std::fs::remove_dir_all(dir);
 }
+
+fn ged_guest(append: &str, extra: &[&str]) -> (i32, String) {
+    let elf = common::guests::build("ged_power");
+    let mut args = vec![
+        "-M",
+        "microvm,acpi=on",
+        "-enable-kvm",
+        "-m",
+        "64m",
+        "-nodefaults",
+        "-serial",
+        "stdio",
+        "-kernel",
+        elf.to_str().unwrap(),
+        "-append",
+        append,
+    ];
+    args.extend_from_slice(extra);
+    let (status, out, _) = run(&args, T);
+    (status.code().unwrap_or(-1), out)
+}
+
+#[test]
+fn acpi_sleep_control_s5_powers_off() {
+    need_kvm!();
+    assert_eq!(ged_guest("poweroff", &[]).0, 0);
+}
+
+#[test]
+fn acpi_reset_register_resets() {
+    need_kvm!();
+    // Under -no-reboot a guest reset ends the process with status 0.
+    assert_eq!(ged_guest("reset", &["-no-reboot"]).0, 0);
+}
+
+#[test]
+fn qmp_system_powerdown_presses_the_acpi_power_button() {
+    need_kvm!();
+    let elf = common::guests::build("ged_power");
+    let sock = std::env::temp_dir().join(format!("kindling-ged-{}.sock", std::process::id()));
+    let qmp_arg = format!("unix:{},server=on,wait=off", sock.display());
+    let mut vm = Vm::start(&[
+        "-M",
+        "microvm,acpi=on",
+        "-enable-kvm",
+        "-m",
+        "64m",
+        "-nodefaults",
+        "-serial",
+        "stdio",
+        "-kernel",
+        elf.to_str().unwrap(),
+        "-append",
+        "button",
+        "-qmp",
+        &qmp_arg,
+    ]);
+    assert!(vm.wait_for("PWR", 1, T), "{}", vm.output());
+    let mut q = common::qmp::Qmp::connect(&sock);
+    assert_eq!(
+        q.execute("system_powerdown")["return"],
+        serde_json::json!({})
+    );
+    q.wait_event("POWERDOWN");
+    let ev = q.wait_event("SHUTDOWN");
+    assert_eq!(
+        ev["data"],
+        serde_json::json!({"guest": true, "reason": "guest-shutdown"})
+    );
+    assert_eq!(vm.wait_exit(T).code(), Some(0));
+    let _ = std::fs::remove_file(sock);
+}

@@ -240,10 +240,36 @@ impl Platform {
         let _ = self.notifier.kickers.set(kickers);
     }
 
-    /// Machine reset: controllers and devices to power-on state.
+    /// Machine reset: controllers and devices to power-on state, then the
+    /// firmware's setup of the interrupt controllers.
     pub fn reset(&self) {
         self.irqchip.reset();
         self.devices.reset();
+        self.firmware_setup();
+    }
+
+    /// What a BIOS leaves behind before booting the OS: the 8259 pair
+    /// initialised (vectors 0x08/0x70, as SeaBIOS) and fully masked, so a
+    /// kernel that never programs it (PVH entry, hardware-reduced ACPI)
+    /// takes no stray ExtINT at a bogus vector. Linux reprograms it when
+    /// it uses it.
+    pub fn firmware_setup(&self) {
+        use cpu::IoBus;
+        let io = &self.io;
+        for (port, value) in [
+            (0x20u16, 0x11u8), // ICW1: edge, cascade, ICW4 follows
+            (0x21, 0x08),      // ICW2: vectors 0x08-0x0f
+            (0x21, 0x04),      // ICW3: slave on IRQ2
+            (0x21, 0x01),      // ICW4: 8086 mode
+            (0xa0, 0x11),
+            (0xa1, 0x70), // vectors 0x70-0x77
+            (0xa1, 0x02),
+            (0xa1, 0x01),
+            (0x21, 0xff), // mask everything
+            (0xa1, 0xff),
+        ] {
+            io.pio_write(0, port, &[value]);
+        }
     }
 
     /// Press the ACPI power button (no-op without ACPI, as in QEMU).
@@ -339,13 +365,15 @@ pub fn build(
             chip: irqchip.clone(),
         })
     };
-    Ok(Platform {
+    let platform = Platform {
         io: Arc::new(io),
         interrupts,
         irqchip,
         notifier,
         devices,
-    })
+    };
+    platform.firmware_setup();
+    Ok(platform)
 }
 
 fn read_file(what: &str, path: &std::path::Path) -> Result<Vec<u8>, MachineError> {

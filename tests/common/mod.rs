@@ -3,6 +3,7 @@
 #![allow(dead_code)]
 
 pub mod guests;
+pub mod qmp;
 pub mod vm;
 
 use std::path::PathBuf;
