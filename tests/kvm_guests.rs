@@ -279,3 +279,22 @@ fn qmp_system_powerdown_presses_the_acpi_power_button() {
     assert_eq!(vm.wait_exit(T).code(), Some(0));
     let _ = std::fs::remove_file(sock);
 }
+
+#[test]
+fn smp_application_processor_starts_on_init_sipi() {
+    need_kvm!();
+    let elf = common::guests::build("smp");
+    let (status, out, err) = run(
+        &kvm_args(
+            elf.to_str().unwrap(),
+            &["-smp", "2", "-no-reboot", "-device", "isa-debug-exit"],
+        ),
+        T,
+    );
+    assert_eq!(out, "AP-UP\r\n", "{err}");
+    assert_eq!(
+        status.code(),
+        Some(((0x50 + 1) << 1) | 1),
+        "the AP reports APIC ID 1"
+    );
+}
