@@ -465,11 +465,15 @@ pub struct SystemControlPort {
 
 impl std::fmt::Debug for Pit {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        let s = lock(&self.state);
-        f.debug_struct("Pit")
-            .field("channels", &s.channels)
-            .field("speaker_data", &s.speaker_data)
-            .finish()
+        // try_lock: formatting must not deadlock inside a PIT method.
+        match self.state.try_lock() {
+            Ok(s) => f
+                .debug_struct("Pit")
+                .field("channels", &s.channels)
+                .field("speaker_data", &s.speaker_data)
+                .finish(),
+            Err(_) => f.write_str("Pit { <busy> }"),
+        }
     }
 }
 
@@ -970,6 +974,29 @@ mod tests {
         assert_eq!(a & 0x03, 0x02);
         assert_ne!(a & PORT61_REFRESH, b & PORT61_REFRESH);
         assert_eq!(r.inb(0x43), 0);
+    }
+
+    #[test]
+    fn works_through_a_bus_registered_as_the_board_does() {
+        let r = rig();
+        let mut bus = crate::bus::Bus::new();
+        bus.insert(Arc::new(Mutex::new(r.pit.clone())), PIT_BASE, PIT_PORTS)
+            .unwrap();
+        bus.insert(Arc::new(Mutex::new(r.pit.port61())), PORT_61, 1)
+            .unwrap();
+        assert!(bus.write(0, PORT_61, &[0x01]));
+        assert!(bus.write(0, 0x43, &[0xb0]));
+        assert!(bus.write(0, 0x42, &[0x00]));
+        assert!(bus.write(0, 0x42, &[0x20])); // 0x2000
+        r.clock.add_instructions(ticks_to_ns(0x100));
+        let mut b = [0u8];
+        bus.read(0, 0x42, &mut b);
+        assert_eq!(b[0], 0x00);
+        bus.read(0, 0x42, &mut b);
+        assert_eq!(b[0], 0x1f);
+        bus.read(0, PORT_61, &mut b);
+        assert_eq!(b[0] & (PORT61_GATE2 | PORT61_OUT2), PORT61_GATE2);
+        assert!(!bus.read(0, 0x44, &mut b));
     }
 
     #[test]
