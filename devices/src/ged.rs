@@ -9,6 +9,10 @@
 //! guest that missed one (its pin was still masked) sees the next, as with
 //! QEMU's pulse per event. The DSDT declares the interrupt edge-triggered.
 //!
+//! Only the power-down event exists (no memory or NVDIMM hotplug), only S5
+//! is honoured in SLEEP_CTL, and SLEEP_STS always reads zero, as in QEMU's
+//! microvm.
+//!
 //! # Registering on the board
 //!
 //! One `Arc<Mutex<Ged>>` goes on the MMIO bus twice:

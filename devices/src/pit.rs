@@ -14,6 +14,13 @@
 //! interrupt and drops the periods missed entirely (QEMU's userspace PIT
 //! behaves the same way); the period phase is kept.
 //!
+//! Following QEMU rather than the data sheet: counting starts at the load,
+//! not one input clock later, and modes 1 and 5 also start at the load
+//! (a rising gate retriggers them); a count written while counting takes
+//! effect at once in every mode; odd counts in mode 3 use QEMU's
+//! arithmetic. Port 0x61 bits 2-3 and 6-7 (parity and I/O check) read
+//! zero, and no sound is produced.
+//!
 //! # Registering on the board
 //!
 //! [`Pit`] is a cloneable handle to state it shares with its

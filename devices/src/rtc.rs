@@ -17,6 +17,11 @@
 //! divider's grid; if the timer service falls behind, the missed periods
 //! collapse into the one pending flag, as on hardware.
 //!
+//! Not modelled: the square-wave pin (SQWE is stored only), daylight
+//! saving (DSE), time bases other than 32.768 kHz (divider values 0 and 1
+//! run as 2), and a free-running weekday counter (the weekday follows the
+//! date). Register 0x32 is the century and moves with the time.
+//!
 //! # Registering on the board
 //!
 //! Put one `Arc<Mutex<Rtc>>` on the port bus at `[RTC_BASE, RTC_BASE +
