@@ -22,8 +22,22 @@ fn guest() -> Option<PathBuf> {
 
 fn args(accel: &str, kernel: &Path) -> Vec<String> {
     let mut a: Vec<String> = [
-        "-M", "microvm,acpi=off", "-accel", accel, "-m", "256m", "-smp", "1", "-nodefaults",
-        "-no-user-config", "-nographic", "-no-reboot", "-serial", "stdio", "-append", "x",
+        "-M",
+        "microvm,acpi=off",
+        "-accel",
+        accel,
+        "-m",
+        "256m",
+        "-smp",
+        "1",
+        "-nodefaults",
+        "-no-user-config",
+        "-nographic",
+        "-no-reboot",
+        "-serial",
+        "stdio",
+        "-append",
+        "x",
     ]
     .iter()
     .map(|s| s.to_string())
@@ -71,7 +85,9 @@ fn bench(c: &mut Criterion) {
         emulators.push(("qemu", q));
     }
     let mut group = c.benchmark_group(format!("boot_tiny_pvh_{accel}"));
-    group.sample_size(20).measurement_time(Duration::from_secs(10));
+    group
+        .sample_size(20)
+        .measurement_time(Duration::from_secs(10));
     for (name, bin) in &emulators {
         let a = args(&accel, &kernel);
         let (_, rss, text) = run_once(bin, &a);
