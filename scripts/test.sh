@@ -5,9 +5,10 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 scripts/setup.sh
-if [ -x scripts/guest/path.sh ]; then
-    KINDLING_GUEST_DIR=$(scripts/guest/path.sh)
-    export KINDLING_GUEST_DIR
+if guest=$(scripts/guest/path.sh); then
+    export KINDLING_GUEST_DIR=$guest
+else
+    echo "test.sh: no test guest could be found or built; guest tests will say why they skip" >&2
 fi
 
 cargo build --release --workspace --all-targets
