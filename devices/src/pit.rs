@@ -880,6 +880,53 @@ mod tests {
     }
 
     #[test]
+    fn out2_in_modes_1_2_and_5_with_gate_retrigger() {
+        let mut r = rig();
+        let out2 = |r: &mut Rig| r.inb(PORT_61) & PORT61_OUT2 != 0;
+        // Mode 1 (hardware one-shot): low while counting, high at TC.
+        r.outb(PORT_61, 0x01);
+        r.outb(0x43, 0x92); // channel 2, LSB only, mode 1
+        r.outb(0x42, 10);
+        let t0 = r.clock.now_ns();
+        assert!(!out2(&mut r));
+        r.advance_to(t0 + ticks_to_ns(10));
+        assert!(out2(&mut r));
+        // A rising gate retriggers the count.
+        r.outb(PORT_61, 0x00);
+        r.outb(PORT_61, 0x01);
+        let t1 = r.clock.now_ns();
+        assert!(!out2(&mut r));
+        assert_eq!(r.inb(0x42), 10);
+        r.advance_to(t1 + ticks_to_ns(10));
+        assert!(out2(&mut r));
+        // Mode 5: high, one tick low at TC, high again.
+        r.outb(0x43, 0x9a); // channel 2, LSB only, mode 5
+        r.outb(0x42, 4);
+        let t2 = r.clock.now_ns();
+        r.advance_to(t2 + ticks_to_ns(3));
+        assert!(out2(&mut r));
+        r.advance_to(t2 + ticks_to_ns(4));
+        assert!(!out2(&mut r));
+        r.advance_to(t2 + ticks_to_ns(5));
+        assert!(out2(&mut r));
+        // Mode 2: low for the one tick before each reload.
+        r.outb(0x43, 0x94); // channel 2, LSB only, mode 2
+        r.outb(0x42, 5);
+        let t3 = r.clock.now_ns();
+        let lows: Vec<u64> = (0..15)
+            .filter(|&k| {
+                r.advance_to(t3 + ticks_to_ns(k));
+                !out2(&mut r)
+            })
+            .collect();
+        assert_eq!(lows, vec![4, 9, 14]);
+        // Gate low forces OUT high in mode 2.
+        r.advance_to(t3 + ticks_to_ns(19));
+        r.outb(PORT_61, 0x00);
+        assert!(out2(&mut r));
+    }
+
+    #[test]
     fn gate_low_suspends_mode0_counting() {
         let mut r = rig();
         r.outb(PORT_61, 0x01);
