@@ -150,3 +150,78 @@ fn help_actions() {
     assert_eq!(p("-accel help"), Action::AccelHelp);
     assert_eq!(p("-device help"), Action::DeviceHelp);
 }
+
+/// A tiny deterministic PRNG for the argv fuzz test.
+fn next(state: &mut u64) -> u64 {
+    *state ^= *state << 13;
+    *state ^= *state >> 7;
+    *state ^= *state << 17;
+    *state
+}
+
+#[test]
+fn random_argv_never_panics() {
+    const TOKENS: &[&str] = &[
+        "-M",
+        "-machine",
+        "microvm",
+        "microvm,acpi=on",
+        "acpi=",
+        ",,",
+        ",",
+        "=",
+        "-m",
+        "0",
+        "1T",
+        "99999999999999999999",
+        "-smp",
+        "cpus=0",
+        "sockets=2,cores=0",
+        "-cpu",
+        "host,+",
+        "-serial",
+        "chardev:",
+        "file:",
+        "-chardev",
+        "socket,id=",
+        "stdio,id=a",
+        "-device",
+        "isa-debug-exit,iobase=0x10000",
+        "-accel",
+        "kvm:tcg:xen",
+        "-qmp",
+        "unix:",
+        "-icount",
+        "shift=-1",
+        "--",
+        "-",
+        "-kernel",
+        "/dev/null",
+        "-initrd",
+        "-append",
+        "",
+        "\u{0}",
+        "-nodefaults",
+        "-S",
+        "-name",
+        "guest=,process=",
+        "-global",
+        "a.b",
+        "help",
+    ];
+    let mut state = 0x1234_5678_9abc_def0u64;
+    for _ in 0..20_000 {
+        let n = (next(&mut state) % 8) as usize;
+        let args: Vec<String> = (0..n)
+            .map(|_| TOKENS[(next(&mut state) % TOKENS.len() as u64) as usize].to_string())
+            .collect();
+        let r = std::panic::catch_unwind(|| parse(&args));
+        assert!(r.is_ok(), "panicked on {args:?}");
+        if let Ok(Err(e)) = r {
+            assert!(
+                !e.to_string().is_empty() && !e.to_string().contains('\n'),
+                "{args:?}: {e}"
+            );
+        }
+    }
+}
