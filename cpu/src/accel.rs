@@ -43,6 +43,11 @@ pub trait Accelerator: Send + Sync {
         let _ = (gsi, level);
         Err(CpuError::Unsupported(self.name()))
     }
+    /// Record `-cpu` feature adjustments (name, on) for vCPUs created
+    /// afterwards; returns the names that are unknown or unsupported.
+    fn set_cpu_features(&self, features: &[(String, bool)]) -> Vec<String> {
+        features.iter().map(|(n, _)| n.clone()).collect()
+    }
     /// The CPUID leaves this backend can honour for `-cpu` (the interpreter
     /// advertises only what it implements).
     fn supported_cpuid(&self) -> Vec<CpuidEntry>;

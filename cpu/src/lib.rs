@@ -9,6 +9,7 @@ pub mod accel;
 pub mod clock;
 pub mod cpuid;
 pub mod error;
+pub mod features;
 pub mod interp;
 pub mod io;
 pub mod kvm;

@@ -76,6 +76,9 @@ impl Machine {
                 "-icount is not allowed with hardware virtualization".into(),
             ));
         }
+        for name in accel.accel.set_cpu_features(&cfg.cpu.features) {
+            eprintln!("{prog}: warning: host doesn't support requested feature: {name}");
+        }
         let timers = TimerService::new(clock.clone());
         let platform = platform::build(&cfg, &accel, &mem, &clock, &timers, &events_tx)?;
         let control = Arc::new(VcpuControl::new(cfg.cpus as usize));

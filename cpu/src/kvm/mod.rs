@@ -33,6 +33,8 @@ pub struct KvmAccelerator {
     supported_cpuid: Vec<CpuidEntry>,
     /// GSI → MSI routes mirrored into KVM's routing table.
     routes: Mutex<BTreeMap<u32, Msi>>,
+    /// `-cpu` feature adjustments applied to every new vCPU.
+    features: Mutex<Vec<(String, bool)>>,
 }
 
 impl KvmAccelerator {
@@ -105,6 +107,7 @@ impl KvmAccelerator {
             vm: Arc::new(vm),
             supported_cpuid,
             routes: Mutex::new(BTreeMap::new()),
+            features: Mutex::new(Vec::new()),
         })
     }
 
@@ -137,7 +140,10 @@ impl Accelerator for KvmAccelerator {
             .vm
             .create_vcpu(u64::from(id))
             .map_err(|e| CpuError::kvm("KVM_CREATE_VCPU", e))?;
-        let table = cpuid::guest_cpuid(&self.supported_cpuid, id, count);
+        let mut table = cpuid::guest_cpuid(&self.supported_cpuid, id, count);
+        if let Ok(f) = self.features.lock() {
+            crate::features::apply(&mut table, &self.supported_cpuid, &f);
+        }
         let v = KvmVcpu::new(id, fd, &table)?;
         Ok(Box::new(v))
     }
@@ -200,6 +206,15 @@ impl Accelerator for KvmAccelerator {
         self.vm
             .set_irq_line(gsi, level)
             .map_err(|e| CpuError::kvm("KVM_IRQ_LINE", e))
+    }
+
+    fn set_cpu_features(&self, features: &[(String, bool)]) -> Vec<String> {
+        let mut probe = self.supported_cpuid.clone();
+        let bad = crate::features::apply(&mut probe, &self.supported_cpuid, features);
+        if let Ok(mut f) = self.features.lock() {
+            *f = features.to_vec();
+        }
+        bad
     }
 
     fn supported_cpuid(&self) -> Vec<CpuidEntry> {
