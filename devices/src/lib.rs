@@ -14,3 +14,4 @@ pub mod port80;
 pub mod rtc;
 pub mod serial;
 pub mod timer;
+pub mod virtio;

@@ -1,0 +1,295 @@
+//! A test driver: programs the transport through its registers as Linux's
+//! virtio_mmio driver does and posts descriptor chains by hand.
+
+use std::io::Write;
+use std::sync::Arc;
+
+use cpu::GuestMemory;
+use vm_memory::{Bytes, GuestAddress};
+
+use super::blk::Block;
+use super::mmio::{MmioTransport, STATUS_NEEDS_RESET};
+use super::rng::Rng;
+use super::VirtioDevice;
+use crate::bus::{BusAccessInfo, BusDevice};
+use crate::irq::RecordingIrq;
+
+const DESC: u64 = 0x1000;
+const AVAIL: u64 = 0x2000;
+const USED: u64 = 0x3000;
+const QSIZE: u16 = 16;
+const WRITE: u16 = 2;
+const NEXT: u16 = 1;
+
+struct Driver {
+    t: MmioTransport,
+    mem: Arc<GuestMemory>,
+    irq: Arc<RecordingIrq>,
+    avail_idx: u16,
+}
+
+fn at(offset: u64) -> BusAccessInfo {
+    BusAccessInfo {
+        address: 0xfeb0_0e00 + offset,
+        offset,
+        vcpu: 0,
+    }
+}
+
+impl Driver {
+    fn new(dev: Box<dyn VirtioDevice>) -> Driver {
+        let mem = Arc::new(GuestMemory::from_ranges(&[(GuestAddress(0), 1 << 20)]).unwrap());
+        let irq = Arc::new(RecordingIrq::default());
+        let t = MmioTransport::new(Some(dev), mem.clone(), irq.clone());
+        let mut d = Driver {
+            t,
+            mem,
+            irq,
+            avail_idx: 0,
+        };
+        assert_eq!(d.rd(0), 0x7472_6976);
+        assert_eq!(d.rd(4), 2);
+        d.wr(0x70, 1 | 2);
+        d.wr(0x14, 1);
+        let hi = d.rd(0x10);
+        d.wr(0x14, 0);
+        let lo = d.rd(0x10);
+        d.wr(0x24, 0);
+        d.wr(0x20, lo);
+        d.wr(0x24, 1);
+        d.wr(0x20, hi);
+        d.wr(0x70, 1 | 2 | 8);
+        assert_eq!(d.rd(0x70) & 8, 8, "FEATURES_OK accepted");
+        d.wr(0x30, 0);
+        assert!(d.rd(0x34) >= u32::from(QSIZE));
+        d.wr(0x38, u32::from(QSIZE));
+        d.wr(0x80, DESC as u32);
+        d.wr(0x84, 0);
+        d.wr(0x90, AVAIL as u32);
+        d.wr(0x94, 0);
+        d.wr(0xa0, USED as u32);
+        d.wr(0xa4, 0);
+        d.wr(0x44, 1);
+        d.wr(0x70, 1 | 2 | 8 | 4);
+        d
+    }
+
+    fn rd(&mut self, off: u64) -> u32 {
+        let mut b = [0u8; 4];
+        self.t.read(at(off), &mut b);
+        u32::from_le_bytes(b)
+    }
+
+    fn wr(&mut self, off: u64, v: u32) {
+        self.t.write(at(off), &v.to_le_bytes());
+    }
+
+    /// Post a chain of (addr, len, flags) starting at descriptor `first`.
+    fn post(&mut self, first: u16, descs: &[(u64, u32, u16)]) {
+        for (i, (addr, len, flags)) in descs.iter().enumerate() {
+            let idx = first + i as u16;
+            let last = i + 1 == descs.len();
+            let f = flags | if last { 0 } else { NEXT };
+            let base = DESC + u64::from(idx) * 16;
+            self.mem.write_obj(*addr, GuestAddress(base)).unwrap();
+            self.mem.write_obj(*len, GuestAddress(base + 8)).unwrap();
+            self.mem.write_obj(f, GuestAddress(base + 12)).unwrap();
+            self.mem
+                .write_obj(idx + 1, GuestAddress(base + 14))
+                .unwrap();
+        }
+        let slot = AVAIL + 4 + u64::from(self.avail_idx % QSIZE) * 2;
+        self.mem.write_obj(first, GuestAddress(slot)).unwrap();
+        self.avail_idx = self.avail_idx.wrapping_add(1);
+        self.mem
+            .write_obj(self.avail_idx, GuestAddress(AVAIL + 2))
+            .unwrap();
+        self.wr(0x50, 0);
+    }
+
+    fn used(&self) -> (u16, u32, u32) {
+        let idx: u16 = self.mem.read_obj(GuestAddress(USED + 2)).unwrap();
+        let e = USED + 4 + u64::from((idx.wrapping_sub(1)) % QSIZE) * 8;
+        (
+            idx,
+            self.mem.read_obj(GuestAddress(e)).unwrap(),
+            self.mem.read_obj(GuestAddress(e + 4)).unwrap(),
+        )
+    }
+
+    fn header(&self, at: u64, kind: u32, sector: u64) {
+        self.mem.write_obj(kind, GuestAddress(at)).unwrap();
+        self.mem.write_obj(0u32, GuestAddress(at + 4)).unwrap();
+        self.mem.write_obj(sector, GuestAddress(at + 8)).unwrap();
+    }
+}
+
+fn image(bytes: &[u8]) -> std::path::PathBuf {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    static N: AtomicUsize = AtomicUsize::new(0);
+    let p = std::env::temp_dir().join(format!(
+        "kindling-blk-{}-{}.img",
+        std::process::id(),
+        N.fetch_add(1, Ordering::SeqCst)
+    ));
+    std::fs::File::create(&p).unwrap().write_all(bytes).unwrap();
+    p
+}
+
+#[test]
+fn rng_fills_the_buffer_and_interrupts() {
+    let mut d = Driver::new(Box::new(Rng));
+    d.post(0, &[(0x8000, 64, WRITE)]);
+    let (idx, id, len) = d.used();
+    assert_eq!((idx, id, len), (1, 0, 64));
+    let mut b = [0u8; 64];
+    d.mem.read_slice(&mut b, GuestAddress(0x8000)).unwrap();
+    assert!(b.iter().any(|&x| x != 0));
+    assert!(d.irq.level(), "used-buffer interrupt is level and raised");
+    assert_eq!(d.rd(0x60), 1);
+    d.wr(0x64, 1);
+    assert!(!d.irq.level(), "ACK lowers the line");
+}
+
+#[test]
+fn blk_reads_writes_and_flushes_the_image() {
+    let mut content = vec![0u8; 4096];
+    for (i, b) in content.iter_mut().enumerate() {
+        *b = (i * 7) as u8;
+    }
+    let path = image(&content);
+    let mut d = Driver::new(Box::new(Block::open(&path, false, "KINDLING0").unwrap()));
+    assert!(d.t.populated());
+    let mut cap = [0u8; 8];
+    d.t.read(at(0x100), &mut cap);
+    assert_eq!(u64::from_le_bytes(cap), 8, "capacity in sectors");
+    // Read sector 1.
+    d.header(0x5000, 0, 1);
+    d.post(
+        0,
+        &[(0x5000, 16, 0), (0x6000, 512, WRITE), (0x7000, 1, WRITE)],
+    );
+    let mut got = vec![0u8; 512];
+    d.mem.read_slice(&mut got, GuestAddress(0x6000)).unwrap();
+    assert_eq!(got, content[512..1024]);
+    assert_eq!(d.mem.read_obj::<u8>(GuestAddress(0x7000)).unwrap(), 0);
+    assert_eq!(d.used().2, 513);
+    // Write sector 2, flush.
+    d.mem
+        .write_slice(&[0xab; 512], GuestAddress(0x6000))
+        .unwrap();
+    d.header(0x5000, 1, 2);
+    d.post(3, &[(0x5000, 16, 0), (0x6000, 512, 0), (0x7000, 1, WRITE)]);
+    d.header(0x5100, 4, 0);
+    d.post(6, &[(0x5100, 16, 0), (0x7100, 1, WRITE)]);
+    assert_eq!(d.mem.read_obj::<u8>(GuestAddress(0x7100)).unwrap(), 0);
+    let disk = std::fs::read(&path).unwrap();
+    assert_eq!(&disk[1024..1536], &[0xab; 512][..]);
+    // Get ID, out-of-range read, unknown request.
+    d.header(0x5000, 8, 0);
+    d.post(
+        8,
+        &[(0x5000, 16, 0), (0x6000, 20, WRITE), (0x7000, 1, WRITE)],
+    );
+    let mut id = [0u8; 9];
+    d.mem.read_slice(&mut id, GuestAddress(0x6000)).unwrap();
+    assert_eq!(&id, b"KINDLING0");
+    d.header(0x5000, 0, 8);
+    d.post(
+        0,
+        &[(0x5000, 16, 0), (0x6000, 512, WRITE), (0x7000, 1, WRITE)],
+    );
+    assert_eq!(
+        d.mem.read_obj::<u8>(GuestAddress(0x7000)).unwrap(),
+        1,
+        "IOERR past the end"
+    );
+    d.header(0x5000, 99, 0);
+    d.post(3, &[(0x5000, 16, 0), (0x7000, 1, WRITE)]);
+    assert_eq!(
+        d.mem.read_obj::<u8>(GuestAddress(0x7000)).unwrap(),
+        2,
+        "UNSUPP"
+    );
+    let _ = std::fs::remove_file(path);
+}
+
+#[test]
+fn read_only_drive_refuses_writes_and_is_locked_shared() {
+    let path = image(&[0x11; 1024]);
+    let mut d = Driver::new(Box::new(Block::open(&path, true, "").unwrap()));
+    assert!(
+        Block::open(&path, true, "").is_ok(),
+        "two readers may share"
+    );
+    assert!(
+        Block::open(&path, false, "").is_err(),
+        "a writer is refused"
+    );
+    d.mem
+        .write_slice(&[0x22; 512], GuestAddress(0x6000))
+        .unwrap();
+    d.header(0x5000, 1, 0);
+    d.post(0, &[(0x5000, 16, 0), (0x6000, 512, 0), (0x7000, 1, WRITE)]);
+    assert_eq!(d.mem.read_obj::<u8>(GuestAddress(0x7000)).unwrap(), 1);
+    assert_eq!(std::fs::read(&path).unwrap(), vec![0x11; 1024]);
+    let _ = std::fs::remove_file(path);
+}
+
+#[test]
+fn a_second_writer_is_refused_with_qemus_message() {
+    let path = image(&[0; 512]);
+    let _first = Block::open(&path, false, "").unwrap();
+    let e = Block::open(&path, false, "").unwrap_err().to_string();
+    assert!(e.starts_with("Failed to get \"write\" lock"), "{e}");
+    let _ = std::fs::remove_file(path);
+}
+
+#[test]
+fn corrupt_chains_mark_the_device_broken_without_touching_other_memory() {
+    let path = image(&[0x33; 4096]);
+    for bad in [
+        // Data buffer outside guest RAM.
+        vec![
+            (0x5000, 16, 0),
+            (0x7fff_0000, 512, WRITE),
+            (0x7000, 1, WRITE),
+        ],
+        // Status byte read-only.
+        vec![(0x5000, 16, 0), (0x6000, 512, WRITE), (0x7000, 1, 0)],
+        // Header missing (single descriptor).
+        vec![(0x7000, 1, WRITE)],
+    ] {
+        let mut d = Driver::new(Box::new(Block::open(&path, true, "").unwrap()));
+        d.header(0x5000, 0, 0);
+        d.post(0, &bad);
+        assert_ne!(d.rd(0x70) & STATUS_NEEDS_RESET, 0, "{bad:?}");
+        assert_eq!(d.rd(0x60) & 2, 2, "config-change interrupt");
+        // Further notifies are ignored until reset; reset recovers.
+        d.wr(0x70, 0);
+        assert_eq!(d.rd(0x70), 0);
+    }
+    // A descriptor loop: next points back to itself.
+    let mut d = Driver::new(Box::new(Block::open(&path, true, "").unwrap()));
+    d.header(0x5000, 0, 0);
+    d.mem.write_obj(0x5000u64, GuestAddress(DESC)).unwrap();
+    d.mem.write_obj(16u32, GuestAddress(DESC + 8)).unwrap();
+    d.mem.write_obj(NEXT, GuestAddress(DESC + 12)).unwrap();
+    d.mem.write_obj(0u16, GuestAddress(DESC + 14)).unwrap();
+    d.mem.write_obj(0u16, GuestAddress(AVAIL + 4)).unwrap();
+    d.mem.write_obj(1u16, GuestAddress(AVAIL + 2)).unwrap();
+    d.wr(0x50, 0);
+    assert_ne!(d.rd(0x70) & STATUS_NEEDS_RESET, 0);
+    let _ = std::fs::remove_file(path);
+}
+
+#[test]
+fn empty_slot_reads_device_id_zero() {
+    let mem = Arc::new(GuestMemory::from_ranges(&[(GuestAddress(0), 1 << 16)]).unwrap());
+    let mut t = MmioTransport::new(None, mem, Arc::new(RecordingIrq::default()));
+    let mut b = [0u8; 4];
+    t.read(at(0), &mut b);
+    assert_eq!(u32::from_le_bytes(b), 0x7472_6976);
+    t.read(at(8), &mut b);
+    assert_eq!(u32::from_le_bytes(b), 0);
+}
