@@ -165,6 +165,48 @@ pub struct MachineConfig {
     pub monitors: Vec<MonitorArg>,
     /// `-global driver.prop=value` settings.
     pub globals: Vec<(String, String)>,
+    /// Block backends.
+    pub drives: Vec<DriveConfig>,
+    /// virtio devices in command-line order.
+    pub virtio: Vec<VirtioDeviceConfig>,
+}
+
+/// A `-drive`/`-blockdev` backend.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DriveConfig {
+    /// `id=` (or `node-name=`).
+    pub id: String,
+    /// The image file.
+    pub file: PathBuf,
+    /// `readonly=on` / `read-only=on`.
+    pub read_only: bool,
+    /// The option as typed, for error messages.
+    pub location: String,
+}
+
+/// A virtio device on the virtio-mmio bus.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum VirtioKind {
+    /// `virtio-blk-device,drive=ID[,serial=]`.
+    Block {
+        /// The drive's id.
+        drive: String,
+        /// `serial=`.
+        serial: String,
+    },
+    /// `virtio-rng-device`.
+    Rng,
+}
+
+/// One `-device virtio-*-device`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct VirtioDeviceConfig {
+    /// What it is.
+    pub kind: VirtioKind,
+    /// `bus=virtio-mmio-bus.N`: pin it to transport N.
+    pub bus: Option<u32>,
+    /// The option as typed, for error messages.
+    pub location: String,
 }
 
 /// A monitor option as typed, resolved by the monitor layer.
@@ -207,6 +249,8 @@ impl Default for MachineConfig {
             chardevs: Vec::new(),
             monitors: Vec::new(),
             globals: Vec::new(),
+            drives: Vec::new(),
+            virtio: Vec::new(),
         }
     }
 }

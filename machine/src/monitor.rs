@@ -39,6 +39,8 @@ pub struct MonitorContext {
     pub serial: Option<CharBackend>,
     /// The monitors, for `query-chardev`.
     pub monitors: Vec<MonitorConfig>,
+    /// Block backends, for `query-block`.
+    pub drives: Vec<crate::config::DriveConfig>,
 }
 
 impl std::fmt::Debug for MonitorContext {
@@ -73,6 +75,7 @@ impl MonitorContext {
             cpus: cfg.cpus,
             serial: cfg.serial.clone(),
             monitors,
+            drives: cfg.drives.clone(),
         }
     }
 
@@ -392,7 +395,26 @@ impl CommandHandler for MonitorContext {
             }])),
             "query-cpus-fast" => Ok(self.cpus_fast()),
             "query-chardev" => Ok(Value::Array(self.chardevs())),
-            "query-block" => Ok(json!([])),
+            "query-block" => Ok(Value::Array(
+                self.drives
+                    .iter()
+                    .map(|d| {
+                        let size = std::fs::metadata(&d.file).map(|m| m.len()).unwrap_or(0);
+                        json!({
+                            "device": d.id, "locked": false, "removable": false, "type": "unknown",
+                            "io-status": "ok",
+                            "inserted": {
+                                "file": d.file.display().to_string(), "node-name": d.id,
+                                "ro": d.read_only, "drv": "raw", "encrypted": false,
+                                "backing_file_depth": 0, "bps": 0, "bps_rd": 0, "bps_wr": 0,
+                                "iops": 0, "iops_rd": 0, "iops_wr": 0, "detect_zeroes": "off",
+                                "write_threshold": 0, "cache": {"writeback": true, "direct": false, "no-flush": false},
+                                "image": {"filename": d.file.display().to_string(), "format": "raw", "virtual-size": size}
+                            }
+                        })
+                    })
+                    .collect(),
+            )),
             "stop" => self.request(MonitorRequest::Stop).map(|_| json!({})),
             "cont" => self.request(MonitorRequest::Cont).map(|_| json!({})),
             "system_reset" => self.request(MonitorRequest::Reset).map(|_| json!({})),

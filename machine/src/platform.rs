@@ -226,6 +226,7 @@ pub struct Platform {
     pub irqchip: IrqChip,
     notifier: Arc<BoardNotifier>,
     devices: crate::platform_devices::PlatformDevices,
+    transports: Vec<firmware::VirtioMmioTransport>,
 }
 
 impl std::fmt::Debug for Platform {
@@ -293,9 +294,9 @@ impl Platform {
         self.devices.serial_input(bytes)
     }
 
-    /// The virtio-mmio transports populated on this board (none yet).
+    /// The populated virtio-mmio transports (window and GSI).
     pub fn virtio_transports(&self) -> Vec<firmware::VirtioMmioTransport> {
-        Vec::new()
+        self.transports.clone()
     }
 }
 
@@ -303,7 +304,7 @@ impl Platform {
 pub fn build(
     cfg: &MachineConfig,
     accel: &ChosenAccel,
-    _mem: &Arc<GuestMemory>,
+    mem: &Arc<GuestMemory>,
     clock: &Arc<Clock>,
     timers: &Arc<TimerService>,
     events: &Sender<BoardEvent>,
@@ -344,6 +345,7 @@ pub fn build(
     let devices = crate::platform_devices::PlatformDevices::build(
         cfg, accel.kind, &irqchip, clock, timers, events, &mut pio, &mut mmio,
     )?;
+    let transports = build_virtio(cfg, mem, &irqchip, &mut mmio)?;
     let mut io = BoardIo::new(pio, mmio);
     let t = timers.clone();
     io.set_timer_hooks(
@@ -371,6 +373,7 @@ pub fn build(
         irqchip,
         notifier,
         devices,
+        transports,
     };
     platform.firmware_setup();
     Ok(platform)
@@ -483,4 +486,77 @@ pub fn spawn_console_input(
             }
         })
         .map(|_| ())
+}
+
+/// QEMU microvm's virtio-mmio transports: 8 (GSI 5+n) without ACPI, 24
+/// (GSI 24+n, on the second IOAPIC) with it. Every slot gets a transport
+/// (empty ones read device ID 0); devices fill the highest free slot first,
+/// as QEMU's bus ordering does, unless pinned with `bus=virtio-mmio-bus.N`.
+fn build_virtio(
+    cfg: &MachineConfig,
+    mem: &Arc<GuestMemory>,
+    chip: &IrqChip,
+    mmio: &mut Bus,
+) -> Result<Vec<firmware::VirtioMmioTransport>, MachineError> {
+    use devices::virtio::blk::Block;
+    use devices::virtio::mmio::{MmioTransport, MMIO_WINDOW};
+    use devices::virtio::rng::Rng;
+    use devices::virtio::VirtioDevice;
+
+    use crate::config::VirtioKind;
+
+    let (count, gsi_base) = if cfg.acpi_enabled() {
+        (24u32, 24u32)
+    } else {
+        (8, 5)
+    };
+    let mut slots: Vec<Option<Box<dyn VirtioDevice>>> = (0..count).map(|_| None).collect();
+    let mut order = Vec::new();
+    for d in &cfg.virtio {
+        let bad = |m: String| MachineError::Config(format!("{}: {m}", d.location));
+        let dev: Box<dyn VirtioDevice> = match &d.kind {
+            VirtioKind::Rng => Box::new(Rng),
+            VirtioKind::Block { drive, serial } => {
+                let drv = cfg
+                    .drives
+                    .iter()
+                    .find(|x| &x.id == drive)
+                    .ok_or_else(|| bad(format!("drive '{drive}' not found")))?;
+                Box::new(
+                    Block::open(&drv.file, drv.read_only, serial)
+                        .map_err(|e| MachineError::Config(format!("{}: {e}", drv.location)))?,
+                )
+            }
+        };
+        let slot = match d.bus {
+            Some(n) if n >= count => {
+                return Err(bad(format!("Bus 'virtio-mmio-bus.{n}' not found")))
+            }
+            Some(n) if slots[n as usize].is_some() => {
+                return Err(bad(format!("Bus 'virtio-mmio-bus.{n}' is full")))
+            }
+            Some(n) => n as usize,
+            None => (0..count as usize)
+                .rev()
+                .find(|&i| slots[i].is_none())
+                .ok_or_else(|| bad("no free virtio-mmio transport".into()))?,
+        };
+        slots[slot] = Some(dev);
+        order.push(slot as u32);
+    }
+    for (i, dev) in slots.into_iter().enumerate() {
+        let i = i as u32;
+        let gsi = gsi_base + i;
+        let t = firmware::VirtioMmioTransport::slot(i, gsi);
+        let irq = chip
+            .irq_line(gsi)
+            .map_err(|e| MachineError::Config(e.to_string()))?;
+        let transport = MmioTransport::new(dev, mem.clone(), irq);
+        mmio.insert(Arc::new(Mutex::new(transport)), t.base, MMIO_WINDOW)?;
+    }
+    // QEMU announces them in -device order (first device, highest slot, first).
+    Ok(order
+        .into_iter()
+        .map(|i| firmware::VirtioMmioTransport::slot(i, gsi_base + i))
+        .collect())
 }

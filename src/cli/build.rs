@@ -3,8 +3,8 @@
 use std::path::PathBuf;
 
 use machine::config::{
-    AccelKind, CharBackend, Chardev, CpuConfig, CpuModel, DebugExitConfig, KernelIrqchip,
-    MachineConfig, MonitorArg, OnOffAuto,
+    AccelKind, CharBackend, Chardev, CpuConfig, CpuModel, DebugExitConfig, DriveConfig,
+    KernelIrqchip, MachineConfig, MonitorArg, OnOffAuto, VirtioDeviceConfig, VirtioKind,
 };
 
 use super::argv::Opt;
@@ -137,6 +137,8 @@ pub fn build(opts: &[Opt]) -> Result<Action, CliError> {
                     })
                 }
             }
+            "drive" => drive_opt(&mut cfg, &loc, val)?,
+            "blockdev" => blockdev_opt(&mut cfg, &loc, val)?,
             "global" => {
                 let (k, v) = val.split_once('=').ok_or_else(|| {
                     CliError::at(
@@ -144,6 +146,14 @@ pub fn build(opts: &[Opt]) -> Result<Action, CliError> {
                         format!("Invalid format for '{val}', expected driver.property=value"),
                     )
                 })?;
+                // Kindling's transports are always virtio-mmio version 2
+                // (modern); the legacy switch is accepted and validated.
+                if k == "virtio-mmio.force-legacy" && parse_bool(v).is_none() {
+                    return Err(CliError::at(
+                        &loc,
+                        "Parameter 'force-legacy' expects 'on' or 'off'",
+                    ));
+                }
                 cfg.globals.push((k.to_string(), v.to_string()));
             }
             "icount" => {
@@ -167,7 +177,7 @@ pub fn build(opts: &[Opt]) -> Result<Action, CliError> {
                     }
                 }
             }
-            "drive" | "blockdev" | "netdev" | "object" => {
+            "netdev" | "object" => {
                 return Err(CliError::at(
                     loc,
                     format!(
@@ -195,6 +205,16 @@ pub fn build(opts: &[Opt]) -> Result<Action, CliError> {
     };
     if !cfg.isa_serial {
         cfg.serial = None;
+    }
+    for d in &cfg.virtio {
+        if let VirtioKind::Block { drive, .. } = &d.kind {
+            if !cfg.drives.iter().any(|x| &x.id == drive) {
+                return Err(CliError::at(
+                    &d.location,
+                    format!("Property 'virtio-blk-device.drive' can't find value '{drive}'"),
+                ));
+            }
+        }
     }
     if cfg.kernel.is_none() {
         if cfg.initrd.is_some() {
@@ -556,9 +576,172 @@ fn device_opt(cfg: &mut MachineConfig, loc: &str, val: &str) -> Result<Option<Ac
             cfg.debug_exit = Some(dev);
             Ok(None)
         }
+        "virtio-blk-device" | "virtio-rng-device" => {
+            let mut bus = None;
+            let mut drive = None;
+            let mut serial = String::new();
+            for p in &params[1..] {
+                match p.key.as_str() {
+                    "bus" => {
+                        let n = p
+                            .value
+                            .strip_prefix("virtio-mmio-bus.")
+                            .and_then(|n| n.parse::<u32>().ok())
+                            .ok_or_else(|| {
+                                CliError::at(loc, format!("Bus '{}' not found", p.value))
+                            })?;
+                        bus = Some(n);
+                    }
+                    "drive" if driver == "virtio-blk-device" => drive = Some(p.value.clone()),
+                    "serial" if driver == "virtio-blk-device" => serial = p.value.clone(),
+                    "id" => {}
+                    _ => return Err(not_found(loc, &driver, &p.key)),
+                }
+            }
+            let kind = if driver == "virtio-rng-device" {
+                VirtioKind::Rng
+            } else {
+                VirtioKind::Block {
+                    drive: drive.ok_or_else(|| CliError::at(loc, "drive property not set"))?,
+                    serial,
+                }
+            };
+            cfg.virtio.push(VirtioDeviceConfig {
+                kind,
+                bus,
+                location: loc.to_string(),
+            });
+            Ok(None)
+        }
         other => Err(CliError::at(
             loc,
             format!("'{other}' is not a valid device model name"),
         )),
     }
+}
+
+fn add_drive(cfg: &mut MachineConfig, loc: &str, d: DriveConfig) -> Result<(), CliError> {
+    if cfg.drives.iter().any(|x| x.id == d.id) {
+        return Err(CliError::at(
+            loc,
+            format!("Duplicate ID '{}' for drive", d.id),
+        ));
+    }
+    std::fs::metadata(&d.file).map_err(|e| {
+        CliError::at(
+            loc,
+            format!(
+                "Could not open '{}': {}",
+                d.file.display(),
+                strip_os_error(&e)
+            ),
+        )
+    })?;
+    cfg.drives.push(d);
+    Ok(())
+}
+
+fn drive_opt(cfg: &mut MachineConfig, loc: &str, val: &str) -> Result<(), CliError> {
+    let mut id = None;
+    let mut file = None;
+    let mut read_only = false;
+    for p in keyval::parse(val, None) {
+        match p.key.as_str() {
+            "id" => id = Some(p.value),
+            "file" => file = Some(p.value),
+            "format" => {
+                if p.value != "raw" {
+                    return Err(CliError::at(
+                        loc,
+                        format!(
+                            "'{}' is not a supported image format (Kindling reads raw images)",
+                            p.value
+                        ),
+                    ));
+                }
+            }
+            "if" => {
+                if p.value != "none" {
+                    return Err(CliError::at(
+                        loc,
+                        format!("machine type does not support if={},bus=0,unit=0", p.value),
+                    ));
+                }
+            }
+            "readonly" | "read-only" => read_only = boolean(loc, &p)?,
+            "cache" => {
+                if !["none", "writeback", "unsafe", "directsync", "writethrough"]
+                    .contains(&p.value.as_str())
+                {
+                    return Err(CliError::at(
+                        loc,
+                        format!("invalid cache option '{}'", p.value),
+                    ));
+                }
+            }
+            "aio" => {
+                if !["threads", "native", "io_uring"].contains(&p.value.as_str()) {
+                    return Err(CliError::at(
+                        loc,
+                        format!("invalid aio option '{}'", p.value),
+                    ));
+                }
+            }
+            "discard" | "detect-zeroes" | "media" | "snapshot" => {}
+            other => return Err(CliError::at(loc, format!("Invalid parameter '{other}'"))),
+        }
+    }
+    let file = file.ok_or_else(|| CliError::at(loc, "Parameter 'file' is missing"))?;
+    let id = id.ok_or_else(|| {
+        CliError::at(
+            loc,
+            "Kindling needs id= on -drive (use -device virtio-blk-device,drive=ID)",
+        )
+    })?;
+    add_drive(
+        cfg,
+        loc,
+        DriveConfig {
+            id,
+            file: PathBuf::from(file),
+            read_only,
+            location: loc.to_string(),
+        },
+    )
+}
+
+fn blockdev_opt(cfg: &mut MachineConfig, loc: &str, val: &str) -> Result<(), CliError> {
+    let mut id = None;
+    let mut file = None;
+    let mut read_only = false;
+    for p in keyval::parse(val, None) {
+        match p.key.as_str() {
+            "node-name" => id = Some(p.value),
+            "driver" => {
+                if p.value != "raw" && p.value != "file" {
+                    return Err(CliError::at(
+                        loc,
+                        format!("Invalid parameter '{}' for driver", p.value),
+                    ));
+                }
+            }
+            "file.driver" => {}
+            "file.filename" | "filename" => file = Some(p.value),
+            "read-only" => read_only = boolean(loc, &p)?,
+            "cache.direct" | "cache.no-flush" | "discard" | "auto-read-only" | "file.aio" => {}
+            other => return Err(CliError::at(loc, format!("Invalid parameter '{other}'"))),
+        }
+    }
+    let file = file.ok_or_else(|| CliError::at(loc, "Parameter 'file.filename' is missing"))?;
+    let id = id.ok_or_else(|| CliError::at(loc, "Parameter 'node-name' is missing"))?;
+    add_drive(
+        cfg,
+        loc,
+        DriveConfig {
+            id,
+            file: PathBuf::from(file),
+            read_only,
+            location: loc.to_string(),
+        },
+    )
 }

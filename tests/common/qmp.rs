@@ -48,8 +48,13 @@ impl Qmp {
 
     /// Run a command; returns the whole reply (collecting events meanwhile).
     pub fn execute(&mut self, cmd: &str) -> Value {
+        self.execute_raw(&format!("{{\"execute\":\"{cmd}\"}}"))
+    }
+
+    /// Send a raw JSON request; returns the whole reply.
+    pub fn execute_raw(&mut self, request: &str) -> Value {
         self.writer
-            .write_all(format!("{{\"execute\":\"{cmd}\"}}\r\n").as_bytes())
+            .write_all(format!("{request}\r\n").as_bytes())
             .unwrap();
         loop {
             let v = self.read();
