@@ -2,17 +2,16 @@
 
 use std::sync::Arc;
 
+use cpu::interp::InterpAccelerator;
 use cpu::{Accelerator, Clock, GuestMemory};
 
 use crate::error::MachineError;
 
 /// Create the interpreter accelerator.
 pub fn create(
-    _mem: &Arc<GuestMemory>,
-    _clock: &Arc<Clock>,
+    mem: &Arc<GuestMemory>,
+    clock: &Arc<Clock>,
     _cpus: u32,
 ) -> Result<Arc<dyn Accelerator>, MachineError> {
-    Err(MachineError::NoAccelerator(
-        "-accel tcg: Kindling's software CPU is not built yet; use -accel kvm".into(),
-    ))
+    Ok(Arc::new(InterpAccelerator::new(mem.clone(), clock.clone())))
 }

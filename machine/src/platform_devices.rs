@@ -111,12 +111,8 @@ impl PlatformDevices {
             devs.serial = Some(port);
         }
         if let Some(d) = cfg.debug_exit {
-            let tx = Mutex::new(events.clone());
-            let dev = DebugExit::new(Box::new(move |status| {
-                if let Ok(tx) = tx.lock() {
-                    let _ = tx.send(BoardEvent::DebugExit(status));
-                }
-            }));
+            // QEMU exits on the spot: no further guest instruction runs.
+            let dev = DebugExit::new(Box::new(|status| crate::process::exit_now(status)));
             pio.insert(
                 Arc::new(Mutex::new(dev)),
                 u64::from(d.iobase),

@@ -6,6 +6,20 @@ use std::path::{Path, PathBuf};
 
 use crate::error::MachineError;
 
+/// The pidfile to remove if the process ends through [`exit_now`].
+static PIDFILE_PATH: std::sync::Mutex<Option<PathBuf>> = std::sync::Mutex::new(None);
+
+/// End the process at once with `status`, as QEMU's isa-debug-exit does
+/// (the vCPU that wrote the port must not run another instruction):
+/// restores the terminal and removes the pidfile first.
+pub fn exit_now(status: i32) -> ! {
+    crate::terminal::restore();
+    if let Some(p) = PIDFILE_PATH.lock().ok().and_then(|mut p| p.take()) {
+        let _ = std::fs::remove_file(p);
+    }
+    std::process::exit(status)
+}
+
 /// A locked pidfile, removed when dropped (as QEMU does at exit).
 #[derive(Debug)]
 pub struct PidFile {
@@ -34,6 +48,9 @@ impl PidFile {
         }
         f.set_len(0).map_err(err)?;
         writeln!(f, "{}", std::process::id()).map_err(err)?;
+        if let Ok(mut p) = PIDFILE_PATH.lock() {
+            *p = Some(path.to_path_buf());
+        }
         Ok(PidFile {
             path: path.to_path_buf(),
             _file: f,
@@ -44,6 +61,9 @@ impl PidFile {
 impl Drop for PidFile {
     fn drop(&mut self) {
         let _ = std::fs::remove_file(&self.path);
+        if let Ok(mut p) = PIDFILE_PATH.lock() {
+            *p = None;
+        }
     }
 }
 

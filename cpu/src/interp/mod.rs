@@ -1,3 +1,19 @@
-//! Software x86-64 CPU built on the iced-x86 decoder.
+//! Software x86-64 CPU built on the iced-x86 decoder (`-accel tcg`).
+//!
+//! `cpu` fetches and decodes (decoded instructions are cached by physical
+//! address and re-validated against the code bytes, so patched code is
+//! seen at once), `exec` executes integer and system instructions, `fpu`
+//! owns x87/SSE, `mem` does paging and RAM/MMIO accesses, and `vcpu`
+//! plugs it into the board as a [`crate::Vcpu`].
 
+pub mod alu;
+pub mod cpu;
+mod cpuid;
+pub mod desc;
+pub mod exec;
 pub mod fpu;
+pub mod mem;
+pub mod state;
+pub mod vcpu;
+
+pub use vcpu::{InterpAccelerator, InterpVcpu};

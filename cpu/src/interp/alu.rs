@@ -1,0 +1,223 @@
+//! Arithmetic and logic with x86 flag semantics, for every operand size.
+
+use super::state::flags::*;
+
+/// Mask of an operand of `bits` bits.
+pub fn mask(bits: u32) -> u64 {
+    if bits >= 64 {
+        u64::MAX
+    } else {
+        (1u64 << bits) - 1
+    }
+}
+
+fn sign(v: u64, bits: u32) -> bool {
+    v >> (bits - 1) & 1 != 0
+}
+
+fn parity(v: u64) -> bool {
+    (v as u8).count_ones() % 2 == 0
+}
+
+/// ZF, SF and PF of a result.
+pub fn szp(r: u64, bits: u32) -> u64 {
+    let r = r & mask(bits);
+    let mut f = 0;
+    if r == 0 {
+        f |= ZF;
+    }
+    if sign(r, bits) {
+        f |= SF;
+    }
+    if parity(r) {
+        f |= PF;
+    }
+    f
+}
+
+/// `a + b + carry`: result and flags.
+pub fn add(a: u64, b: u64, carry: bool, bits: u32) -> (u64, u64) {
+    let m = mask(bits);
+    let (a, b) = (a & m, b & m);
+    let wide = u128::from(a) + u128::from(b) + u128::from(carry);
+    let r = (wide as u64) & m;
+    let mut f = szp(r, bits);
+    if wide > u128::from(m) {
+        f |= CF;
+    }
+    if (a ^ b ^ r) & 0x10 != 0 {
+        f |= AF;
+    }
+    if sign(!(a ^ b) & (a ^ r), bits) {
+        f |= OF;
+    }
+    (r, f)
+}
+
+/// `a - b - borrow`: result and flags.
+pub fn sub(a: u64, b: u64, borrow: bool, bits: u32) -> (u64, u64) {
+    let m = mask(bits);
+    let (a, b) = (a & m, b & m);
+    let r = a.wrapping_sub(b).wrapping_sub(u64::from(borrow)) & m;
+    let mut f = szp(r, bits);
+    if u128::from(a) < u128::from(b) + u128::from(borrow) {
+        f |= CF;
+    }
+    if (a ^ b ^ r) & 0x10 != 0 {
+        f |= AF;
+    }
+    if sign((a ^ b) & (a ^ r), bits) {
+        f |= OF;
+    }
+    (r, f)
+}
+
+/// AND/OR/XOR flags: CF = OF = 0, AF undefined (cleared).
+pub fn logic(r: u64, bits: u32) -> u64 {
+    szp(r, bits)
+}
+
+/// Shifts and rotates: (result, flags, which flags were written).
+/// `count` is already masked to 5 or 6 bits; a zero count changes nothing.
+pub fn shift(op: u8, a: u64, count: u32, bits: u32, old: u64) -> (u64, u64) {
+    let m = mask(bits);
+    let a = a & m;
+    if count == 0 {
+        return (a, old);
+    }
+    let cf_in = old & CF != 0;
+    let mut f = old & !(CF | OF);
+    let r;
+    match op {
+        // ROL
+        0 => {
+            let c = count % bits;
+            r = if c == 0 { a } else { ((a << c) | (a >> (bits - c))) & m };
+            if r & 1 != 0 {
+                f |= CF;
+            }
+            if sign(r, bits) ^ (r & 1 != 0) {
+                f |= OF;
+            }
+            return (r, f);
+        }
+        // ROR
+        1 => {
+            let c = count % bits;
+            r = if c == 0 { a } else { ((a >> c) | (a << (bits - c))) & m };
+            if sign(r, bits) {
+                f |= CF;
+            }
+            if sign(r, bits) ^ sign(r << 1, bits) {
+                f |= OF;
+            }
+            return (r, f);
+        }
+        // RCL
+        2 => {
+            let c = count % (bits + 1);
+            let mut v = u128::from(a) | (u128::from(cf_in) << bits);
+            let w = bits + 1;
+            if c != 0 {
+                v = ((v << c) | (v >> (w - c))) & ((1u128 << w) - 1);
+            }
+            r = (v as u64) & m;
+            let cf = (v >> bits) & 1 != 0;
+            if cf {
+                f |= CF;
+            }
+            if sign(r, bits) ^ cf {
+                f |= OF;
+            }
+            return (r, f);
+        }
+        // RCR
+        3 => {
+            let c = count % (bits + 1);
+            let mut v = u128::from(a) | (u128::from(cf_in) << bits);
+            let w = bits + 1;
+            if c != 0 {
+                v = ((v >> c) | (v << (w - c))) & ((1u128 << w) - 1);
+            }
+            r = (v as u64) & m;
+            if (v >> bits) & 1 != 0 {
+                f |= CF;
+            }
+            if sign(r, bits) ^ sign(r << 1, bits) {
+                f |= OF;
+            }
+            return (r, f);
+        }
+        // SHL/SAL
+        4 | 6 => {
+            r = if count >= bits { 0 } else { (a << count) & m };
+            let cf = count <= bits && (a >> (bits - count)) & 1 != 0;
+            f = (f & !(ZF | SF | PF | AF)) | szp(r, bits);
+            if cf {
+                f |= CF;
+            }
+            if sign(r, bits) ^ cf {
+                f |= OF;
+            }
+        }
+        // SHR
+        5 => {
+            r = if count >= bits { 0 } else { a >> count };
+            let cf = count <= bits && (a >> (count - 1)) & 1 != 0;
+            f = (f & !(ZF | SF | PF | AF)) | szp(r, bits);
+            if cf {
+                f |= CF;
+            }
+            if sign(a, bits) {
+                f |= OF;
+            }
+        }
+        // SAR
+        _ => {
+            let sa = ((a << (64 - bits)) as i64) >> (64 - bits);
+            let c = count.min(bits - 1);
+            r = ((sa >> c) as u64) & m;
+            let cf = ((sa >> (count.min(bits) - 1)) & 1) != 0;
+            f = (f & !(ZF | SF | PF | AF)) | szp(r, bits);
+            if cf {
+                f |= CF;
+            }
+        }
+    }
+    (r, f)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn add_sub_flags_at_boundaries() {
+        let (r, f) = add(0x7f, 1, false, 8);
+        assert_eq!(r, 0x80);
+        assert_eq!(f & (OF | SF | CF | AF), OF | SF | AF);
+        let (r, f) = add(0xff, 1, false, 8);
+        assert_eq!(r, 0);
+        assert_eq!(f & (CF | ZF), CF | ZF);
+        let (r, f) = sub(0, 1, false, 32);
+        assert_eq!(r, 0xffff_ffff);
+        assert_eq!(f & (CF | SF), CF | SF);
+        let (_, f) = sub(0x8000_0000_0000_0000, 1, false, 64);
+        assert_ne!(f & OF, 0);
+        let (r, f) = add(u64::MAX, 0, true, 64);
+        assert_eq!((r, f & CF), (0, CF));
+    }
+
+    #[test]
+    fn shifts_and_rotates() {
+        assert_eq!(shift(4, 0x81, 1, 8, 0), (0x02, CF | OF));
+        assert_eq!(shift(5, 0x81, 1, 8, 0).0, 0x40);
+        assert_eq!(shift(7, 0x80, 7, 8, 0).0, 0xff);
+        assert_eq!(shift(0, 0x81, 1, 8, 0).0, 0x03);
+        assert_eq!(shift(1, 0x01, 1, 8, 0).0, 0x80);
+        assert_eq!(shift(2, 0x80, 1, 8, 0).0, 0x00);
+        assert_eq!(shift(2, 0x80, 1, 8, 0).1 & CF, CF);
+        assert_eq!(shift(3, 0x01, 1, 8, CF).0, 0x80);
+        assert_eq!(shift(4, 0x55, 0, 8, ZF), (0x55, ZF), "count 0 keeps flags");
+    }
+}
