@@ -6,13 +6,7 @@ mod common;
 
 use std::process::Command;
 
-#[test]
-fn qemu_qmp_client_suite() {
-    if let Some(why) = common::kvm_unusable() {
-        // The suite's guest runs on KVM until the software CPU lands.
-        eprintln!("skipping: {why}");
-        return;
-    }
+fn suite(accel: &str) {
     let Some(guest) = common::guest_file("tiny-pvh.elf") else {
         return;
     };
@@ -32,7 +26,7 @@ fn qemu_qmp_client_suite() {
     cmd.arg(&suite)
         .arg(common::kindling())
         .arg(&guest)
-        .arg("kvm");
+        .arg(accel);
     let qemu = std::path::Path::new("/usr/bin/qemu-system-x86_64");
     if qemu.exists() {
         cmd.arg("--compare").arg(qemu);
@@ -48,4 +42,18 @@ fn qemu_qmp_client_suite() {
         String::from_utf8_lossy(&out.stderr)
     );
     assert!(stdout.contains(" passed, 0 failed"), "{stdout}");
+}
+
+#[test]
+fn qemu_qmp_client_suite_on_kvm() {
+    if let Some(why) = common::kvm_unusable() {
+        eprintln!("skipping: {why}");
+        return;
+    }
+    suite("kvm");
+}
+
+#[test]
+fn qemu_qmp_client_suite_on_the_software_cpu() {
+    suite("tcg");
 }

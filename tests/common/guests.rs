@@ -14,9 +14,11 @@ pub fn build(name: &str) -> PathBuf {
     let src = guests_src();
     let out_dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("guests");
     std::fs::create_dir_all(&out_dir).expect("create guest output dir");
-    // A per-process object name keeps parallel test processes apart.
-    let obj = out_dir.join(format!("{name}.{}.o", std::process::id()));
-    let elf = out_dir.join(format!("{name}.{}.elf", std::process::id()));
+    // Per-process and per-call names keep parallel tests apart.
+    static CALLS: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+    let n = CALLS.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+    let obj = out_dir.join(format!("{name}.{}.{n}.o", std::process::id()));
+    let elf = out_dir.join(format!("{name}.{}.{n}.elf", std::process::id()));
     run(Command::new("as")
         .arg("--32")
         .arg("-I")

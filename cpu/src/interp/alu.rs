@@ -92,7 +92,11 @@ pub fn shift(op: u8, a: u64, count: u32, bits: u32, old: u64) -> (u64, u64) {
         // ROL
         0 => {
             let c = count % bits;
-            r = if c == 0 { a } else { ((a << c) | (a >> (bits - c))) & m };
+            r = if c == 0 {
+                a
+            } else {
+                ((a << c) | (a >> (bits - c))) & m
+            };
             if r & 1 != 0 {
                 f |= CF;
             }
@@ -104,7 +108,11 @@ pub fn shift(op: u8, a: u64, count: u32, bits: u32, old: u64) -> (u64, u64) {
         // ROR
         1 => {
             let c = count % bits;
-            r = if c == 0 { a } else { ((a >> c) | (a << (bits - c))) & m };
+            r = if c == 0 {
+                a
+            } else {
+                ((a >> c) | (a << (bits - c))) & m
+            };
             if sign(r, bits) {
                 f |= CF;
             }

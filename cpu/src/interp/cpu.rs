@@ -47,7 +47,10 @@ unsafe impl Send for Cpu {}
 
 impl std::fmt::Debug for Cpu {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Cpu").field("id", &self.id).field("rip", &self.st.rip).finish()
+        f.debug_struct("Cpu")
+            .field("id", &self.id)
+            .field("rip", &self.st.rip)
+            .finish()
     }
 }
 
@@ -69,7 +72,10 @@ impl Cpu {
     pub fn attach_io(&mut self, io: Option<&dyn IoBus>) {
         // SAFETY: lifetime erasure; see the `Send` impl: the pointer is
         // cleared by the caller before the borrow ends.
-        self.io = io.map(|i| unsafe { std::mem::transmute::<&dyn IoBus, &'static dyn IoBus>(i) } as *const dyn IoBus);
+        self.io = io.map(
+            |i| unsafe { std::mem::transmute::<&dyn IoBus, &'static dyn IoBus>(i) }
+                as *const dyn IoBus,
+        );
     }
 
     fn io(&self) -> Option<&dyn IoBus> {
@@ -85,28 +91,27 @@ impl Cpu {
 
 /// Build a memory context from disjoint fields (so `st` stays borrowable).
 pub fn make_mmu(mem: &GuestMemory, io: Option<*const dyn IoBus>, vcpu: u32) -> Mmu<'_> {
-        struct NoIo;
-        impl IoBus for NoIo {
-            fn pio_read(&self, _: u32, _: u16, d: &mut [u8]) {
-                d.fill(0xff);
-            }
-            fn pio_write(&self, _: u32, _: u16, _: &[u8]) {}
-            fn mmio_read(&self, _: u32, _: u64, d: &mut [u8]) {
-                d.fill(0);
-            }
-            fn mmio_write(&self, _: u32, _: u64, _: &[u8]) {}
+    struct NoIo;
+    impl IoBus for NoIo {
+        fn pio_read(&self, _: u32, _: u16, d: &mut [u8]) {
+            d.fill(0xff);
         }
-        static NO_IO: NoIo = NoIo;
+        fn pio_write(&self, _: u32, _: u16, _: &[u8]) {}
+        fn mmio_read(&self, _: u32, _: u64, d: &mut [u8]) {
+            d.fill(0);
+        }
+        fn mmio_write(&self, _: u32, _: u64, _: &[u8]) {}
+    }
+    static NO_IO: NoIo = NoIo;
+    let io: &dyn IoBus = match io {
         // SAFETY: see `Cpu::attach_io`: the pointer is live while set.
-        let io: &dyn IoBus = match io {
-            Some(p) => unsafe { &*p },
-            None => &NO_IO,
-        };
-        Mmu { mem, io, vcpu }
+        Some(p) => unsafe { &*p },
+        None => &NO_IO,
+    };
+    Mmu { mem, io, vcpu }
 }
 
 impl Cpu {
-
     /// Forget cached translations (CR3/CR0/CR4 writes, INVLPG).
     pub fn flush_tlb(&mut self) {}
 
@@ -143,7 +148,11 @@ impl Cpu {
     fn fetch(&mut self) -> Result<Instruction, Exception> {
         let cs = Seg::Cs;
         let la = self.seg_base(cs).wrapping_add(self.st.rip);
-        let la = if self.st.long64() { la } else { la & 0xffff_ffff };
+        let la = if self.st.long64() {
+            la
+        } else {
+            la & 0xffff_ffff
+        };
         let bitness = self.st.bitness();
         let mmu = crate::interp_mmu!(self);
         let pa = mmu.translate(&mut self.st, la, Access::Exec)?;
@@ -186,7 +195,11 @@ impl Cpu {
         let result = self.fetch().and_then(|i| {
             self.st.rip = i.next_ip();
             if self.st.bitness() != 64 {
-                self.st.rip &= if self.st.bitness() == 16 { 0xffff } else { 0xffff_ffff };
+                self.st.rip &= if self.st.bitness() == 16 {
+                    0xffff
+                } else {
+                    0xffff_ffff
+                };
             }
             self.execute(&i)
         });
@@ -243,7 +256,11 @@ impl Cpu {
             return Err(idt_err);
         }
         let lo = self.read_la(base + u64::from(v) * esz, 8)?;
-        let hi = if long { self.read_la(base + u64::from(v) * esz + 8, 8)? } else { 0 };
+        let hi = if long {
+            self.read_la(base + u64::from(v) * esz + 8, 8)?
+        } else {
+            0
+        };
         let present = lo & (1 << 47) != 0;
         let gtype = (lo >> 40) & 0xf;
         if !present || !matches!(gtype, 0xe | 0xf | 0x6 | 0x7) {
@@ -381,7 +398,10 @@ impl Cpu {
         self.st.gpr[1] = self.st.rip;
         self.st.gpr[11] = self.st.rflags;
         let sel = ((self.st.msr.star >> 32) & 0xfffc) as u16;
-        self.st.seg[Seg::Cs as usize] = crate::Segment { selector: sel, ..crate::Segment::flat(sel, 0xb, true) };
+        self.st.seg[Seg::Cs as usize] = crate::Segment {
+            selector: sel,
+            ..crate::Segment::flat(sel, 0xb, true)
+        };
         self.st.seg[Seg::Ss as usize] = crate::Segment::flat(sel + 8, 0x3, false);
         self.st.rflags &= !self.st.msr.fmask;
         self.st.rflags |= 2;
@@ -398,14 +418,19 @@ impl Cpu {
             return Err(Exception::gp(0));
         }
         let base = ((self.st.msr.star >> 48) & 0xffff) as u16;
-        let q = i.mnemonic() == iced_x86::Mnemonic::Sysret && format!("{:?}", i.code()).contains("64");
+        let q =
+            i.mnemonic() == iced_x86::Mnemonic::Sysret && format!("{:?}", i.code()).contains("64");
         let mut cs = crate::Segment::flat((if q { base + 16 } else { base }) | 3, 0xb, q);
         cs.dpl = 3;
         let mut ss = crate::Segment::flat((base + 8) | 3, 0x3, false);
         ss.dpl = 3;
         self.st.seg[Seg::Cs as usize] = cs;
         self.st.seg[Seg::Ss as usize] = ss;
-        self.st.rip = if q { self.st.gpr[1] } else { self.st.gpr[1] & 0xffff_ffff };
+        self.st.rip = if q {
+            self.st.gpr[1]
+        } else {
+            self.st.gpr[1] & 0xffff_ffff
+        };
         self.st.rflags = (self.st.gpr[11] & 0x3c_7fd7) | 2;
         Ok(super::exec::Outcome::Next)
     }
@@ -468,14 +493,20 @@ impl Cpu {
     /// Run an x87/SSE instruction through the fpu module.
     pub fn fpu(&mut self, i: &Instruction) -> Result<super::exec::Outcome, Exception> {
         let mut fpu_state = std::mem::take(&mut self.st.fpu);
-        let mut ctx = FpuCtx { cpu: self, ins: i, fault: None };
+        let mut ctx = FpuCtx {
+            cpu: self,
+            ins: i,
+            fault: None,
+        };
         let r = fpu::execute(&mut fpu_state, i, &mut ctx);
         let fault = ctx.fault;
         self.st.fpu = fpu_state;
         match r {
             Ok(()) => Ok(super::exec::Outcome::Next),
             Err(FpuError::NotFpu) => Err(Exception::UD),
-            Err(FpuError::Exception { vector, error_code }) => Err(Exception { vector, error_code }),
+            Err(FpuError::Exception { vector, error_code }) => {
+                Err(Exception { vector, error_code })
+            }
             Err(FpuError::Memory(_)) => Err(fault.unwrap_or(Exception::gp(0))),
         }
     }
@@ -501,10 +532,11 @@ impl FpuContext for FpuCtx<'_> {
     fn read_mem(&mut self, offset: u64, buf: &mut [u8]) -> Result<(), MemFault> {
         let la = self.cpu.mem_linear(self.ins).wrapping_add(offset);
         let mmu = crate::interp_mmu!(self.cpu);
-        mmu.read(&mut self.cpu.st, la, buf, Access::Read).map_err(|e| {
-            self.fault = Some(e);
-            MemFault
-        })
+        mmu.read(&mut self.cpu.st, la, buf, Access::Read)
+            .map_err(|e| {
+                self.fault = Some(e);
+                MemFault
+            })
     }
     fn write_mem(&mut self, offset: u64, data: &[u8]) -> Result<(), MemFault> {
         let la = self.cpu.mem_linear(self.ins).wrapping_add(offset);

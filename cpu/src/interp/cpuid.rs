@@ -15,9 +15,21 @@ impl Cpu {
                 // ECX: TSC-deadline (24), hypervisor (31); cx16 (13).
                 let ecx = (1 << 24) | (1 << 31) | (1 << 13);
                 // EDX: FPU TSC MSR PAE MCE CX8 APIC SEP MTRR? no, PGE CMOV PAT CLFSH FXSR SSE SSE2.
-                let edx = 1 | (1 << 4) | (1 << 5) | (1 << 6) | (1 << 8) | (1 << 9) | (1 << 11)
-                    | (1 << 13) | (1 << 15) | (1 << 16) | (1 << 19) | (1 << 23) | (1 << 24)
-                    | (1 << 25) | (1 << 26);
+                let edx = 1
+                    | (1 << 4)
+                    | (1 << 5)
+                    | (1 << 6)
+                    | (1 << 8)
+                    | (1 << 9)
+                    | (1 << 11)
+                    | (1 << 13)
+                    | (1 << 15)
+                    | (1 << 16)
+                    | (1 << 19)
+                    | (1 << 23)
+                    | (1 << 24)
+                    | (1 << 25)
+                    | (1 << 26);
                 (eax, ebx, ecx, edx)
             }
             6 => (1 << 2, 0, 0, 0), // ARAT
@@ -31,15 +43,20 @@ impl Cpu {
                 let crystal_khz = u64::from(CRYSTAL_HZ / 1000);
                 (crystal_khz as u32, tsc_khz as u32, CRYSTAL_HZ, 0)
             }
-            0x16 => ((tsc_khz / 1000) as u32, (tsc_khz / 1000) as u32, (CRYSTAL_HZ / 1_000_000), 0),
+            0x16 => (
+                (tsc_khz / 1000) as u32,
+                (tsc_khz / 1000) as u32,
+                (CRYSTAL_HZ / 1_000_000),
+                0,
+            ),
             0x8000_0000 => (0x8000_0008, 0, 0, 0),
             // LAHF in long mode; SYSCALL, NX, RDTSCP, LM.
             0x8000_0001 => (0, 0, 1, (1 << 11) | (1 << 20) | (1 << 27) | (1 << 29)),
             0x8000_0002 => (0x646e_694b, 0x676e_696c, 0x6f73_2020, 0x6177_7466),
-            0x8000_0003 => (0x43_2065_72, 0x5550, 0, 0),
+            0x8000_0003 => (0x4320_6572, 0x5550, 0, 0),
             0x8000_0004 => (0, 0, 0, 0),
             0x8000_0007 => (0, 0, 0, 1 << 8), // invariant TSC
-            0x8000_0008 => (0x3028, 0, 0, 0),  // 40-bit physical, 48-bit virtual
+            0x8000_0008 => (0x3028, 0, 0, 0), // 40-bit physical, 48-bit virtual
             _ => (0, 0, 0, 0),
         }
     }

@@ -90,7 +90,10 @@ impl Cpu {
         }
         let index = i.memory_index();
         if index != Register::None {
-            a = a.wrapping_add(self.reg(index).wrapping_mul(u64::from(i.memory_index_scale())));
+            a = a.wrapping_add(
+                self.reg(index)
+                    .wrapping_mul(u64::from(i.memory_index_scale())),
+            );
         }
         let size = if base != Register::None {
             base.size()
@@ -170,7 +173,13 @@ impl Cpu {
 
     fn cond(&self, c: ConditionCode) -> bool {
         let f = self.st.rflags;
-        let (cf, zf, sf, of, pf) = (f & CF != 0, f & ZF != 0, f & SF != 0, f & OF != 0, f & PF != 0);
+        let (cf, zf, sf, of, pf) = (
+            f & CF != 0,
+            f & ZF != 0,
+            f & SF != 0,
+            f & OF != 0,
+            f & PF != 0,
+        );
         match c {
             ConditionCode::o => of,
             ConditionCode::no => !of,
@@ -261,19 +270,38 @@ impl Cpu {
         use Mnemonic as M;
         let m = i.mnemonic();
         match m {
-            M::Nop | M::Pause | M::Lfence | M::Sfence | M::Mfence | M::Clflush | M::Clflushopt
-            | M::Wbinvd | M::Invd | M::Prefetchnta | M::Prefetcht0 | M::Prefetcht1
-            | M::Prefetcht2 | M::Prefetchw | M::Endbr64 | M::Endbr32 => {}
+            M::Nop
+            | M::Pause
+            | M::Lfence
+            | M::Sfence
+            | M::Mfence
+            | M::Clflush
+            | M::Clflushopt
+            | M::Wbinvd
+            | M::Invd
+            | M::Prefetchnta
+            | M::Prefetcht0
+            | M::Prefetcht1
+            | M::Prefetcht2
+            | M::Prefetchw
+            | M::Endbr64
+            | M::Endbr32 => {}
             M::Mov => {
                 if i.op_kind(0) == OpKind::Register {
                     let dst = i.op_register(0);
                     if let Some(s) = Seg::from_reg(dst) {
                         let v = self.read_op(i, 1)? as u16;
                         self.load_seg(s, v)?;
-                        return Ok(if s == Seg::Ss { Outcome::Shadow } else { Outcome::Next });
+                        return Ok(if s == Seg::Ss {
+                            Outcome::Shadow
+                        } else {
+                            Outcome::Next
+                        });
                     }
                     if dst.is_cr() {
-                        return self.write_cr(dst, self.reg(i.op_register(1))).map(|_| Outcome::Next);
+                        return self
+                            .write_cr(dst, self.reg(i.op_register(1)))
+                            .map(|_| Outcome::Next);
                     }
                     if dst.is_dr() {
                         return Ok(Outcome::Next);
@@ -410,7 +438,10 @@ impl Cpu {
                         (r, (v >> (wide - count - (wide - 2 * bits))) & 1 != 0)
                     } else {
                         let v = (u128::from(b) << bits) | u128::from(a);
-                        ((v >> count) as u64 & mask(bits), (v >> (count - 1)) & 1 != 0)
+                        (
+                            (v >> count) as u64 & mask(bits),
+                            (v >> (count - 1)) & 1 != 0,
+                        )
                     };
                     let mut f = alu::szp(r, bits);
                     if cf {
@@ -436,9 +467,15 @@ impl Cpu {
             M::Pop => {
                 let bytes = i.stack_pointer_increment() as usize;
                 let v = self.pop(bytes)?;
-                if let Some(s) = Seg::from_reg(i.op_register(0)).filter(|_| i.op_kind(0) == OpKind::Register) {
+                if let Some(s) =
+                    Seg::from_reg(i.op_register(0)).filter(|_| i.op_kind(0) == OpKind::Register)
+                {
                     self.load_seg(s, v as u16)?;
-                    return Ok(if s == Seg::Ss { Outcome::Shadow } else { Outcome::Next });
+                    return Ok(if s == Seg::Ss {
+                        Outcome::Shadow
+                    } else {
+                        Outcome::Next
+                    });
                 }
                 self.write_op(i, 0, v)?;
             }
@@ -488,7 +525,14 @@ impl Cpu {
                     };
                     self.far_jump(i.far_branch_selector(), off)?;
                 }
-                OpKind::Memory if matches!(i.memory_size(), iced_x86::MemorySize::SegPtr16 | iced_x86::MemorySize::SegPtr32 | iced_x86::MemorySize::SegPtr64) => {
+                OpKind::Memory
+                    if matches!(
+                        i.memory_size(),
+                        iced_x86::MemorySize::SegPtr16
+                            | iced_x86::MemorySize::SegPtr32
+                            | iced_x86::MemorySize::SegPtr64
+                    ) =>
+                {
                     let la = self.mem_linear(i);
                     let osz = i.memory_size().size() - 2;
                     let off = self.read_la(la, osz)?;
@@ -504,7 +548,11 @@ impl Cpu {
                 let ret = self.st.rip;
                 match i.op_kind(0) {
                     OpKind::FarBranch16 | OpKind::FarBranch32 => {
-                        let bytes = if i.op_kind(0) == OpKind::FarBranch16 { 2 } else { 4 };
+                        let bytes = if i.op_kind(0) == OpKind::FarBranch16 {
+                            2
+                        } else {
+                            4
+                        };
                         let cs = self.reg(Register::CS);
                         self.push(cs, bytes)?;
                         self.push(ret, bytes)?;
@@ -526,23 +574,50 @@ impl Cpu {
             M::Ret => {
                 let bytes = match i.code_size() {
                     iced_x86::CodeSize::Code64 => 8,
-                    _ => (i.stack_pointer_increment() as usize).saturating_sub(if i.op_count() > 0 { i.immediate(0) as usize } else { 0 }),
+                    _ => {
+                        (i.stack_pointer_increment() as usize).saturating_sub(if i.op_count() > 0 {
+                            i.immediate(0) as usize
+                        } else {
+                            0
+                        })
+                    }
                 };
                 let t = self.pop(bytes)?;
                 if i.op_count() > 0 {
                     let ss = self.st.stack_size();
-                    self.st.gpr[4] = self.st.gpr[4].wrapping_add(i.immediate(0)) & mask(ss * 8) | (self.st.gpr[4] & !mask(ss * 8));
+                    self.st.gpr[4] = self.st.gpr[4].wrapping_add(i.immediate(0)) & mask(ss * 8)
+                        | (self.st.gpr[4] & !mask(ss * 8));
                 }
                 self.jump(t, i);
             }
             M::Retf => {
-                let bytes = (i.stack_pointer_increment() as usize - if i.op_count() > 0 { i.immediate(0) as usize } else { 0 }) / 2;
+                let bytes = (i.stack_pointer_increment() as usize
+                    - if i.op_count() > 0 {
+                        i.immediate(0) as usize
+                    } else {
+                        0
+                    })
+                    / 2;
                 let off = self.pop(bytes)?;
                 let sel = self.pop(bytes)? as u16;
                 self.far_jump(sel, off)?;
             }
-            M::Ja | M::Jae | M::Jb | M::Jbe | M::Je | M::Jne | M::Jg | M::Jge | M::Jl | M::Jle
-            | M::Jo | M::Jno | M::Jp | M::Jnp | M::Js | M::Jns => {
+            M::Ja
+            | M::Jae
+            | M::Jb
+            | M::Jbe
+            | M::Je
+            | M::Jne
+            | M::Jg
+            | M::Jge
+            | M::Jl
+            | M::Jle
+            | M::Jo
+            | M::Jno
+            | M::Jp
+            | M::Jnp
+            | M::Js
+            | M::Jns => {
                 if self.cond(i.condition_code()) {
                     self.jump(i.near_branch_target(), i);
                 }
@@ -555,24 +630,52 @@ impl Cpu {
                     let c = self.reg(creg).wrapping_sub(1) & mask(creg.size() as u32 * 8);
                     self.set_reg(creg, c);
                     let zf = self.st.rflags & ZF != 0;
-                    c != 0 && match m {
-                        M::Loope => zf,
-                        M::Loopne => !zf,
-                        _ => true,
-                    }
+                    c != 0
+                        && match m {
+                            M::Loope => zf,
+                            M::Loopne => !zf,
+                            _ => true,
+                        }
                 };
                 if take {
                     self.jump(i.near_branch_target(), i);
                 }
             }
-            M::Seta | M::Setae | M::Setb | M::Setbe | M::Sete | M::Setne | M::Setg | M::Setge
-            | M::Setl | M::Setle | M::Seto | M::Setno | M::Setp | M::Setnp | M::Sets | M::Setns => {
+            M::Seta
+            | M::Setae
+            | M::Setb
+            | M::Setbe
+            | M::Sete
+            | M::Setne
+            | M::Setg
+            | M::Setge
+            | M::Setl
+            | M::Setle
+            | M::Seto
+            | M::Setno
+            | M::Setp
+            | M::Setnp
+            | M::Sets
+            | M::Setns => {
                 let v = u64::from(self.cond(i.condition_code()));
                 self.write_op(i, 0, v)?;
             }
-            M::Cmova | M::Cmovae | M::Cmovb | M::Cmovbe | M::Cmove | M::Cmovne | M::Cmovg
-            | M::Cmovge | M::Cmovl | M::Cmovle | M::Cmovo | M::Cmovno | M::Cmovp | M::Cmovnp
-            | M::Cmovs | M::Cmovns => {
+            M::Cmova
+            | M::Cmovae
+            | M::Cmovb
+            | M::Cmovbe
+            | M::Cmove
+            | M::Cmovne
+            | M::Cmovg
+            | M::Cmovge
+            | M::Cmovl
+            | M::Cmovle
+            | M::Cmovo
+            | M::Cmovno
+            | M::Cmovp
+            | M::Cmovnp
+            | M::Cmovs
+            | M::Cmovns => {
                 let v = self.read_op(i, 1)?;
                 if self.cond(i.condition_code()) {
                     self.write_op(i, 0, v)?;
@@ -581,22 +684,53 @@ impl Cpu {
                     self.set_reg(i.op_register(0), cur);
                 }
             }
-            M::Cbw => self.set_reg(Register::AX, self.reg(Register::AL) as i8 as i16 as u16 as u64),
-            M::Cwde => self.set_reg(Register::EAX, self.reg(Register::AX) as i16 as i32 as u32 as u64),
+            M::Cbw => self.set_reg(
+                Register::AX,
+                self.reg(Register::AL) as i8 as i16 as u16 as u64,
+            ),
+            M::Cwde => self.set_reg(
+                Register::EAX,
+                self.reg(Register::AX) as i16 as i32 as u32 as u64,
+            ),
             M::Cdqe => self.set_reg(Register::RAX, self.reg(Register::EAX) as i32 as i64 as u64),
-            M::Cwd => self.set_reg(Register::DX, if self.reg(Register::AX) & 0x8000 != 0 { 0xffff } else { 0 }),
-            M::Cdq => self.set_reg(Register::EDX, if self.reg(Register::EAX) & 0x8000_0000 != 0 { 0xffff_ffff } else { 0 }),
-            M::Cqo => self.set_reg(Register::RDX, if self.reg(Register::RAX) >> 63 != 0 { u64::MAX } else { 0 }),
+            M::Cwd => self.set_reg(
+                Register::DX,
+                if self.reg(Register::AX) & 0x8000 != 0 {
+                    0xffff
+                } else {
+                    0
+                },
+            ),
+            M::Cdq => self.set_reg(
+                Register::EDX,
+                if self.reg(Register::EAX) & 0x8000_0000 != 0 {
+                    0xffff_ffff
+                } else {
+                    0
+                },
+            ),
+            M::Cqo => self.set_reg(
+                Register::RDX,
+                if self.reg(Register::RAX) >> 63 != 0 {
+                    u64::MAX
+                } else {
+                    0
+                },
+            ),
             M::Bt | M::Bts | M::Btr | M::Btc => {
                 let bits = self.op_bits(i, 0);
                 let off = self.read_op(i, 1)?;
-                let (la, bit) = if i.op_kind(0) == OpKind::Memory && i.op_kind(1) == OpKind::Register {
-                    let so = (off << (64 - bits)) as i64 >> (64 - bits);
-                    let byte = so.div_euclid(bits as i64) * (bits as i64 / 8);
-                    (Some(self.mem_linear(i).wrapping_add(byte as u64)), (so.rem_euclid(bits as i64)) as u32)
-                } else {
-                    (None, (off % u64::from(bits)) as u32)
-                };
+                let (la, bit) =
+                    if i.op_kind(0) == OpKind::Memory && i.op_kind(1) == OpKind::Register {
+                        let so = (off << (64 - bits)) as i64 >> (64 - bits);
+                        let byte = so.div_euclid(bits as i64) * (bits as i64 / 8);
+                        (
+                            Some(self.mem_linear(i).wrapping_add(byte as u64)),
+                            (so.rem_euclid(bits as i64)) as u32,
+                        )
+                    } else {
+                        (None, (off % u64::from(bits)) as u32)
+                    };
                 let v = match la {
                     Some(a) => self.read_la(a, bits as usize / 8)?,
                     None => self.read_op(i, 0)?,
@@ -620,7 +754,11 @@ impl Cpu {
                 if v == 0 {
                     self.set_flags(ZF, ZF);
                 } else {
-                    let r = if m == M::Bsf { v.trailing_zeros() as u64 } else { 63 - v.leading_zeros() as u64 };
+                    let r = if m == M::Bsf {
+                        v.trailing_zeros() as u64
+                    } else {
+                        63 - v.leading_zeros() as u64
+                    };
                     self.write_op(i, 0, r)?;
                     self.set_flags(0, ZF);
                 }
@@ -628,7 +766,11 @@ impl Cpu {
             M::Bswap => {
                 let r = i.op_register(0);
                 let v = self.reg(r);
-                let s = if r.size() == 8 { v.swap_bytes() } else { (v as u32).swap_bytes() as u64 };
+                let s = if r.size() == 8 {
+                    v.swap_bytes()
+                } else {
+                    (v as u32).swap_bytes() as u64
+                };
                 self.set_reg(r, s);
             }
             M::Xadd => {
@@ -668,7 +810,11 @@ impl Cpu {
                 } else {
                     self.write_la(la, lo, w)?;
                     self.write_la(la + w as u64, hi, w)?;
-                    let (a, d) = if w == 4 { (Register::EAX, Register::EDX) } else { (Register::RAX, Register::RDX) };
+                    let (a, d) = if w == 4 {
+                        (Register::EAX, Register::EDX)
+                    } else {
+                        (Register::RAX, Register::RDX)
+                    };
                     self.set_reg(a, lo);
                     self.set_reg(d, hi);
                     self.set_flags(0, ZF);
@@ -721,22 +867,45 @@ impl Cpu {
                 self.set_reg(sized(5, bytes), frame);
                 let sz = i.immediate(0);
                 let ss = self.st.stack_size();
-                self.st.gpr[4] = (self.st.gpr[4] & !mask(ss * 8)) | (self.st.gpr[4].wrapping_sub(sz) & mask(ss * 8));
+                self.st.gpr[4] = (self.st.gpr[4] & !mask(ss * 8))
+                    | (self.st.gpr[4].wrapping_sub(sz) & mask(ss * 8));
             }
             M::Xlatb => {
                 let s = Seg::from_reg(i.memory_segment()).unwrap_or(Seg::Ds);
                 let bx = self.reg(i.memory_base());
-                let off = bx.wrapping_add(self.reg(Register::AL)) & mask(i.memory_base().size() as u32 * 8);
+                let off = bx.wrapping_add(self.reg(Register::AL))
+                    & mask(i.memory_base().size() as u32 * 8);
                 let v = self.read_la(self.linear(s, off), 1)?;
                 self.set_reg(Register::AL, v);
             }
             M::In | M::Out => return self.port_io(i),
-            M::Movsb | M::Movsw | M::Movsd | M::Movsq | M::Stosb | M::Stosw | M::Stosd
-            | M::Stosq | M::Lodsb | M::Lodsw | M::Lodsd | M::Lodsq | M::Cmpsb | M::Cmpsw
-            | M::Cmpsd | M::Cmpsq | M::Scasb | M::Scasw | M::Scasd | M::Scasq | M::Insb
-            | M::Insw | M::Insd | M::Outsb | M::Outsw | M::Outsd
-                if !(m == M::Movsd && i.op_count() > 0 && i.op0_kind() == OpKind::Register && i.op_register(0).is_xmm())
-                    && !(m == M::Cmpsd && i.op_count() > 2) =>
+            M::Movsb
+            | M::Movsw
+            | M::Movsd
+            | M::Movsq
+            | M::Stosb
+            | M::Stosw
+            | M::Stosd
+            | M::Stosq
+            | M::Lodsb
+            | M::Lodsw
+            | M::Lodsd
+            | M::Lodsq
+            | M::Cmpsb
+            | M::Cmpsw
+            | M::Cmpsd
+            | M::Cmpsq
+            | M::Scasb
+            | M::Scasw
+            | M::Scasd
+            | M::Scasq
+            | M::Insb
+            | M::Insw
+            | M::Insd
+            | M::Outsb
+            | M::Outsw
+            | M::Outsd
+                if !is_sse_form(i) =>
             {
                 return self.string_op(i)
             }
@@ -750,7 +919,11 @@ impl Cpu {
         let m = i.mnemonic();
         if m == M::Imul && i.op_count() > 1 {
             let bits = self.op_bits(i, 0);
-            let (a, b) = if i.op_count() == 3 { (self.read_op(i, 1)?, self.read_op(i, 2)?) } else { (self.read_op(i, 0)?, self.read_op(i, 1)?) };
+            let (a, b) = if i.op_count() == 3 {
+                (self.read_op(i, 1)?, self.read_op(i, 2)?)
+            } else {
+                (self.read_op(i, 0)?, self.read_op(i, 1)?)
+            };
             let sa = ((a << (64 - bits)) as i64 >> (64 - bits)) as i128;
             let sb = ((b << (64 - bits)) as i64 >> (64 - bits)) as i128;
             let p = sa * sb;
@@ -769,7 +942,11 @@ impl Cpu {
             32 => (Register::EAX, Register::EDX),
             _ => (Register::RAX, Register::RDX),
         };
-        let acc = if bits == 8 { u128::from(self.reg(Register::AX)) } else { (u128::from(self.reg(hi_r)) << bits) | u128::from(self.reg(lo_r)) };
+        let acc = if bits == 8 {
+            u128::from(self.reg(Register::AX))
+        } else {
+            (u128::from(self.reg(hi_r)) << bits) | u128::from(self.reg(lo_r))
+        };
         let sx = |v: u128, b: u32| -> i128 { ((v << (128 - b)) as i128) >> (128 - b) };
         match m {
             M::Mul | M::Imul => {
@@ -825,10 +1002,18 @@ impl Cpu {
 
     fn port_io(&mut self, i: &Instruction) -> R<Outcome> {
         let (port, reg) = if i.mnemonic() == Mnemonic::In {
-            let p = if i.op_kind(1) == OpKind::Register { self.reg(Register::DX) } else { i.immediate(1) };
+            let p = if i.op_kind(1) == OpKind::Register {
+                self.reg(Register::DX)
+            } else {
+                i.immediate(1)
+            };
             (p as u16, i.op_register(0))
         } else {
-            let p = if i.op_kind(0) == OpKind::Register { self.reg(Register::DX) } else { i.immediate(0) };
+            let p = if i.op_kind(0) == OpKind::Register {
+                self.reg(Register::DX)
+            } else {
+                i.immediate(0)
+            };
             (p as u16, i.op_register(1))
         };
         let n = reg.size();
@@ -854,7 +1039,11 @@ impl Cpu {
         };
         let amask = mask(string_addr_bits(i));
         let rep = i.has_rep_prefix() || i.has_repne_prefix();
-        let step = if self.st.rflags & DF != 0 { (size as u64).wrapping_neg() } else { size as u64 };
+        let step = if self.st.rflags & DF != 0 {
+            (size as u64).wrapping_neg()
+        } else {
+            size as u64
+        };
         let src_seg = Seg::from_reg(i.memory_segment()).unwrap_or(Seg::Ds);
         let mut budget = 4096u32;
         loop {
@@ -901,8 +1090,24 @@ impl Cpu {
                     self.io_out(self.st.gpr[2] as u16, &v.to_le_bytes()[..size]);
                 }
             }
-            let uses_si = !matches!(m, M::Stosb | M::Stosw | M::Stosd | M::Stosq | M::Scasb | M::Scasw | M::Scasd | M::Scasq | M::Insb | M::Insw | M::Insd);
-            let uses_di = !matches!(m, M::Lodsb | M::Lodsw | M::Lodsd | M::Lodsq | M::Outsb | M::Outsw | M::Outsd);
+            let uses_si = !matches!(
+                m,
+                M::Stosb
+                    | M::Stosw
+                    | M::Stosd
+                    | M::Stosq
+                    | M::Scasb
+                    | M::Scasw
+                    | M::Scasd
+                    | M::Scasq
+                    | M::Insb
+                    | M::Insw
+                    | M::Insd
+            );
+            let uses_di = !matches!(
+                m,
+                M::Lodsb | M::Lodsw | M::Lodsd | M::Lodsq | M::Outsb | M::Outsw | M::Outsd
+            );
             if uses_si {
                 self.st.gpr[6] = (self.st.gpr[6] & !amask) | (si.wrapping_add(step) & amask);
             }
@@ -959,7 +1164,15 @@ impl Cpu {
         let m = i.mnemonic();
         let privileged = matches!(
             m,
-            M::Lgdt | M::Lidt | M::Ltr | M::Lldt | M::Wrmsr | M::Rdmsr | M::Invlpg | M::Clts | M::Lmsw
+            M::Lgdt
+                | M::Lidt
+                | M::Ltr
+                | M::Lldt
+                | M::Wrmsr
+                | M::Rdmsr
+                | M::Invlpg
+                | M::Clts
+                | M::Lmsw
         );
         if privileged && self.st.cpl() != 0 {
             return Err(Exception::gp(0));
@@ -978,7 +1191,11 @@ impl Cpu {
             }
             M::Sgdt | M::Sidt => {
                 let la = self.mem_linear(i);
-                let (base, limit) = if m == M::Sgdt { self.st.gdtr } else { self.st.idtr };
+                let (base, limit) = if m == M::Sgdt {
+                    self.st.gdtr
+                } else {
+                    self.st.idtr
+                };
                 self.write_la(la, u64::from(limit), 2)?;
                 self.write_la(la + 2, base, if self.st.long64() { 8 } else { 4 })?;
             }
@@ -1037,9 +1254,10 @@ impl Cpu {
                 if !self.st.long64() {
                     return Err(Exception::UD);
                 }
-                let gs = self.st.seg[Seg::Gs as usize].base;
-                self.st.seg[Seg::Gs as usize].base = self.st.msr.kernel_gs_base;
-                self.st.msr.kernel_gs_base = gs;
+                std::mem::swap(
+                    &mut self.st.seg[Seg::Gs as usize].base,
+                    &mut self.st.msr.kernel_gs_base,
+                );
             }
             M::Syscall => return self.syscall(),
             M::Sysret => return self.sysret(i),
@@ -1067,10 +1285,14 @@ impl Cpu {
                         let v = if m == M::Lsl {
                             u64::from(d.limit)
                         } else {
-                            let hi = (u64::from(d.type_) << 8) | (u64::from(d.s) << 12) | (u64::from(d.dpl) << 13)
-                                | (u64::from(d.present) << 15) | (u64::from(d.avl) << 20) | (u64::from(d.l) << 21)
-                                | (u64::from(d.db) << 22) | (u64::from(d.g) << 23);
-                            hi
+                            (u64::from(d.type_) << 8)
+                                | (u64::from(d.s) << 12)
+                                | (u64::from(d.dpl) << 13)
+                                | (u64::from(d.present) << 15)
+                                | (u64::from(d.avl) << 20)
+                                | (u64::from(d.l) << 21)
+                                | (u64::from(d.db) << 22)
+                                | (u64::from(d.g) << 23)
                         };
                         self.write_op(i, 0, v)?;
                         self.set_flags(ZF, ZF);
@@ -1091,6 +1313,12 @@ impl Cpu {
         let _ = EFER_SCE;
         Ok(Outcome::Next)
     }
+}
+
+/// MOVSD/CMPSD with XMM operands are SSE2, not string instructions.
+fn is_sse_form(i: &Instruction) -> bool {
+    (i.mnemonic() == Mnemonic::Movsd || i.mnemonic() == Mnemonic::Cmpsd)
+        && (0..i.op_count()).any(|n| i.op_kind(n) == OpKind::Register && i.op_register(n).is_xmm())
 }
 
 /// The count register of LOOP/JCXZ (by address size, which iced encodes

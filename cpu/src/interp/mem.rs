@@ -99,12 +99,7 @@ impl Mmu<'_> {
     }
 
     /// Translate a linear address; sets A (and D on writes) bits.
-    pub fn translate(
-        &self,
-        cpu: &mut CpuState,
-        la: u64,
-        access: Access,
-    ) -> Result<u64, Exception> {
+    pub fn translate(&self, cpu: &mut CpuState, la: u64, access: Access) -> Result<u64, Exception> {
         if cpu.cr0 & CR0_PG == 0 {
             return Ok(la & 0xffff_ffff);
         }
@@ -127,7 +122,12 @@ impl Mmu<'_> {
         };
         // (table, shift, index bits, large pages allowed)
         let levels: &[(u32, u64, bool)] = if long {
-            &[(39, 0x1ff, false), (30, 0x1ff, true), (21, 0x1ff, true), (12, 0x1ff, false)]
+            &[
+                (39, 0x1ff, false),
+                (30, 0x1ff, true),
+                (21, 0x1ff, true),
+                (12, 0x1ff, false),
+            ]
         } else if pae {
             &[(30, 3, false), (21, 0x1ff, true), (12, 0x1ff, false)]
         } else {

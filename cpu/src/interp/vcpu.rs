@@ -78,7 +78,14 @@ impl Vcpu for InterpVcpu {
         if self.pending_nmi {
             self.pending_nmi = false;
             self.halted = false;
-            if self.cpu.raise(super::mem::Exception { vector: 2, error_code: None }).is_err() {
+            if self
+                .cpu
+                .raise(super::mem::Exception {
+                    vector: 2,
+                    error_code: None,
+                })
+                .is_err()
+            {
                 return Ok(VcpuExit::TripleFault);
             }
         }
@@ -146,7 +153,10 @@ impl Vcpu for InterpVcpu {
         self.halted = false;
         if self.cpu.deliver(vector, None, false).is_err() {
             // A broken IDT: what real hardware turns into #DF / shutdown.
-            let _ = self.cpu.raise(super::mem::Exception { vector: 8, error_code: Some(0) });
+            let _ = self.cpu.raise(super::mem::Exception {
+                vector: 8,
+                error_code: Some(0),
+            });
         }
         Ok(())
     }
@@ -221,7 +231,10 @@ impl Vcpu for InterpVcpu {
 
     fn translate(&self, gva: u64) -> Option<u64> {
         let mut st = self.cpu.st.clone();
-        self.cpu.mmu().translate(&mut st, gva, super::mem::Access::Read).ok()
+        self.cpu
+            .mmu()
+            .translate(&mut st, gva, super::mem::Access::Read)
+            .ok()
     }
 }
 
@@ -249,7 +262,11 @@ impl Accelerator for InterpAccelerator {
     }
 
     fn create_vcpu(&self, id: u32, _count: u32) -> Result<Box<dyn Vcpu>, CpuError> {
-        Ok(Box::new(InterpVcpu::new(id, self.mem.clone(), self.clock.clone())))
+        Ok(Box::new(InterpVcpu::new(
+            id,
+            self.mem.clone(),
+            self.clock.clone(),
+        )))
     }
 
     fn signal_msi(&self, _msi: Msi) -> Result<(), CpuError> {
@@ -261,7 +278,15 @@ impl Accelerator for InterpAccelerator {
         let mut out = Vec::new();
         for leaf in (0..=0x16).chain(0x8000_0000..=0x8000_0008) {
             let (eax, ebx, ecx, edx) = cpu.cpuid(leaf, 0);
-            out.push(CpuidEntry { function: leaf, index: 0, significant_index: false, eax, ebx, ecx, edx });
+            out.push(CpuidEntry {
+                function: leaf,
+                index: 0,
+                significant_index: false,
+                eax,
+                ebx,
+                ecx,
+                edx,
+            });
         }
         out
     }
