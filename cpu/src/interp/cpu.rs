@@ -39,6 +39,9 @@ pub struct Cpu {
     cache: HashMap<(u64, u64, u32), (Instruction, [u8; 15])>,
     /// Instructions retired.
     pub retired: u64,
+    /// The last instructions executed (RIP, after-state RAX..RDI), kept
+    /// when exception tracing is on.
+    history: std::collections::VecDeque<(u64, String)>,
 }
 
 // SAFETY: `io` is only set for the duration of `run`, on the thread that
@@ -65,6 +68,7 @@ impl Cpu {
             io: None,
             cache: HashMap::new(),
             retired: 0,
+            history: std::collections::VecDeque::new(),
         }
     }
 
@@ -193,6 +197,12 @@ impl Cpu {
     pub fn step(&mut self) -> Result<(Option<Stop>, bool), Stop> {
         let start_rip = self.st.rip;
         let result = self.fetch().and_then(|i| {
+            if trace_exceptions() {
+                if self.history.len() >= 40 {
+                    self.history.pop_front();
+                }
+                self.history.push_back((self.st.rip, format!("{i}")));
+            }
             self.st.rip = i.next_ip();
             if self.st.bitness() != 64 {
                 self.st.rip &= if self.st.bitness() == 16 {
@@ -216,7 +226,20 @@ impl Cpu {
     }
 
     /// Deliver an exception, escalating to #DF and triple fault.
+    /// `KINDLING_TRACE_EXCEPTIONS=1` logs each one to stderr.
     pub fn raise(&mut self, e: Exception) -> Result<(), Stop> {
+        if trace_exceptions() {
+            eprintln!(
+                "kindling: vCPU {} exception {} error {:?} at RIP {:#x} (CR2 {:#x})",
+                self.id, e.vector, e.error_code, self.st.rip, self.st.cr2
+            );
+            if self.st.rip >> 48 != 0 && self.st.rip >> 48 != 0xffff {
+                for (rip, text) in &self.history {
+                    eprintln!("    {rip:#x}: {text}");
+                }
+                eprintln!("    regs: {:x?}", self.st.gpr);
+            }
+        }
         match self.deliver(e.vector, e.error_code, false) {
             Ok(()) => Ok(()),
             Err(e2) if e.vector == 8 => {
@@ -510,6 +533,11 @@ impl Cpu {
             Err(FpuError::Memory(_)) => Err(fault.unwrap_or(Exception::gp(0))),
         }
     }
+}
+
+fn trace_exceptions() -> bool {
+    static ON: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
+    *ON.get_or_init(|| std::env::var_os("KINDLING_TRACE_EXCEPTIONS").is_some_and(|v| v == "1"))
 }
 
 fn mask_bits(bytes: usize) -> u64 {

@@ -848,11 +848,15 @@ impl Cpu {
                 return Ok(Outcome::Halt);
             }
             M::Leave => {
-                let bytes = i.stack_pointer_increment().unsigned_abs() as usize;
+                let bytes = match i.code() {
+                    iced_x86::Code::Leavew => 2,
+                    iced_x86::Code::Leaved => 4,
+                    _ => 8,
+                };
                 let ss = self.st.stack_size();
                 self.st.gpr[4] = (self.st.gpr[4] & !mask(ss * 8)) | (self.st.gpr[5] & mask(ss * 8));
-                let bp = self.pop(bytes.max(2))?;
-                self.set_reg(sized(5, bytes.max(2)), bp);
+                let bp = self.pop(bytes)?;
+                self.set_reg(sized(5, bytes), bp);
             }
             M::Enter => {
                 let bytes = if i.code_size() == iced_x86::CodeSize::Code64 {
