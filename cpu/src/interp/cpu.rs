@@ -42,6 +42,8 @@ pub struct Cpu {
     /// The last instructions executed (RIP, after-state RAX..RDI), kept
     /// when exception tracing is on.
     history: std::collections::VecDeque<(u64, String)>,
+    /// The vector of the last exception raised (the snippet runner's probe).
+    pub last_exception: Option<u8>,
 }
 
 // SAFETY: `io` is only set for the duration of `run`, on the thread that
@@ -69,6 +71,7 @@ impl Cpu {
             cache: HashMap::new(),
             retired: 0,
             history: std::collections::VecDeque::new(),
+            last_exception: None,
         }
     }
 
@@ -228,6 +231,9 @@ impl Cpu {
     /// Deliver an exception, escalating to #DF and triple fault.
     /// `KINDLING_TRACE_EXCEPTIONS=1` logs each one to stderr.
     pub fn raise(&mut self, e: Exception) -> Result<(), Stop> {
+        if self.last_exception.is_none() {
+            self.last_exception = Some(e.vector);
+        }
         if trace_exceptions() {
             eprintln!(
                 "kindling: vCPU {} exception {} error {:?} at RIP {:#x} (CR2 {:#x})",

@@ -13,7 +13,9 @@ pub mod desc;
 pub mod exec;
 pub mod fpu;
 pub mod mem;
+pub mod snippet_runner;
 pub mod state;
 pub mod vcpu;
 
+pub use snippet_runner::{run_snippet, SnippetMachine};
 pub use vcpu::{InterpAccelerator, InterpVcpu};
