@@ -9,7 +9,7 @@ use std::sync::Arc;
 
 use vm_memory::{Bytes, GuestAddress};
 
-use super::cpu::{Cpu, Stop};
+use super::cpu::Cpu;
 use super::state::{Seg, CR0_PE, CR0_PG, CR4_PAE, EFER_LMA, EFER_LME, EFER_NXE, EFER_SCE};
 use crate::snippet::{SnippetEnd, SnippetState, CODE_BASE, DATA_BASE, DATA_SIZE};
 use crate::{Clock, ClockMode, GuestMemory, Segment};
