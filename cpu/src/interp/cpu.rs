@@ -119,8 +119,10 @@ pub fn make_mmu(mem: &GuestMemory, io: Option<*const dyn IoBus>, vcpu: u32) -> M
 }
 
 impl Cpu {
-    /// Forget cached translations (CR3/CR0/CR4 writes, INVLPG).
-    pub fn flush_tlb(&mut self) {}
+    /// Forget cached translations (CR3/CR0/CR4/EFER writes, INVLPG).
+    pub fn flush_tlb(&mut self) {
+        self.st.tlb.flush();
+    }
 
     /// Port input.
     pub fn io_in(&self, port: u16, buf: &mut [u8]) {

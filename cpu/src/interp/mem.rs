@@ -104,6 +104,19 @@ impl Mmu<'_> {
             return Ok(la & 0xffff_ffff);
         }
         let user = cpu.cpl() == 3;
+        let vpn = la >> 12;
+        let slot = (vpn & 511) as usize;
+        let e = cpu.tlb.0[slot];
+        if e.tag == vpn + 1
+            && (!user || e.user)
+            && match access {
+                Access::Read => true,
+                Access::Write => e.write,
+                Access::Exec => e.exec,
+            }
+        {
+            return Ok((e.ppn << 12) | (la & 0xfff));
+        }
         let long = cpu.efer & EFER_LMA != 0;
         let pae = cpu.cr4 & CR4_PAE != 0;
         let nxe = cpu.efer & EFER_NXE != 0;
@@ -194,7 +207,15 @@ impl Mmu<'_> {
                         self.write_pte(addr, ne, wide);
                     }
                 }
-                return Ok(base | (la & (size - 1)));
+                let pa = base | (la & (size - 1));
+                cpu.tlb.0[slot] = super::state::TlbEntry {
+                    tag: vpn + 1,
+                    ppn: pa >> 12,
+                    write: access == Access::Write,
+                    user: usr,
+                    exec,
+                };
+                return Ok(pa);
             }
             table = e & if wide { ADDR } else { 0xffff_f000 };
         }

@@ -77,13 +77,15 @@ impl SnippetMachine {
         let mut result = SnippetEnd::Completed;
         let mut steps = 0u64;
         self.cpu.last_exception = None;
+        self.cpu.flush_tlb();
         while self.cpu.st.rip != end {
-            let snapshot = self.cpu.st.clone();
+            let rip = self.cpu.st.rip;
             let stepped = self.cpu.step();
             // The IDT is empty, so an exception ends the snippet: report
-            // its vector with the state at the faulting instruction.
+            // its vector with RIP at the faulting instruction (instructions
+            // fault before they change state).
             if let Some(v) = self.cpu.last_exception.take() {
-                self.cpu.st = snapshot;
+                self.cpu.st.rip = rip;
                 result = SnippetEnd::Exception(v);
                 break;
             }

@@ -121,6 +121,42 @@ pub struct CpuState {
     pub msr: Msrs,
     /// x87/SSE state.
     pub fpu: FpuState,
+    /// Software TLB (linear page → physical page).
+    pub tlb: Box<Tlb>,
+}
+
+/// One cached translation.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct TlbEntry {
+    /// Linear page number + 1 (0 = empty).
+    pub tag: u64,
+    /// Physical page number.
+    pub ppn: u64,
+    /// Writes allowed without another walk (D already set).
+    pub write: bool,
+    /// User access allowed.
+    pub user: bool,
+    /// Instruction fetch allowed.
+    pub exec: bool,
+}
+
+/// A direct-mapped software TLB.
+#[derive(Debug, Clone)]
+pub struct Tlb(pub [TlbEntry; 512]);
+
+impl Default for Tlb {
+    fn default() -> Self {
+        Tlb([TlbEntry::default(); 512])
+    }
+}
+
+impl Tlb {
+    /// Forget every translation.
+    pub fn flush(&mut self) {
+        for e in self.0.iter_mut() {
+            e.tag = 0;
+        }
+    }
 }
 
 impl Default for CpuState {
@@ -143,6 +179,7 @@ impl Default for CpuState {
             efer: 0,
             msr: Msrs::default(),
             fpu: FpuState::new(),
+            tlb: Box::default(),
         };
         st.msr.pat = 0x0007_0406_0007_0406;
         st.msr.misc_enable = 1;
