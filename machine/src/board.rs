@@ -67,7 +67,8 @@ impl Machine {
         let icount = cfg
             .icount_shift
             .map(|shift| ClockMode::InstructionCounted { shift });
-        let tsc_khz = host_tsc_khz().unwrap_or(INTERP_TSC_KHZ);
+        // Whole MHz, so CPUID leaf 0x15 describes the rate exactly.
+        let tsc_khz = host_tsc_khz().unwrap_or(INTERP_TSC_KHZ) / 1000 * 1000;
         let clock = Arc::new(Clock::new(icount.unwrap_or(ClockMode::Host), tsc_khz));
         let ioapic_pins = if cfg.acpi_enabled() { 48 } else { 24 };
         let accel = accel::choose(&cfg.accel, &mem, &clock, cfg.cpus, ioapic_pins, prog)?;

@@ -39,10 +39,10 @@ impl Cpu {
                 _ => (0, 0, sub & 0xff, self.id),
             },
             // TSC/crystal ratio and the crystal rate (= the LAPIC timer's).
-            0x15 => {
-                let crystal_khz = u64::from(CRYSTAL_HZ / 1000);
-                (crystal_khz as u32, tsc_khz as u32, CRYSTAL_HZ, 0)
-            }
+            // Linux computes crystal_khz * EBX / EAX in 32 bits, so the
+            // ratio is given in MHz/1000 (the board rounds the software
+            // CPU's TSC rate to whole MHz).
+            0x15 => (1000, (tsc_khz / 1000) as u32, CRYSTAL_HZ, 0),
             0x16 => (
                 (tsc_khz / 1000) as u32,
                 (tsc_khz / 1000) as u32,

@@ -6,7 +6,7 @@
 //! registers, the instruction's memory operand and the arithmetic flags.
 //! This module owns all floating-point and vector state ([`FpuState`]).
 
-use iced_x86::{Instruction, Register};
+use iced_x86::{Instruction, Mnemonic, OpKind, Register};
 
 /// A memory access of the current instruction faulted. The core has already
 /// recorded the fault (e.g. #PF with CR2) and will deliver it; the FPU
@@ -107,14 +107,310 @@ impl FpuState {
     }
 }
 
+impl FpuState {
+    fn xmm(&self, n: usize) -> u128 {
+        let o = 160 + n * 16;
+        u128::from_le_bytes(self.image[o..o + 16].try_into().unwrap_or([0; 16]))
+    }
+
+    fn set_xmm(&mut self, n: usize, v: u128) {
+        let o = 160 + n * 16;
+        self.image[o..o + 16].copy_from_slice(&v.to_le_bytes());
+    }
+
+    fn mxcsr(&self) -> u32 {
+        u32::from_le_bytes([
+            self.image[24],
+            self.image[25],
+            self.image[26],
+            self.image[27],
+        ])
+    }
+}
+
+fn xmm_index(r: Register) -> Option<usize> {
+    r.is_xmm().then(|| r as usize - Register::XMM0 as usize)
+}
+
+/// Read operand `n` as a 128-bit value (XMM register or memory of the
+/// operand's size, zero-extended).
+fn read128(
+    state: &FpuState,
+    instr: &Instruction,
+    ctx: &mut dyn FpuContext,
+    n: u32,
+) -> Result<u128, FpuError> {
+    match instr.op_kind(n) {
+        OpKind::Register => {
+            let r = instr.op_register(n);
+            match xmm_index(r) {
+                Some(x) => Ok(state.xmm(x)),
+                None => Ok(u128::from(ctx.read_gpr(r))),
+            }
+        }
+        OpKind::Memory => {
+            let size = instr.memory_size().size().clamp(1, 16);
+            let mut b = [0u8; 16];
+            ctx.read_mem(0, &mut b[..size])?;
+            Ok(u128::from_le_bytes(b))
+        }
+        _ => Err(FpuError::NotFpu),
+    }
+}
+
+fn write_mem_sized(instr: &Instruction, ctx: &mut dyn FpuContext, v: u128) -> Result<(), FpuError> {
+    let size = instr.memory_size().size().clamp(1, 16);
+    ctx.write_mem(0, &v.to_le_bytes()[..size])?;
+    Ok(())
+}
+
+fn aligned(instr: &Instruction, ctx: &dyn FpuContext) -> Result<(), FpuError> {
+    if instr.op_kind(0) == OpKind::Memory || instr.op_kind(1) == OpKind::Memory {
+        if ctx.mem_address() & 15 != 0 {
+            return Err(FpuError::Exception {
+                vector: 13,
+                error_code: Some(0),
+            });
+        }
+    }
+    Ok(())
+}
+
 /// Execute one x87/MMX/SSE/SSE2 instruction (including FXSAVE, FXRSTOR,
 /// LDMXCSR, STMXCSR, EMMS, FWAIT). The core has already advanced nothing:
 /// on `Ok` it moves RIP past the instruction; on `Err` it raises the fault.
+///
+/// Implemented so far: the x87 control instructions the kernel's FPU setup
+/// uses (FNINIT, FWAIT, FNCLEX, FLDCW, FNSTCW, FNSTSW), FXSAVE/FXRSTOR,
+/// LDMXCSR/STMXCSR, EMMS, and the SSE/SSE2 data movement and bitwise
+/// integer operations; everything else is #UD (reported as `NotFpu`).
 pub fn execute(
     state: &mut FpuState,
     instr: &Instruction,
     ctx: &mut dyn FpuContext,
 ) -> Result<(), FpuError> {
-    let _ = (state, instr, ctx);
-    Err(FpuError::NotFpu)
+    use Mnemonic as M;
+    let m = instr.mnemonic();
+    let cr0 = ctx.cr0();
+    let is_sse = !matches!(
+        m,
+        M::Fninit
+            | M::Finit
+            | M::Wait
+            | M::Fnclex
+            | M::Fclex
+            | M::Fldcw
+            | M::Fnstcw
+            | M::Fstcw
+            | M::Fnstsw
+            | M::Fstsw
+            | M::Emms
+    );
+    if cr0 & 8 != 0 && m != M::Wait {
+        return Err(FpuError::Exception {
+            vector: 7,
+            error_code: None,
+        });
+    }
+    if is_sse
+        && !matches!(m, M::Fxsave | M::Fxsave64 | M::Fxrstor | M::Fxrstor64)
+        && (cr0 & 4 != 0 || ctx.cr4() & (1 << 9) == 0)
+    {
+        return Err(FpuError::Exception {
+            vector: 6,
+            error_code: None,
+        });
+    }
+    match m {
+        M::Fninit | M::Finit => {
+            let mxcsr = state.mxcsr();
+            let xmm: Vec<u128> = (0..16).map(|i| state.xmm(i)).collect();
+            *state = FpuState::new();
+            state.image[24..28].copy_from_slice(&mxcsr.to_le_bytes());
+            for (i, v) in xmm.into_iter().enumerate() {
+                state.set_xmm(i, v);
+            }
+        }
+        M::Wait | M::Emms => {}
+        M::Fnclex | M::Fclex => {
+            state.image[2] &= 0x00;
+            state.image[3] &= 0x7f;
+        }
+        M::Fldcw => {
+            let mut b = [0u8; 2];
+            ctx.read_mem(0, &mut b)?;
+            state.image[0..2].copy_from_slice(&b);
+        }
+        M::Fnstcw | M::Fstcw => {
+            ctx.write_mem(0, &state.image[0..2].to_vec())?;
+        }
+        M::Fnstsw | M::Fstsw => {
+            let sw = u16::from_le_bytes([state.image[2], state.image[3]]);
+            if instr.op_kind(0) == OpKind::Register {
+                ctx.write_gpr(Register::AX, u64::from(sw));
+            } else {
+                ctx.write_mem(0, &sw.to_le_bytes())?;
+            }
+        }
+        M::Fxsave | M::Fxsave64 => {
+            if ctx.mem_address() & 15 != 0 {
+                return Err(FpuError::Exception {
+                    vector: 13,
+                    error_code: Some(0),
+                });
+            }
+            let img = state.image;
+            ctx.write_mem(0, &img)?;
+        }
+        M::Fxrstor | M::Fxrstor64 => {
+            if ctx.mem_address() & 15 != 0 {
+                return Err(FpuError::Exception {
+                    vector: 13,
+                    error_code: Some(0),
+                });
+            }
+            let mut img = [0u8; 512];
+            ctx.read_mem(0, &mut img)?;
+            state.fxrstor(&img)?;
+        }
+        M::Ldmxcsr => {
+            let mut b = [0u8; 4];
+            ctx.read_mem(0, &mut b)?;
+            if u32::from_le_bytes(b) & !0xffff != 0 {
+                return Err(FpuError::Exception {
+                    vector: 13,
+                    error_code: Some(0),
+                });
+            }
+            state.image[24..28].copy_from_slice(&b);
+        }
+        M::Stmxcsr => {
+            let v = state.mxcsr().to_le_bytes();
+            ctx.write_mem(0, &v)?;
+        }
+        M::Movaps
+        | M::Movapd
+        | M::Movdqa
+        | M::Movups
+        | M::Movupd
+        | M::Movdqu
+        | M::Movntdq
+        | M::Movntps
+        | M::Movntpd
+        | M::Lddqu => {
+            if matches!(
+                m,
+                M::Movaps | M::Movapd | M::Movdqa | M::Movntdq | M::Movntps | M::Movntpd
+            ) {
+                aligned(instr, ctx)?;
+            }
+            let v = read128(state, instr, ctx, 1)?;
+            match instr.op_kind(0) {
+                OpKind::Register => {
+                    state.set_xmm(xmm_index(instr.op_register(0)).ok_or(FpuError::NotFpu)?, v)
+                }
+                _ => write_mem_sized(instr, ctx, v)?,
+            }
+        }
+        M::Movd | M::Movq => {
+            let dst = instr.op_register(0);
+            let bits = if m == M::Movd { 32 } else { 64 };
+            let mask = (1u128 << bits) - 1;
+            match (instr.op_kind(0), xmm_index(dst)) {
+                (OpKind::Register, Some(x)) => {
+                    let v = read128(state, instr, ctx, 1)? & mask;
+                    state.set_xmm(x, v);
+                }
+                (OpKind::Register, None) => {
+                    let v = read128(state, instr, ctx, 1)? & mask;
+                    ctx.write_gpr(dst, v as u64);
+                }
+                _ => {
+                    let v = read128(state, instr, ctx, 1)? & mask;
+                    ctx.write_mem(0, &v.to_le_bytes()[..bits / 8])?;
+                }
+            }
+        }
+        M::Pxor
+        | M::Por
+        | M::Pand
+        | M::Pandn
+        | M::Xorps
+        | M::Xorpd
+        | M::Orps
+        | M::Orpd
+        | M::Andps
+        | M::Andpd
+        | M::Andnps
+        | M::Andnpd
+        | M::Pcmpeqb
+        | M::Pcmpeqd
+        | M::Paddq
+        | M::Psubb
+        | M::Pminub
+        | M::Punpcklbw
+        | M::Punpcklqdq => {
+            let x = xmm_index(instr.op_register(0)).ok_or(FpuError::NotFpu)?;
+            if instr.op_kind(1) == OpKind::Memory {
+                aligned(instr, ctx)?;
+            }
+            let a = state.xmm(x);
+            let b = read128(state, instr, ctx, 1)?;
+            let bytes = |f: &dyn Fn(u8, u8) -> u8| -> u128 {
+                let (ab, bb) = (a.to_le_bytes(), b.to_le_bytes());
+                let mut r = [0u8; 16];
+                for i in 0..16 {
+                    r[i] = f(ab[i], bb[i]);
+                }
+                u128::from_le_bytes(r)
+            };
+            let r = match m {
+                M::Pxor | M::Xorps | M::Xorpd => a ^ b,
+                M::Por | M::Orps | M::Orpd => a | b,
+                M::Pand | M::Andps | M::Andpd => a & b,
+                M::Pandn | M::Andnps | M::Andnpd => !a & b,
+                M::Pcmpeqb => bytes(&|x, y| if x == y { 0xff } else { 0 }),
+                M::Psubb => bytes(&|x, y| x.wrapping_sub(y)),
+                M::Pminub => bytes(&|x, y| x.min(y)),
+                M::Pcmpeqd => {
+                    let mut r = 0u128;
+                    for i in 0..4 {
+                        let s = i * 32;
+                        if (a >> s) as u32 == (b >> s) as u32 {
+                            r |= 0xffff_ffffu128 << s;
+                        }
+                    }
+                    r
+                }
+                M::Paddq => {
+                    let lo = (a as u64).wrapping_add(b as u64);
+                    let hi = ((a >> 64) as u64).wrapping_add((b >> 64) as u64);
+                    u128::from(lo) | (u128::from(hi) << 64)
+                }
+                M::Punpcklqdq => (a & u128::from(u64::MAX)) | (b << 64),
+                _ => {
+                    // PUNPCKLBW: interleave the low 8 bytes.
+                    let (ab, bb) = (a.to_le_bytes(), b.to_le_bytes());
+                    let mut r = [0u8; 16];
+                    for i in 0..8 {
+                        r[2 * i] = ab[i];
+                        r[2 * i + 1] = bb[i];
+                    }
+                    u128::from_le_bytes(r)
+                }
+            };
+            state.set_xmm(x, r);
+        }
+        M::Pmovmskb => {
+            let x = xmm_index(instr.op_register(1)).ok_or(FpuError::NotFpu)?;
+            let v = state.xmm(x).to_le_bytes();
+            let mut mask = 0u64;
+            for (i, b) in v.iter().enumerate() {
+                mask |= u64::from(b >> 7) << i;
+            }
+            ctx.write_gpr(instr.op_register(0), mask);
+        }
+        _ => return Err(FpuError::NotFpu),
+    }
+    Ok(())
 }
