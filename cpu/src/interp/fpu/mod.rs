@@ -165,8 +165,10 @@ fn write_mem_sized(instr: &Instruction, ctx: &mut dyn FpuContext, v: u128) -> Re
 }
 
 fn aligned(instr: &Instruction, ctx: &dyn FpuContext) -> Result<(), FpuError> {
-    if instr.op_kind(0) == OpKind::Memory || instr.op_kind(1) == OpKind::Memory {
-        if ctx.mem_address() & 15 != 0 {
+    if (instr.op_kind(0) == OpKind::Memory || instr.op_kind(1) == OpKind::Memory)
+        && ctx.mem_address() & 15 != 0
+    {
+        {
             return Err(FpuError::Exception {
                 vector: 13,
                 error_code: Some(0),
@@ -242,7 +244,8 @@ pub fn execute(
             state.image[0..2].copy_from_slice(&b);
         }
         M::Fnstcw | M::Fstcw => {
-            ctx.write_mem(0, &state.image[0..2].to_vec())?;
+            let cw = [state.image[0], state.image[1]];
+            ctx.write_mem(0, &cw)?;
         }
         M::Fnstsw | M::Fstsw => {
             let sw = u16::from_le_bytes([state.image[2], state.image[3]]);
