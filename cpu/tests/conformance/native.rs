@@ -48,9 +48,52 @@ fn wrapper(snippet: &[u8]) -> Vec<u8> {
 
 static LOCK: Mutex<()> = Mutex::new(());
 
+/// The data buffer at `cpu::snippet::DATA_BASE` in this process (mapped
+/// once, at the same address the interpreter's snippet guest uses).
+fn data_buffer() -> *mut u8 {
+    use std::sync::OnceLock;
+    static BUF: OnceLock<usize> = OnceLock::new();
+    *BUF.get_or_init(|| {
+        // SAFETY: a fixed anonymous mapping at an address the test process
+        // does not use; MAP_FIXED_NOREPLACE fails instead of clobbering.
+        let p = unsafe {
+            libc::mmap(
+                cpu::snippet::DATA_BASE as *mut libc::c_void,
+                cpu::snippet::DATA_SIZE,
+                libc::PROT_READ | libc::PROT_WRITE,
+                libc::MAP_PRIVATE | libc::MAP_ANONYMOUS | libc::MAP_FIXED_NOREPLACE,
+                -1,
+                0,
+            )
+        };
+        assert_eq!(
+            p as u64,
+            cpu::snippet::DATA_BASE,
+            "DATA_BASE is taken in the test process"
+        );
+        p as usize
+    }) as *mut u8
+}
+
+/// Run `snippet` natively from `ctx` with `data` at `DATA_BASE`.
+pub fn run_with_data(snippet: &[u8], ctx: &mut Ctx, data: &mut [u8]) {
+    let _guard = LOCK.lock().unwrap_or_else(|p| p.into_inner());
+    let buf = data_buffer();
+    let n = data.len().min(cpu::snippet::DATA_SIZE);
+    // SAFETY: `buf` is the DATA_SIZE-byte mapping made above; n <= DATA_SIZE.
+    unsafe { std::ptr::copy_nonoverlapping(data.as_ptr(), buf, n) };
+    run_locked(snippet, ctx);
+    // SAFETY: as above.
+    unsafe { std::ptr::copy_nonoverlapping(buf, data.as_mut_ptr(), n) };
+}
+
 /// Run `snippet` natively from `ctx`.
 pub fn run(snippet: &[u8], ctx: &mut Ctx) {
     let _guard = LOCK.lock().unwrap_or_else(|p| p.into_inner());
+    run_locked(snippet, ctx);
+}
+
+fn run_locked(snippet: &[u8], ctx: &mut Ctx) {
     let code = wrapper(snippet);
     // SAFETY: a fresh private anonymous mapping, used only here.
     let page = unsafe {
@@ -70,8 +113,8 @@ pub fn run(snippet: &[u8], ctx: &mut Ctx) {
     ctx.rflags = (ctx.rflags & 0x8d5) | 2;
     // SAFETY: the page holds a complete function with the C ABI that
     // saves and restores every callee-saved register and leaves RSP as it
-    // found it; the snippet is register-only (checked by the callers'
-    // templates), so it cannot touch the test process's memory.
+    // found it; snippets touch only registers and the data buffer (the
+    // callers' templates address it through a register set to DATA_BASE).
     unsafe {
         let f: extern "C" fn(*mut Ctx) = std::mem::transmute(page);
         f(ctx);
