@@ -318,6 +318,70 @@ fn shifts_and_rotates_by_0_1_width_and_more() {
 }
 
 #[test]
+fn multiply_divide_and_double_shifts() {
+    let mut m = SnippetMachine::new();
+    let mut r = Rng(7);
+    for n in 0..600 {
+        let mut c = random_ctx(&mut r);
+        let k = n % 10;
+        let (code, undef): (Vec<u8>, u64) = match k {
+            0 => (assemble(|a| a.mul(rbx)), SF | ZF | AF | PF),
+            1 => (assemble(|a| a.imul(ebx)), SF | ZF | AF | PF),
+            2 => (assemble(|a| a.mul(bx)), SF | ZF | AF | PF),
+            3 | 4 | 5 | 6 => {
+                // Divisions that cannot fault: high half below the divisor.
+                let bits = [64u32, 32, 16, 8][k as usize - 3];
+                let mask = if bits == 64 {
+                    u64::MAX
+                } else {
+                    (1u64 << bits) - 1
+                };
+                let d = (c.gprs[3] & mask) | 1;
+                c.gprs[3] = d;
+                c.gprs[2] = (c.gprs[2] & !mask) | ((c.gprs[2] & mask) % d);
+                if bits == 8 {
+                    let d8 = d & 0xff;
+                    let high = (c.gprs[0] >> 8) % d8;
+                    c.gprs[0] = (c.gprs[0] & !0xff00) | (high << 8);
+                }
+                (
+                    assemble(|a| match bits {
+                        64 => a.div(rbx),
+                        32 => a.div(ebx),
+                        16 => a.div(bx),
+                        _ => a.div(bl),
+                    }),
+                    ARITH,
+                )
+            }
+            7 => {
+                let cnt = (r.below(40)) as u32;
+                let undef = if cnt & 63 == 0 {
+                    0
+                } else {
+                    AF | if cnt == 1 { 0 } else { OF }
+                };
+                (assemble(|a| a.shld(rax, rbx, cnt)), undef)
+            }
+            8 => {
+                let cnt = (r.below(31)) as u32;
+                let undef = if cnt & 31 == 0 {
+                    0
+                } else {
+                    AF | if cnt == 1 { 0 } else { OF }
+                };
+                (assemble(|a| a.shrd(eax, ebx, cnt)), undef)
+            }
+            _ => {
+                c.gprs[3] |= 1 << r.below(64);
+                (assemble(|a| a.bsr(rax, rbx)), CF | OF | SF | AF | PF)
+            }
+        };
+        check(&mut m, &code, &c, undef, &format!("case {n} kind {k}"));
+    }
+}
+
+#[test]
 fn randomized_differential() {
     let seed = std::env::var("KINDLING_FUZZ_SEED")
         .ok()

@@ -430,7 +430,11 @@ impl Cpu {
                 let b = self.read_op(i, 1)?;
                 let cmask = if bits == 64 { 0x3f } else { 0x1f };
                 let count = (self.read_op(i, 2)? & cmask) as u32;
-                if count != 0 {
+                if count == 0 {
+                    // No change, but a 32-bit register destination is
+                    // still written (zero-extended), as on hardware.
+                    self.write_op(i, 0, a)?;
+                } else {
                     let wide = if bits == 64 { 128 } else { 64 };
                     let (r, cf) = if m == M::Shld {
                         let v = (u128::from(a) << bits) | u128::from(b);
