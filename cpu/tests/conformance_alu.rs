@@ -328,7 +328,7 @@ fn multiply_divide_and_double_shifts() {
             0 => (assemble(|a| a.mul(rbx)), SF | ZF | AF | PF),
             1 => (assemble(|a| a.imul(ebx)), SF | ZF | AF | PF),
             2 => (assemble(|a| a.mul(bx)), SF | ZF | AF | PF),
-            3 | 4 | 5 | 6 => {
+            3..=6 => {
                 // Divisions that cannot fault: high half below the divisor.
                 let bits = [64u32, 32, 16, 8][k as usize - 3];
                 let mask = if bits == 64 {
