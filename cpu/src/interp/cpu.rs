@@ -44,6 +44,8 @@ pub struct Cpu {
     history: std::collections::VecDeque<(u64, String)>,
     /// The vector of the last exception raised (the snippet runner's probe).
     pub last_exception: Option<u8>,
+    /// Instructions left to print (`KINDLING_TRACE_FROM=rip[,count]`).
+    tracing: u64,
 }
 
 // SAFETY: `io` is only set for the duration of `run`, on the thread that
@@ -72,6 +74,7 @@ impl Cpu {
             retired: 0,
             history: std::collections::VecDeque::new(),
             last_exception: None,
+            tracing: 0,
         }
     }
 
@@ -202,11 +205,24 @@ impl Cpu {
     pub fn step(&mut self) -> Result<(Option<Stop>, bool), Stop> {
         let start_rip = self.st.rip;
         let result = self.fetch().and_then(|i| {
+            if let Some((from, count)) = trace_from() {
+                if self.st.rip == from && self.tracing == 0 {
+                    self.tracing = count;
+                }
+                if self.tracing > 0 {
+                    self.tracing -= 1;
+                    eprintln!(
+                        "T {:#x}: {i:<40} rax={:x} rcx={:x} rdx={:x} rsi={:x} rdi={:x} rsp={:x}",
+                        self.st.rip, self.st.gpr[0], self.st.gpr[1], self.st.gpr[2],
+                        self.st.gpr[6], self.st.gpr[7], self.st.gpr[4]
+                    );
+                }
+            }
             if trace_exceptions() {
-                if self.history.len() >= 40 {
+                if self.history.len() >= 400 {
                     self.history.pop_front();
                 }
-                self.history.push_back((self.st.rip, format!("{i}")));
+                self.history.push_back((self.st.rip, format!("{i:<36} rax={:x} rbx={:x} rcx={:x} rdx={:x} rsi={:x} rdi={:x} r12={:x} r13={:x} r14={:x}", self.st.gpr[0], self.st.gpr[3], self.st.gpr[1], self.st.gpr[2], self.st.gpr[6], self.st.gpr[7], self.st.gpr[12], self.st.gpr[13], self.st.gpr[14])));
             }
             self.st.rip = i.next_ip();
             if self.st.bitness() != 64 {
@@ -241,7 +257,7 @@ impl Cpu {
                 "kindling: vCPU {} exception {} error {:?} at RIP {:#x} (CR2 {:#x})",
                 self.id, e.vector, e.error_code, self.st.rip, self.st.cr2
             );
-            if self.st.rip >> 48 != 0 && self.st.rip >> 48 != 0xffff {
+            if (self.st.rip >> 48 != 0 && self.st.rip >> 48 != 0xffff) || (e.vector == 14 && self.st.cr2 < 0x1000) {
                 for (rip, text) in &self.history {
                     eprintln!("    {rip:#x}: {text}");
                 }
@@ -541,6 +557,19 @@ impl Cpu {
             Err(FpuError::Memory(_)) => Err(fault.unwrap_or(Exception::gp(0))),
         }
     }
+}
+
+/// `KINDLING_TRACE_FROM=0xRIP[,count]`: print `count` instructions (with
+/// registers before each) from the first time RIP is reached.
+fn trace_from() -> Option<(u64, u64)> {
+    static V: std::sync::OnceLock<Option<(u64, u64)>> = std::sync::OnceLock::new();
+    *V.get_or_init(|| {
+        let v = std::env::var("KINDLING_TRACE_FROM").ok()?;
+        let mut parts = v.split(',');
+        let rip = u64::from_str_radix(parts.next()?.trim_start_matches("0x"), 16).ok()?;
+        let count = parts.next().and_then(|c| c.parse().ok()).unwrap_or(200);
+        Some((rip, count))
+    })
 }
 
 fn trace_exceptions() -> bool {
