@@ -758,10 +758,11 @@ impl Cpu {
                 if v == 0 {
                     self.set_flags(ZF, ZF);
                 } else {
-                    let r = if m == M::Bsf {
-                        v.trailing_zeros() as u64
-                    } else {
-                        63 - v.leading_zeros() as u64
+                    // TZCNT/LZCNT run as BSF/BSR: BMI1/ABM aren't advertised.
+                    let r = match m {
+                        M::Bsf | M::Tzcnt => v.trailing_zeros() as u64,
+                        M::Popcnt => v.count_ones() as u64,
+                        _ => 63 - v.leading_zeros() as u64,
                     };
                     self.write_op(i, 0, r)?;
                     self.set_flags(0, ZF);
