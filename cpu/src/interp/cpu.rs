@@ -257,7 +257,10 @@ impl Cpu {
                 "kindling: vCPU {} exception {} error {:?} at RIP {:#x} (CR2 {:#x})",
                 self.id, e.vector, e.error_code, self.st.rip, self.st.cr2
             );
-            if (self.st.rip >> 48 != 0 && self.st.rip >> 48 != 0xffff) || (e.vector == 14 && self.st.cr2 < 0x1000) {
+            if (self.st.rip >> 48 != 0 && self.st.rip >> 48 != 0xffff)
+                || (e.vector == 14 && self.st.cr2 < 0x1000)
+                || (e.vector == 6 && self.st.rip < 0x8000_0000_0000)
+            {
                 for (rip, text) in &self.history {
                     eprintln!("    {rip:#x}: {text}");
                 }
@@ -279,6 +282,13 @@ impl Cpu {
 
     /// Deliver vector `v` through the IDT (`soft`: INT n, pushes the next RIP).
     pub fn deliver(&mut self, v: u8, error: Option<u32>, soft: bool) -> Result<(), Exception> {
+        self.st.sys_access = true;
+        let r = self.deliver_inner(v, error, soft);
+        self.st.sys_access = false;
+        r
+    }
+
+    fn deliver_inner(&mut self, v: u8, error: Option<u32>, soft: bool) -> Result<(), Exception> {
         let flags = self.st.rflags;
         if !self.st.protected() {
             let (base, limit) = self.st.idtr;
@@ -347,6 +357,7 @@ impl Cpu {
             self.st.gpr[4] &= !0xf;
             self.st.seg[Seg::Cs as usize] = target;
             self.st.seg[Seg::Cs as usize].selector = (sel & !3) | u16::from(new_cpl);
+            self.st.sys_access = false;
             self.push(old_ss, 8)?;
             self.push(old_rsp, 8)?;
             self.push(flags, 8)?;
@@ -369,6 +380,7 @@ impl Cpu {
             }
             self.st.seg[Seg::Cs as usize] = target;
             self.st.seg[Seg::Cs as usize].selector = (sel & !3) | u16::from(new_cpl);
+            self.st.sys_access = false;
             if new_cpl < cpl {
                 self.push(old_ss, w)?;
                 self.push(old_rsp, w)?;
@@ -465,8 +477,7 @@ impl Cpu {
             return Err(Exception::gp(0));
         }
         let base = ((self.st.msr.star >> 48) & 0xffff) as u16;
-        let q =
-            i.mnemonic() == iced_x86::Mnemonic::Sysret && format!("{:?}", i.code()).contains("64");
+        let q = i.mnemonic() == iced_x86::Mnemonic::Sysretq;
         let mut cs = crate::Segment::flat((if q { base + 16 } else { base }) | 3, 0xb, q);
         cs.dpl = 3;
         let mut ss = crate::Segment::flat((base + 8) | 3, 0x3, false);

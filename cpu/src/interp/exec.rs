@@ -250,9 +250,13 @@ impl Cpu {
             return Ok(());
         }
         let mmu = crate::interp_mmu!(self);
-        let d = desc::load(&mmu, &mut self.st, sel, false)?;
-        desc::mark_accessed(&mmu, &mut self.st, sel);
-        self.st.seg[s as usize] = d;
+        self.st.sys_access = true;
+        let d = desc::load(&mmu, &mut self.st, sel, false);
+        if d.is_ok() {
+            desc::mark_accessed(&mmu, &mut self.st, sel);
+        }
+        self.st.sys_access = false;
+        self.st.seg[s as usize] = d?;
         Ok(())
     }
 
@@ -1269,7 +1273,7 @@ impl Cpu {
                 );
             }
             M::Syscall => return self.syscall(),
-            M::Sysret => return self.sysret(i),
+            M::Sysret | M::Sysretq => return self.sysret(i),
             M::Int | M::Int3 | M::Into | M::Int1 => {
                 let v = match m {
                     M::Int3 => 3,

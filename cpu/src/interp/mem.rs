@@ -103,7 +103,7 @@ impl Mmu<'_> {
         if cpu.cr0 & CR0_PG == 0 {
             return Ok(la & 0xffff_ffff);
         }
-        let user = cpu.cpl() == 3;
+        let user = cpu.cpl() == 3 && !cpu.sys_access;
         let vpn = la >> 12;
         let slot = (vpn & 511) as usize;
         let e = cpu.tlb.0[slot];

@@ -123,6 +123,9 @@ pub struct CpuState {
     pub fpu: FpuState,
     /// Software TLB (linear page → physical page).
     pub tlb: Box<Tlb>,
+    /// Implicit supervisor accesses in progress (IDT, GDT, TSS reads during
+    /// event delivery are made at CPL 0 whatever the current CPL).
+    pub sys_access: bool,
 }
 
 /// One cached translation.
@@ -180,6 +183,7 @@ impl Default for CpuState {
             msr: Msrs::default(),
             fpu: FpuState::new(),
             tlb: Box::default(),
+            sys_access: false,
         };
         st.msr.pat = 0x0007_0406_0007_0406;
         st.msr.misc_enable = 1;

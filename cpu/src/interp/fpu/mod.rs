@@ -178,6 +178,116 @@ fn aligned(instr: &Instruction, ctx: &dyn FpuContext) -> Result<(), FpuError> {
     Ok(())
 }
 
+/// Lane-wise SSE2 integer operations.
+fn lanes(m: Mnemonic, a: u128, b: u128) -> u128 {
+    use Mnemonic as M;
+    let (ab, bb) = (a.to_le_bytes(), b.to_le_bytes());
+    let mut r = [0u8; 16];
+    let w = |v: &[u8; 16], i: usize| u16::from_le_bytes([v[2 * i], v[2 * i + 1]]);
+    let d = |v: &[u8; 16], i: usize| {
+        u32::from_le_bytes([v[4 * i], v[4 * i + 1], v[4 * i + 2], v[4 * i + 3]])
+    };
+    let q = |v: u128, i: u32| (v >> (64 * i)) as u64;
+    let put16 =
+        |r: &mut [u8; 16], i: usize, x: u16| r[2 * i..2 * i + 2].copy_from_slice(&x.to_le_bytes());
+    let put32 =
+        |r: &mut [u8; 16], i: usize, x: u32| r[4 * i..4 * i + 4].copy_from_slice(&x.to_le_bytes());
+    match m {
+        M::Paddb | M::Pcmpgtb | M::Pmaxub | M::Paddusb | M::Psubusb | M::Pavgb => {
+            for i in 0..16 {
+                r[i] = match m {
+                    M::Paddb => ab[i].wrapping_add(bb[i]),
+                    M::Pcmpgtb => {
+                        if (ab[i] as i8) > (bb[i] as i8) {
+                            0xff
+                        } else {
+                            0
+                        }
+                    }
+                    M::Pmaxub => ab[i].max(bb[i]),
+                    M::Paddusb => ab[i].saturating_add(bb[i]),
+                    M::Psubusb => ab[i].saturating_sub(bb[i]),
+                    _ => ((u16::from(ab[i]) + u16::from(bb[i]) + 1) >> 1) as u8,
+                };
+            }
+        }
+        M::Paddw | M::Psubw | M::Pcmpeqw | M::Pcmpgtw | M::Pminsw | M::Pmaxsw => {
+            for i in 0..8 {
+                let (x, y) = (w(&ab, i), w(&bb, i));
+                let v = match m {
+                    M::Paddw => x.wrapping_add(y),
+                    M::Psubw => x.wrapping_sub(y),
+                    M::Pcmpeqw => {
+                        if x == y {
+                            0xffff
+                        } else {
+                            0
+                        }
+                    }
+                    M::Pcmpgtw => {
+                        if (x as i16) > (y as i16) {
+                            0xffff
+                        } else {
+                            0
+                        }
+                    }
+                    M::Pminsw => (x as i16).min(y as i16) as u16,
+                    _ => (x as i16).max(y as i16) as u16,
+                };
+                put16(&mut r, i, v);
+            }
+        }
+        M::Paddd | M::Psubd | M::Pcmpgtd => {
+            for i in 0..4 {
+                let (x, y) = (d(&ab, i), d(&bb, i));
+                let v = match m {
+                    M::Paddd => x.wrapping_add(y),
+                    M::Psubd => x.wrapping_sub(y),
+                    _ => {
+                        if (x as i32) > (y as i32) {
+                            u32::MAX
+                        } else {
+                            0
+                        }
+                    }
+                };
+                put32(&mut r, i, v);
+            }
+        }
+        M::Psubq => {
+            return u128::from(q(a, 0).wrapping_sub(q(b, 0)))
+                | (u128::from(q(a, 1).wrapping_sub(q(b, 1))) << 64);
+        }
+        M::Punpckhbw => {
+            for i in 0..8 {
+                r[2 * i] = ab[8 + i];
+                r[2 * i + 1] = bb[8 + i];
+            }
+        }
+        M::Punpcklwd | M::Punpckhwd => {
+            let base = if m == M::Punpckhwd { 4 } else { 0 };
+            for i in 0..4 {
+                put16(&mut r, 2 * i, w(&ab, base + i));
+                put16(&mut r, 2 * i + 1, w(&bb, base + i));
+            }
+        }
+        M::Punpckldq | M::Punpckhdq | M::Unpcklps | M::Unpckhps => {
+            let base = if matches!(m, M::Punpckhdq | M::Unpckhps) {
+                2
+            } else {
+                0
+            };
+            for i in 0..2 {
+                put32(&mut r, 2 * i, d(&ab, base + i));
+                put32(&mut r, 2 * i + 1, d(&bb, base + i));
+            }
+        }
+        M::Punpckhqdq | M::Unpckhpd => return u128::from(q(a, 1)) | (u128::from(q(b, 1)) << 64),
+        _ => return u128::from(q(a, 0)) | (u128::from(q(b, 0)) << 64), // UNPCKLPD
+    }
+    u128::from_le_bytes(r)
+}
+
 /// Execute one x87/MMX/SSE/SSE2 instruction (including FXSAVE, FXRSTOR,
 /// LDMXCSR, STMXCSR, EMMS, FWAIT). The core has already advanced nothing:
 /// on `Ok` it moves RIP past the instruction; on `Err` it raises the fault.
@@ -403,6 +513,199 @@ pub fn execute(
                 }
             };
             state.set_xmm(x, r);
+        }
+        M::Paddb
+        | M::Paddw
+        | M::Paddd
+        | M::Psubw
+        | M::Psubd
+        | M::Psubq
+        | M::Pcmpeqw
+        | M::Pcmpgtb
+        | M::Pcmpgtw
+        | M::Pcmpgtd
+        | M::Pmaxub
+        | M::Pminsw
+        | M::Pmaxsw
+        | M::Punpckhbw
+        | M::Punpcklwd
+        | M::Punpckhwd
+        | M::Punpckldq
+        | M::Punpckhdq
+        | M::Punpckhqdq
+        | M::Unpcklps
+        | M::Unpckhps
+        | M::Unpcklpd
+        | M::Unpckhpd
+        | M::Paddusb
+        | M::Psubusb
+        | M::Pavgb => {
+            let x = xmm_index(instr.op_register(0)).ok_or(FpuError::NotFpu)?;
+            if instr.op_kind(1) == OpKind::Memory {
+                aligned(instr, ctx)?;
+            }
+            let a = state.xmm(x);
+            let b = read128(state, instr, ctx, 1)?;
+            state.set_xmm(x, lanes(m, a, b));
+        }
+        M::Pslldq | M::Psrldq => {
+            let x = xmm_index(instr.op_register(0)).ok_or(FpuError::NotFpu)?;
+            let n = (instr.immediate(1) & 0xff) as u32;
+            let v = state.xmm(x);
+            let r = if n > 15 {
+                0
+            } else if m == M::Pslldq {
+                v << (n * 8)
+            } else {
+                v >> (n * 8)
+            };
+            state.set_xmm(x, r);
+        }
+        M::Psllw | M::Pslld | M::Psllq | M::Psrlw | M::Psrld | M::Psrlq | M::Psraw | M::Psrad => {
+            let x = xmm_index(instr.op_register(0)).ok_or(FpuError::NotFpu)?;
+            let count = match instr.op_kind(1) {
+                OpKind::Immediate8 => instr.immediate(1) & 0xff,
+                _ => read128(state, instr, ctx, 1)? as u64,
+            };
+            let width = match m {
+                M::Psllw | M::Psrlw | M::Psraw => 16,
+                M::Pslld | M::Psrld | M::Psrad => 32,
+                _ => 64,
+            };
+            let v = state.xmm(x);
+            let mut r = 0u128;
+            for lane in 0..(128 / width) {
+                let sh = lane * width;
+                let lm = if width == 64 {
+                    u64::MAX
+                } else {
+                    (1u64 << width) - 1
+                };
+                let e = ((v >> sh) as u64) & lm;
+                let out = match m {
+                    M::Psllw | M::Pslld | M::Psllq => {
+                        if count >= width as u64 {
+                            0
+                        } else {
+                            (e << count) & lm
+                        }
+                    }
+                    M::Psrlw | M::Psrld | M::Psrlq => {
+                        if count >= width as u64 {
+                            0
+                        } else {
+                            e >> count
+                        }
+                    }
+                    _ => {
+                        let sx = ((e << (64 - width)) as i64) >> (64 - width);
+                        ((sx >> count.min(width as u64 - 1)) as u64) & lm
+                    }
+                };
+                r |= u128::from(out) << sh;
+            }
+            state.set_xmm(x, r);
+        }
+        M::Pshufd | M::Pshuflw | M::Pshufhw | M::Shufps | M::Shufpd => {
+            let x = xmm_index(instr.op_register(0)).ok_or(FpuError::NotFpu)?;
+            if instr.op_kind(1) == OpKind::Memory {
+                aligned(instr, ctx)?;
+            }
+            let src = read128(state, instr, ctx, 1)?;
+            let imm = (instr.immediate(2) & 0xff) as u32;
+            let dst = state.xmm(x);
+            let d32 = |v: u128, i: u32| (v >> (i * 32)) as u32;
+            let d16 = |v: u128, i: u32| (v >> (i * 16)) as u16;
+            let r: u128 = match m {
+                M::Pshufd => (0..4).fold(0, |r, i| {
+                    r | u128::from(d32(src, (imm >> (2 * i)) & 3)) << (32 * i)
+                }),
+                M::Shufps => {
+                    let lo = (0..2).fold(0u128, |r, i| {
+                        r | u128::from(d32(dst, (imm >> (2 * i)) & 3)) << (32 * i)
+                    });
+                    (2..4).fold(lo, |r, i| {
+                        r | u128::from(d32(src, (imm >> (2 * i)) & 3)) << (32 * i)
+                    })
+                }
+                M::Shufpd => {
+                    let lo = (dst >> (64 * (imm & 1))) as u64;
+                    let hi = (src >> (64 * ((imm >> 1) & 1))) as u64;
+                    u128::from(lo) | (u128::from(hi) << 64)
+                }
+                M::Pshuflw => {
+                    let lo = (0..4).fold(0u128, |r, i| {
+                        r | u128::from(d16(src, (imm >> (2 * i)) & 3)) << (16 * i)
+                    });
+                    lo | (src & (u128::MAX << 64))
+                }
+                _ => {
+                    let hi = (0..4).fold(0u128, |r, i| {
+                        r | u128::from(d16(src, 4 + ((imm >> (2 * i)) & 3))) << (16 * (i + 4))
+                    });
+                    hi | (src & u128::from(u64::MAX))
+                }
+            };
+            state.set_xmm(x, r);
+        }
+        M::Movhps | M::Movhpd | M::Movlps | M::Movlpd => {
+            let high = matches!(m, M::Movhps | M::Movhpd);
+            match (instr.op_kind(0), instr.op_kind(1)) {
+                (OpKind::Register, _) => {
+                    let x = xmm_index(instr.op_register(0)).ok_or(FpuError::NotFpu)?;
+                    let v = read128(state, instr, ctx, 1)? as u64;
+                    let d = state.xmm(x);
+                    let r = if high {
+                        (d & u128::from(u64::MAX)) | (u128::from(v) << 64)
+                    } else {
+                        (d & (u128::MAX << 64)) | u128::from(v)
+                    };
+                    state.set_xmm(x, r);
+                }
+                _ => {
+                    let x = xmm_index(instr.op_register(1)).ok_or(FpuError::NotFpu)?;
+                    let d = state.xmm(x);
+                    let v = if high { (d >> 64) as u64 } else { d as u64 };
+                    ctx.write_mem(0, &v.to_le_bytes())?;
+                }
+            }
+        }
+        M::Movhlps | M::Movlhps => {
+            let x = xmm_index(instr.op_register(0)).ok_or(FpuError::NotFpu)?;
+            let y = xmm_index(instr.op_register(1)).ok_or(FpuError::NotFpu)?;
+            let (d, s2) = (state.xmm(x), state.xmm(y));
+            let r = if m == M::Movhlps {
+                (d & (u128::MAX << 64)) | (s2 >> 64)
+            } else {
+                (d & u128::from(u64::MAX)) | (s2 << 64)
+            };
+            state.set_xmm(x, r);
+        }
+        M::Movss | M::Movsd => {
+            let bytes = if m == M::Movss { 4 } else { 8 };
+            let lm = if bytes == 4 {
+                u128::from(u32::MAX)
+            } else {
+                u128::from(u64::MAX)
+            };
+            match (instr.op_kind(0), instr.op_kind(1)) {
+                (OpKind::Register, OpKind::Register) => {
+                    let x = xmm_index(instr.op_register(0)).ok_or(FpuError::NotFpu)?;
+                    let y = xmm_index(instr.op_register(1)).ok_or(FpuError::NotFpu)?;
+                    let r = (state.xmm(x) & !lm) | (state.xmm(y) & lm);
+                    state.set_xmm(x, r);
+                }
+                (OpKind::Register, _) => {
+                    let x = xmm_index(instr.op_register(0)).ok_or(FpuError::NotFpu)?;
+                    let v = read128(state, instr, ctx, 1)? & lm;
+                    state.set_xmm(x, v);
+                }
+                _ => {
+                    let y = xmm_index(instr.op_register(1)).ok_or(FpuError::NotFpu)?;
+                    let v = state.xmm(y).to_le_bytes();
+                    ctx.write_mem(0, &v[..bytes])?;
+                }
+            }
         }
         M::Pmovmskb => {
             let x = xmm_index(instr.op_register(1)).ok_or(FpuError::NotFpu)?;
