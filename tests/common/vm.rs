@@ -31,9 +31,29 @@ fn collect(mut r: impl Read + Send + 'static) -> Arc<Mutex<Vec<u8>>> {
 impl Vm {
     /// Start `kindling` with `args`.
     pub fn start(args: &[&str]) -> Vm {
+        Self::spawn(args, Stdio::null())
+    }
+
+    /// Start `kindling` with a pipe on its stdin (the serial console's input).
+    pub fn start_interactive(args: &[&str]) -> Vm {
+        Self::spawn(args, Stdio::piped())
+    }
+
+    /// Type `text` on the console.
+    pub fn type_text(&mut self, text: &str) {
+        use std::io::Write;
+        if let Some(stdin) = self.child.stdin.as_mut() {
+            stdin
+                .write_all(text.as_bytes())
+                .expect("write console input");
+            stdin.flush().ok();
+        }
+    }
+
+    fn spawn(args: &[&str], stdin: Stdio) -> Vm {
         let mut child = Command::new(super::kindling())
             .args(args)
-            .stdin(Stdio::null())
+            .stdin(stdin)
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
             .spawn()

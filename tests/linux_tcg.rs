@@ -1,0 +1,182 @@
+//! Linux (../shared/guest) on the software CPU through the built binary:
+//! PVH vmlinux and bzImage, with and without ACPI, one and two vCPUs, the
+//! virtio disk, power-off, and an interactive shell on the serial console.
+
+mod common;
+
+use std::time::Duration;
+
+use common::vm::{run, Vm};
+
+const T: Duration = Duration::from_secs(240);
+const APPEND: &str = "console=ttyS0 reboot=t panic=-1 quiet";
+
+fn boot(
+    machine: &str,
+    kernel: &str,
+    extra: &[&str],
+    append: &str,
+) -> Option<(i32, String, String)> {
+    let k = common::guest_file(kernel)?;
+    let initrd = common::guest_file("initramfs.cpio")?;
+    let mut args = vec![
+        "-M",
+        machine,
+        "-accel",
+        "tcg",
+        "-m",
+        "256m",
+        "-nodefaults",
+        "-no-user-config",
+        "-nographic",
+        "-no-reboot",
+        "-serial",
+        "stdio",
+        "-kernel",
+        k.to_str().unwrap(),
+        "-initrd",
+        initrd.to_str().unwrap(),
+        "-append",
+        append,
+    ];
+    args.extend_from_slice(extra);
+    let (status, out, err) = run(&args, T);
+    Some((status.code().unwrap_or(-1), out, err))
+}
+
+fn assert_boots(machine: &str, kernel: &str, extra: &[&str]) {
+    let Some((code, out, err)) = boot(machine, kernel, extra, APPEND) else {
+        return;
+    };
+    assert!(out.contains("BOOT-OK"), "console:\n{out}\nstderr:\n{err}");
+    assert!(out.contains("reboot: Restarting system"), "{out}");
+    assert_eq!(
+        code, 0,
+        "reboot=t triple fault under -no-reboot exits 0\n{err}"
+    );
+}
+
+#[test]
+fn pvh_vmlinux_without_acpi() {
+    assert_boots("microvm,acpi=off", "vmlinux", &[]);
+}
+
+#[test]
+fn bzimage_without_acpi() {
+    assert_boots("microvm,acpi=off", "bzImage", &[]);
+}
+
+#[test]
+fn bzimage_with_acpi() {
+    assert_boots("microvm,acpi=on", "bzImage", &[]);
+}
+
+#[test]
+fn pvh_vmlinux_with_acpi_and_no_extra_kernel_arguments() {
+    // No tsc_early_khz= or pic=off: CPUID leaf 0x15 tells the TSC and
+    // LAPIC timer rates, and the 8259 is left masked.
+    let Some((code, out, _)) = boot("microvm,acpi=on", "vmlinux", &[], "console=ttyS0 reboot=t")
+    else {
+        return;
+    };
+    assert!(out.contains("BOOT-OK"), "{out}");
+    assert_eq!(code, 0);
+}
+
+/// `-smp 2` boots to userspace. The kernel does not bring the second vCPU
+/// online yet on the software CPU ("do_boot_cpu failed"): tracked in the
+/// issue notes; this test only guards against hangs and crashes.
+#[test]
+fn smp_2_boots_to_userspace() {
+    let Some((code, out, _)) = boot(
+        "microvm,acpi=off",
+        "vmlinux",
+        &["-smp", "2"],
+        "console=ttyS0 reboot=t panic=-1",
+    ) else {
+        return;
+    };
+    assert!(out.contains("smp: Bringing up secondary CPUs"), "{out}");
+    assert!(out.contains("BOOT-OK"), "{out}");
+    assert_eq!(code, 0);
+}
+
+#[test]
+fn acpi_poweroff_ends_the_process() {
+    let Some((code, out, _)) = boot(
+        "microvm,acpi=on",
+        "vmlinux",
+        &[],
+        "console=ttyS0 reboot=t panic=-1 quiet bench=poweroff",
+    ) else {
+        return;
+    };
+    assert!(out.contains("reboot: Power down"), "{out}");
+    assert_eq!(code, 0);
+}
+
+#[test]
+fn guest_reads_the_virtio_disk() {
+    let Some(disk) = common::guest_file("disk.img") else {
+        return;
+    };
+    let md5 = std::process::Command::new("md5sum")
+        .arg(&disk)
+        .output()
+        .expect("md5sum");
+    let want = String::from_utf8_lossy(&md5.stdout)
+        .split_whitespace()
+        .next()
+        .unwrap_or("")
+        .to_string();
+    let drive = format!(
+        "id=d0,file={},format=raw,if=none,readonly=on",
+        disk.display()
+    );
+    let Some((code, out, _)) = boot(
+        "microvm,acpi=off",
+        "bzImage",
+        &["-drive", &drive, "-device", "virtio-blk-device,drive=d0"],
+        "console=ttyS0 reboot=t panic=-1 quiet bench=disk",
+    ) else {
+        return;
+    };
+    assert!(
+        out.contains(&format!("DISK-MD5 {want}")),
+        "want {want}:\n{out}"
+    );
+    assert_eq!(code, 0);
+}
+
+#[test]
+fn interactive_shell_on_the_serial_console() {
+    let (Some(k), Some(initrd)) = (
+        common::guest_file("vmlinux"),
+        common::guest_file("initramfs.cpio"),
+    ) else {
+        return;
+    };
+    let mut vm = Vm::start_interactive(&[
+        "-M",
+        "microvm,acpi=off",
+        "-accel",
+        "tcg",
+        "-m",
+        "256m",
+        "-nodefaults",
+        "-no-reboot",
+        "-serial",
+        "stdio",
+        "-kernel",
+        k.to_str().unwrap(),
+        "-initrd",
+        initrd.to_str().unwrap(),
+        "-append",
+        "console=ttyS0 reboot=t panic=-1 quiet rdinit=/bin/sh",
+    ]);
+    assert!(vm.wait_for("#", 1, T), "no shell prompt:\n{}", vm.output());
+    vm.type_text("echo answer=$((6*7))\n");
+    assert!(vm.wait_for("answer=42", 1, T), "{}", vm.output());
+    vm.type_text("reboot -f\n");
+    assert_eq!(vm.wait_exit(T).code(), Some(0));
+}
