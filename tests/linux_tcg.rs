@@ -83,24 +83,6 @@ fn pvh_vmlinux_with_acpi_and_no_extra_kernel_arguments() {
     assert_eq!(code, 0);
 }
 
-/// `-smp 2` boots to userspace. The kernel does not bring the second vCPU
-/// online yet on the software CPU ("do_boot_cpu failed"): tracked in the
-/// issue notes; this test only guards against hangs and crashes.
-#[test]
-fn smp_2_boots_to_userspace() {
-    let Some((code, out, _)) = boot(
-        "microvm,acpi=off",
-        "vmlinux",
-        &["-smp", "2"],
-        "console=ttyS0 reboot=t panic=-1",
-    ) else {
-        return;
-    };
-    assert!(out.contains("smp: Bringing up secondary CPUs"), "{out}");
-    assert!(out.contains("BOOT-OK"), "{out}");
-    assert_eq!(code, 0);
-}
-
 #[test]
 fn acpi_poweroff_ends_the_process() {
     let Some((code, out, _)) = boot(

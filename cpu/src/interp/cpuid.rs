@@ -14,8 +14,10 @@ impl Cpu {
                 let ebx = (self.id << 24) | (1 << 16) | (8 << 8);
                 // ECX: TSC-deadline (24), hypervisor (31); cx16 (13).
                 let ecx = (1 << 24) | (1 << 31) | (1 << 13);
-                // EDX: FPU TSC MSR PAE MCE CX8 APIC SEP MTRR? no, PGE CMOV PAT CLFSH FXSR SSE SSE2.
+                // EDX: FPU PSE TSC MSR PAE CX8 APIC SEP PGE CMOV PAT CLFSH MMX FXSR
+                // SSE SSE2 (PSE: Linux's AP trampoline requires it).
                 let edx = 1
+                    | (1 << 3)
                     | (1 << 4)
                     | (1 << 5)
                     | (1 << 6)

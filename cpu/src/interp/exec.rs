@@ -269,8 +269,22 @@ impl Cpu {
         Ok(())
     }
 
-    /// Execute one instruction (RIP already points past it).
+    /// Execute one instruction (RIP already points past it). LOCK'd
+    /// read-modify-writes (and XCHG with memory, implicitly locked) run
+    /// under one process-wide lock, so they are atomic across vCPUs.
     pub fn execute(&mut self, i: &Instruction) -> R<Outcome> {
+        let locked = i.has_lock_prefix()
+            || (i.mnemonic() == Mnemonic::Xchg
+                && (i.op_kind(0) == OpKind::Memory || i.op_kind(1) == OpKind::Memory));
+        if locked {
+            static BUS_LOCK: std::sync::Mutex<()> = std::sync::Mutex::new(());
+            let _bus = BUS_LOCK.lock().unwrap_or_else(|p| p.into_inner());
+            return self.execute_unlocked(i);
+        }
+        self.execute_unlocked(i)
+    }
+
+    fn execute_unlocked(&mut self, i: &Instruction) -> R<Outcome> {
         use Mnemonic as M;
         let m = i.mnemonic();
         match m {
