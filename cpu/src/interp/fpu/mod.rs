@@ -62,69 +62,37 @@ pub trait FpuContext {
     fn cr4(&self) -> u64;
     /// True in 64-bit mode (FXSAVE64 layout, REX-extended registers).
     fn long_mode(&self) -> bool;
-}
-
-/// All x87, MMX and SSE state of one vCPU.
-#[derive(Debug, Clone)]
-pub struct FpuState {
-    /// The FXSAVE image is the source of truth until the FPU helper
-    /// replaces this with structured state.
-    image: [u8; 512],
-}
-
-impl Default for FpuState {
-    fn default() -> Self {
-        Self::new()
+    /// RFLAGS, for FCMOVcc. Cores that do not provide it make FCMOVcc #UD.
+    fn rflags(&self) -> Option<u64> {
+        None
+    }
+    /// Linear address of the current instruction, recorded as the x87
+    /// last-instruction pointer (FIP); `None` leaves FIP unchanged.
+    fn instruction_address(&self) -> Option<u64> {
+        None
     }
 }
 
-impl FpuState {
-    /// The state after reset/FNINIT: FCW 0x37F, empty stack, MXCSR 0x1F80.
-    pub fn new() -> Self {
-        let mut image = [0u8; 512];
-        image[0..2].copy_from_slice(&0x037fu16.to_le_bytes());
-        image[24..28].copy_from_slice(&0x1f80u32.to_le_bytes());
-        image[28..32].copy_from_slice(&0xffffu32.to_le_bytes());
-        FpuState { image }
-    }
+mod softfloat;
+mod state;
+mod x87;
 
-    /// The FXSAVE (64-bit layout) image of this state.
-    pub fn fxsave(&self, out: &mut [u8; 512]) {
-        out.copy_from_slice(&self.image);
-    }
+#[cfg(all(test, target_arch = "x86_64"))]
+mod host_tests;
 
-    /// Load state from an FXSAVE image. #GP(0) if MXCSR has reserved bits set.
-    pub fn fxrstor(&mut self, image: &[u8; 512]) -> Result<(), FpuError> {
-        let mxcsr = u32::from_le_bytes([image[24], image[25], image[26], image[27]]);
-        if mxcsr & !0xffff != 0 {
-            return Err(FpuError::Exception {
-                vector: 13,
-                error_code: Some(0),
-            });
-        }
-        self.image.copy_from_slice(image);
-        Ok(())
-    }
-}
+pub use state::FpuState;
 
 impl FpuState {
     fn xmm(&self, n: usize) -> u128 {
-        let o = 160 + n * 16;
-        u128::from_le_bytes(self.image[o..o + 16].try_into().unwrap_or([0; 16]))
+        self.xmm[n & 15]
     }
 
     fn set_xmm(&mut self, n: usize, v: u128) {
-        let o = 160 + n * 16;
-        self.image[o..o + 16].copy_from_slice(&v.to_le_bytes());
+        self.xmm[n & 15] = v;
     }
 
     fn mxcsr(&self) -> u32 {
-        u32::from_le_bytes([
-            self.image[24],
-            self.image[25],
-            self.image[26],
-            self.image[27],
-        ])
+        self.mxcsr
     }
 }
 
@@ -288,14 +256,116 @@ fn lanes(m: Mnemonic, a: u128, b: u128) -> u128 {
     u128::from_le_bytes(r)
 }
 
+/// Which unit an instruction belongs to, for the #UD/#NM/#MF checks.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Unit {
+    /// x87 instruction that waits for pending exceptions.
+    X87,
+    /// x87 control instruction that does not wait (FN*).
+    X87NoWait,
+    /// WAIT/FWAIT.
+    Wait,
+    /// MMX (MM registers, EMMS).
+    Mmx,
+    /// FXSAVE/FXRSTOR.
+    Fxsr,
+    /// SSE/SSE2 on XMM registers or MXCSR.
+    Sse,
+}
+
+fn classify(instr: &Instruction) -> Unit {
+    use Mnemonic as M;
+    let m = instr.mnemonic();
+    match m {
+        M::Wait => return Unit::Wait,
+        M::Fninit | M::Fnclex | M::Fnstcw | M::Fnstsw | M::Fnstenv | M::Fnsave => {
+            return Unit::X87NoWait
+        }
+        M::Fxsave | M::Fxsave64 | M::Fxrstor | M::Fxrstor64 => return Unit::Fxsr,
+        M::Emms | M::Movdq2q | M::Movq2dq => return Unit::Mmx,
+        M::Fisttp => return Unit::X87,
+        _ => {}
+    }
+    if instr
+        .cpuid_features()
+        .contains(&iced_x86::CpuidFeature::FPU)
+    {
+        return Unit::X87;
+    }
+    let mmx = (0..instr.op_count())
+        .any(|n| instr.op_kind(n) == OpKind::Register && instr.op_register(n).is_mm());
+    if mmx {
+        Unit::Mmx
+    } else {
+        Unit::Sse
+    }
+}
+
+const CR0_EM: u64 = 1 << 2;
+const CR0_TS: u64 = 1 << 3;
+const CR0_MP: u64 = 1 << 1;
+const CR0_NE: u64 = 1 << 5;
+const CR4_OSFXSR: u64 = 1 << 9;
+
+fn exception(vector: u8) -> FpuError {
+    FpuError::Exception {
+        vector,
+        error_code: None,
+    }
+}
+
+/// #UD / #NM / #MF checks before an instruction of `unit` executes.
+fn check_unit(state: &FpuState, unit: Unit, ctx: &dyn FpuContext) -> Result<(), FpuError> {
+    let cr0 = ctx.cr0();
+    let pending = state.x87_pending() && cr0 & CR0_NE != 0;
+    match unit {
+        Unit::Wait => {
+            if cr0 & (CR0_TS | CR0_MP) == CR0_TS | CR0_MP {
+                return Err(exception(7));
+            }
+            if pending {
+                return Err(exception(16));
+            }
+        }
+        Unit::X87 | Unit::X87NoWait => {
+            if cr0 & (CR0_EM | CR0_TS) != 0 {
+                return Err(exception(7));
+            }
+            if unit == Unit::X87 && pending {
+                return Err(exception(16));
+            }
+        }
+        Unit::Fxsr => {
+            if cr0 & (CR0_EM | CR0_TS) != 0 {
+                return Err(exception(7));
+            }
+        }
+        Unit::Mmx => {
+            if cr0 & CR0_EM != 0 {
+                return Err(exception(6));
+            }
+            if cr0 & CR0_TS != 0 {
+                return Err(exception(7));
+            }
+            if pending {
+                return Err(exception(16));
+            }
+        }
+        Unit::Sse => {
+            if cr0 & CR0_EM != 0 || ctx.cr4() & CR4_OSFXSR == 0 {
+                return Err(exception(6));
+            }
+            if cr0 & CR0_TS != 0 {
+                return Err(exception(7));
+            }
+        }
+    }
+    Ok(())
+}
+
 /// Execute one x87/MMX/SSE/SSE2 instruction (including FXSAVE, FXRSTOR,
 /// LDMXCSR, STMXCSR, EMMS, FWAIT). The core has already advanced nothing:
 /// on `Ok` it moves RIP past the instruction; on `Err` it raises the fault.
-///
-/// Implemented so far: the x87 control instructions the kernel's FPU setup
-/// uses (FNINIT, FWAIT, FNCLEX, FLDCW, FNSTCW, FNSTSW), FXSAVE/FXRSTOR,
-/// LDMXCSR/STMXCSR, EMMS, and the SSE/SSE2 data movement and bitwise
-/// integer operations; everything else is #UD (reported as `NotFpu`).
 pub fn execute(
     state: &mut FpuState,
     instr: &Instruction,
@@ -303,68 +373,14 @@ pub fn execute(
 ) -> Result<(), FpuError> {
     use Mnemonic as M;
     let m = instr.mnemonic();
-    let cr0 = ctx.cr0();
-    let is_sse = !matches!(
-        m,
-        M::Fninit
-            | M::Finit
-            | M::Wait
-            | M::Fnclex
-            | M::Fclex
-            | M::Fldcw
-            | M::Fnstcw
-            | M::Fstcw
-            | M::Fnstsw
-            | M::Fstsw
-            | M::Emms
-    );
-    if cr0 & 8 != 0 && m != M::Wait {
-        return Err(FpuError::Exception {
-            vector: 7,
-            error_code: None,
-        });
-    }
-    if is_sse
-        && !matches!(m, M::Fxsave | M::Fxsave64 | M::Fxrstor | M::Fxrstor64)
-        && (cr0 & 4 != 0 || ctx.cr4() & (1 << 9) == 0)
-    {
-        return Err(FpuError::Exception {
-            vector: 6,
-            error_code: None,
-        });
+    let unit = classify(instr);
+    check_unit(state, unit, ctx)?;
+    match unit {
+        Unit::X87 | Unit::X87NoWait | Unit::Wait => return state.execute_x87(instr, ctx),
+        _ => {}
     }
     match m {
-        M::Fninit | M::Finit => {
-            let mxcsr = state.mxcsr();
-            let xmm: Vec<u128> = (0..16).map(|i| state.xmm(i)).collect();
-            *state = FpuState::new();
-            state.image[24..28].copy_from_slice(&mxcsr.to_le_bytes());
-            for (i, v) in xmm.into_iter().enumerate() {
-                state.set_xmm(i, v);
-            }
-        }
-        M::Wait | M::Emms => {}
-        M::Fnclex | M::Fclex => {
-            state.image[2] &= 0x00;
-            state.image[3] &= 0x7f;
-        }
-        M::Fldcw => {
-            let mut b = [0u8; 2];
-            ctx.read_mem(0, &mut b)?;
-            state.image[0..2].copy_from_slice(&b);
-        }
-        M::Fnstcw | M::Fstcw => {
-            let cw = [state.image[0], state.image[1]];
-            ctx.write_mem(0, &cw)?;
-        }
-        M::Fnstsw | M::Fstsw => {
-            let sw = u16::from_le_bytes([state.image[2], state.image[3]]);
-            if instr.op_kind(0) == OpKind::Register {
-                ctx.write_gpr(Register::AX, u64::from(sw));
-            } else {
-                ctx.write_mem(0, &sw.to_le_bytes())?;
-            }
-        }
+        M::Emms => state.empty = 0xff,
         M::Fxsave | M::Fxsave64 => {
             if ctx.mem_address() & 15 != 0 {
                 return Err(FpuError::Exception {
@@ -372,7 +388,8 @@ pub fn execute(
                     error_code: Some(0),
                 });
             }
-            let img = state.image;
+            let mut img = [0u8; 512];
+            state.fxsave_layout(&mut img, m == M::Fxsave64);
             ctx.write_mem(0, &img)?;
         }
         M::Fxrstor | M::Fxrstor64 => {
@@ -384,18 +401,19 @@ pub fn execute(
             }
             let mut img = [0u8; 512];
             ctx.read_mem(0, &mut img)?;
-            state.fxrstor(&img)?;
+            state.fxrstor_layout(&img, m == M::Fxrstor64)?;
         }
         M::Ldmxcsr => {
             let mut b = [0u8; 4];
             ctx.read_mem(0, &mut b)?;
-            if u32::from_le_bytes(b) & !0xffff != 0 {
+            let v = u32::from_le_bytes(b);
+            if v & !state::MXCSR_MASK != 0 {
                 return Err(FpuError::Exception {
                     vector: 13,
                     error_code: Some(0),
                 });
             }
-            state.image[24..28].copy_from_slice(&b);
+            state.mxcsr = v;
         }
         M::Stmxcsr => {
             let v = state.mxcsr().to_le_bytes();
