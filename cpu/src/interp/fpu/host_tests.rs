@@ -441,3 +441,343 @@ fn x87_compares_match_host() {
         bad[..bad.len().min(20)].join("\n")
     );
 }
+
+// ---------------------------------------------------------------------
+// SSE scalar lanes against the host's SSE unit.
+
+use super::sse::{self, FOp};
+
+macro_rules! host_sse {
+    ($a:expr, $b:expr, $mx:expr, $($ins:literal),*) => {{
+        let a: u64 = $a;
+        let b: u64 = $b;
+        let mx: u32 = $mx;
+        let mut r: u64 = 0;
+        let mut mxo: u32 = 0;
+        let def: u32 = 0x1f80;
+        // SAFETY: the block only touches xmm0/xmm1 (declared clobbered),
+        // MXCSR (restored to the ABI default at the end) and the local
+        // variables whose addresses it receives.
+        unsafe {
+            asm!(
+                "ldmxcsr [{mx}]",
+                "movq xmm0, [{a}]",
+                "movq xmm1, [{b}]",
+                $($ins,)*
+                "stmxcsr [{mxo}]",
+                "movq [{r}], xmm0",
+                "ldmxcsr [{def}]",
+                mx = in(reg) &mx,
+                a = in(reg) &a,
+                b = in(reg) &b,
+                r = in(reg) &mut r,
+                mxo = in(reg) &mut mxo,
+                def = in(reg) &def,
+                out("xmm0") _, out("xmm1") _,
+                options(nostack),
+            );
+        }
+        (r, mxo & 0x3f)
+    }};
+}
+
+fn rand_lane(rng: &mut Rng, f64_: bool, near: Option<u64>) -> u64 {
+    let (eb, fb) = if f64_ { (11u32, 52u32) } else { (8, 23) };
+    let emax = (1u64 << eb) - 1;
+    let sign = (rng.next() & 1) << (eb + fb);
+    let frac = rng.sig() >> (64 - fb);
+    let e = match rng.next() % 16 {
+        0 => 0,
+        1 => emax,
+        2 => emax,
+        3 => 0,
+        4 => emax - 1 - rng.next() % 30,
+        5 => 1 + rng.next() % 30,
+        _ => match near {
+            Some(e) => (e + rng.next() % 60).saturating_sub(30).clamp(1, emax - 1),
+            None => (emax / 2 + rng.next() % 80).saturating_sub(40),
+        },
+    };
+    let frac = match rng.next() % 16 {
+        0 => 0,
+        1 => 1 << (fb - 1),
+        _ => frac,
+    };
+    sign | (e << fb) | frac
+}
+
+fn exp_of(v: u64, f64_: bool) -> u64 {
+    if f64_ {
+        (v >> 52) & 0x7ff
+    } else {
+        (v >> 23) & 0xff
+    }
+}
+
+const MXCSRS: [u32; 8] = [
+    0x1f80, 0x3f80, 0x5f80, 0x7f80, 0x9f80, 0x1fc0, 0xdfc0, 0xbf80,
+];
+
+fn host_scalar(op: FOp, dbl: bool, a: u64, b: u64, mx: u32) -> (u64, u32) {
+    macro_rules! pick {
+        ($s:literal, $d:literal) => {
+            if dbl {
+                host_sse!(a, b, mx, $d)
+            } else {
+                host_sse!(a, b, mx, $s)
+            }
+        };
+    }
+    match op {
+        FOp::Add => pick!("addss xmm0, xmm1", "addsd xmm0, xmm1"),
+        FOp::Sub => pick!("subss xmm0, xmm1", "subsd xmm0, xmm1"),
+        FOp::Mul => pick!("mulss xmm0, xmm1", "mulsd xmm0, xmm1"),
+        FOp::Div => pick!("divss xmm0, xmm1", "divsd xmm0, xmm1"),
+        FOp::Min => pick!("minss xmm0, xmm1", "minsd xmm0, xmm1"),
+        FOp::Max => pick!("maxss xmm0, xmm1", "maxsd xmm0, xmm1"),
+        FOp::Sqrt => pick!("sqrtss xmm0, xmm1", "sqrtsd xmm0, xmm1"),
+        FOp::Cmp(0) => pick!("cmpss xmm0, xmm1, 0", "cmpsd xmm0, xmm1, 0"),
+        FOp::Cmp(1) => pick!("cmpss xmm0, xmm1, 1", "cmpsd xmm0, xmm1, 1"),
+        FOp::Cmp(2) => pick!("cmpss xmm0, xmm1, 2", "cmpsd xmm0, xmm1, 2"),
+        FOp::Cmp(3) => pick!("cmpss xmm0, xmm1, 3", "cmpsd xmm0, xmm1, 3"),
+        FOp::Cmp(4) => pick!("cmpss xmm0, xmm1, 4", "cmpsd xmm0, xmm1, 4"),
+        FOp::Cmp(5) => pick!("cmpss xmm0, xmm1, 5", "cmpsd xmm0, xmm1, 5"),
+        FOp::Cmp(6) => pick!("cmpss xmm0, xmm1, 6", "cmpsd xmm0, xmm1, 6"),
+        FOp::Cmp(_) => pick!("cmpss xmm0, xmm1, 7", "cmpsd xmm0, xmm1, 7"),
+    }
+}
+
+fn check_sse(ops: &[FOp], seed: u64, n: usize) {
+    let mut rng = Rng(seed);
+    let mut bad = Vec::new();
+    for i in 0..n {
+        let dbl = i % 2 == 0;
+        let a = rand_lane(&mut rng, dbl, None);
+        let b = rand_lane(&mut rng, dbl, Some(exp_of(a, dbl)));
+        let mx = MXCSRS[(i / 2) % MXCSRS.len()];
+        let fmt = if dbl { F64 } else { F32 };
+        let width = if dbl { u64::MAX } else { u64::from(u32::MAX) };
+        for &op in ops {
+            let (hr, hf) = host_scalar(op, dbl, a, b, mx);
+            let mut f = 0;
+            let r = sse::lane(op, a, b, fmt, mx, &mut f);
+            // The host leaves the upper half of a scalar f32 lane from `a`.
+            let hr = if dbl { hr } else { hr & width };
+            if r != hr || f != hf {
+                bad.push(format!(
+                    "{op:?} {} a={a:#x} b={b:#x} mxcsr={mx:#x}: host {hr:#x} flags {hf:#x}, soft {r:#x} flags {f:#x}",
+                    if dbl { "sd" } else { "ss" }
+                ));
+            }
+        }
+    }
+    assert!(
+        bad.is_empty(),
+        "{} mismatches:\n{}",
+        bad.len(),
+        bad[..bad.len().min(20)].join("\n")
+    );
+}
+
+#[test]
+fn sse_arith_matches_host() {
+    check_sse(
+        &[FOp::Add, FOp::Sub, FOp::Mul, FOp::Div, FOp::Sqrt],
+        0x5eed,
+        3000,
+    );
+}
+
+#[test]
+fn sse_min_max_cmp_match_host() {
+    let ops: Vec<FOp> = [FOp::Min, FOp::Max]
+        .into_iter()
+        .chain((0..8).map(FOp::Cmp))
+        .collect();
+    check_sse(&ops, 0xc0ffee, 1500);
+}
+
+#[test]
+fn sse_conversions_match_host() {
+    let mut rng = Rng(0xabcdef);
+    let mut bad = Vec::new();
+    for i in 0..3000 {
+        let mx = MXCSRS[i % MXCSRS.len()];
+        let s = rand_lane(
+            &mut rng,
+            false,
+            Some(if i % 3 == 0 { 127 + 31 } else { 127 }),
+        );
+        let d = rand_lane(
+            &mut rng,
+            true,
+            Some(if i % 3 == 0 { 1023 + 63 } else { 1023 - 126 }),
+        );
+        let iv = (rng.next() as i64) >> (rng.next() % 64);
+        let mut check = |what: &str, host: (u64, u32), soft: u64, f: u32| {
+            if host.0 != soft || host.1 != f {
+                bad.push(format!(
+                    "{what} s={s:#x} d={d:#x} i={iv:#x} mxcsr={mx:#x}: host {:#x} flags {:#x}, soft {soft:#x} flags {f:#x}",
+                    host.0, host.1
+                ));
+            }
+        };
+        let mut f = 0;
+        let r = sse::cvt_float(s, F32, F64, mx, &mut f);
+        check("cvtss2sd", host_sse!(0, s, mx, "cvtss2sd xmm0, xmm1"), r, f);
+        let mut f = 0;
+        let r = sse::cvt_float(d, F64, F32, mx, &mut f);
+        check("cvtsd2ss", host_sse!(0, d, mx, "cvtsd2ss xmm0, xmm1"), r, f);
+        for (name, src, fmt, trunc) in [
+            ("cvtss2si", s, F32, false),
+            ("cvttss2si", s, F32, true),
+            ("cvtsd2si", d, F64, false),
+            ("cvttsd2si", d, F64, true),
+        ] {
+            for bits in [32u32, 64] {
+                let mut f = 0;
+                let r = sse::cvt_int(src, fmt, bits, trunc, mx, &mut f);
+                let host = match (name, bits) {
+                    ("cvtss2si", 32) => {
+                        host_sse!(0, src, mx, "cvtss2si eax, xmm1", "movd xmm0, eax")
+                    }
+                    ("cvtss2si", _) => {
+                        host_sse!(0, src, mx, "cvtss2si rax, xmm1", "movq xmm0, rax")
+                    }
+                    ("cvttss2si", 32) => {
+                        host_sse!(0, src, mx, "cvttss2si eax, xmm1", "movd xmm0, eax")
+                    }
+                    ("cvttss2si", _) => {
+                        host_sse!(0, src, mx, "cvttss2si rax, xmm1", "movq xmm0, rax")
+                    }
+                    ("cvtsd2si", 32) => {
+                        host_sse!(0, src, mx, "cvtsd2si eax, xmm1", "movd xmm0, eax")
+                    }
+                    ("cvtsd2si", _) => {
+                        host_sse!(0, src, mx, "cvtsd2si rax, xmm1", "movq xmm0, rax")
+                    }
+                    ("cvttsd2si", 32) => {
+                        host_sse!(0, src, mx, "cvttsd2si eax, xmm1", "movd xmm0, eax")
+                    }
+                    _ => host_sse!(0, src, mx, "cvttsd2si rax, xmm1", "movq xmm0, rax"),
+                };
+                check(&format!("{name}/{bits}"), host, r, f);
+            }
+        }
+        let mut f = 0;
+        let r = sse::cvt_from_int(iv, F32, mx, &mut f);
+        check(
+            "cvtsi2ss",
+            host_sse!(0, iv as u64, mx, "movq rax, xmm1", "cvtsi2ss xmm0, rax"),
+            r,
+            f,
+        );
+        let mut f = 0;
+        let r = sse::cvt_from_int(iv, F64, mx, &mut f);
+        check(
+            "cvtsi2sd",
+            host_sse!(0, iv as u64, mx, "movq rax, xmm1", "cvtsi2sd xmm0, rax"),
+            r,
+            f,
+        );
+        for signaling in [true, false] {
+            for (x, y, fmt) in [
+                (s, rand_lane(&mut rng, false, Some(exp_of(s, false))), F32),
+                (d, d ^ (rng.next() & 1), F64),
+            ] {
+                let mut f = 0;
+                let v = sse::comi(x, y, fmt, mx, signaling, &mut f);
+                let (mut z, mut p, mut c) = (0u8, 0u8, 0u8);
+                let mut mxo = 0u32;
+                let def = 0x1f80u32;
+                // SAFETY: as in host_sse!: xmm0/xmm1 clobbered, MXCSR restored.
+                unsafe {
+                    asm!(
+                        "ldmxcsr [{mx}]",
+                        "movq xmm0, {x}",
+                        "movq xmm1, {y}",
+                        "test {sig}, {sig}",
+                        "jz 2f",
+                        "comisd xmm0, xmm1",
+                        "jmp 3f",
+                        "2:",
+                        "ucomisd xmm0, xmm1",
+                        "3:",
+                        "setz {z}",
+                        "setp {p}",
+                        "setc {c}",
+                        "stmxcsr [{mxo}]",
+                        "ldmxcsr [{def}]",
+                        mx = in(reg) &mx,
+                        x = in(reg) x,
+                        y = in(reg) y,
+                        sig = in(reg) u64::from(signaling),
+                        z = out(reg_byte) z,
+                        p = out(reg_byte) p,
+                        c = out(reg_byte) c,
+                        mxo = in(reg) &mut mxo,
+                        def = in(reg) &def,
+                        out("xmm0") _, out("xmm1") _,
+                        options(nostack),
+                    );
+                }
+                if fmt == F32 {
+                    // Re-run the single-precision compare natively.
+                    let (hz, hp, hc, hm) = host_comiss(x as u32, y as u32, mx, signaling);
+                    (z, p, c, mxo) = (hz, hp, hc, hm);
+                }
+                let host = u64::from(z) << 6 | u64::from(p) << 2 | u64::from(c);
+                check(
+                    if signaling { "comis" } else { "ucomis" },
+                    (host, mxo & 0x3f),
+                    v,
+                    f,
+                );
+            }
+        }
+    }
+    assert!(
+        bad.is_empty(),
+        "{} mismatches:\n{}",
+        bad.len(),
+        bad[..bad.len().min(20)].join("\n")
+    );
+}
+
+fn host_comiss(x: u32, y: u32, mx: u32, signaling: bool) -> (u8, u8, u8, u32) {
+    let (mut z, mut p, mut c) = (0u8, 0u8, 0u8);
+    let mut mxo = 0u32;
+    let def = 0x1f80u32;
+    // SAFETY: xmm0/xmm1 clobbered, MXCSR restored to the ABI default.
+    unsafe {
+        asm!(
+            "ldmxcsr [{mx}]",
+            "movd xmm0, {x:e}",
+            "movd xmm1, {y:e}",
+            "test {sig}, {sig}",
+            "jz 2f",
+            "comiss xmm0, xmm1",
+            "jmp 3f",
+            "2:",
+            "ucomiss xmm0, xmm1",
+            "3:",
+            "setz {z}",
+            "setp {p}",
+            "setc {c}",
+            "stmxcsr [{mxo}]",
+            "ldmxcsr [{def}]",
+            mx = in(reg) &mx,
+            x = in(reg) u64::from(x),
+            y = in(reg) u64::from(y),
+            sig = in(reg) u64::from(signaling),
+            z = out(reg_byte) z,
+            p = out(reg_byte) p,
+            c = out(reg_byte) c,
+            mxo = in(reg) &mut mxo,
+            def = in(reg) &def,
+            out("xmm0") _, out("xmm1") _,
+            options(nostack),
+        );
+    }
+    (z, p, c, mxo)
+}
