@@ -80,6 +80,8 @@ mod state;
 mod x87;
 
 #[cfg(all(test, target_arch = "x86_64"))]
+mod exec_tests;
+#[cfg(all(test, target_arch = "x86_64"))]
 mod host_tests;
 
 pub use state::FpuState;
@@ -132,11 +134,15 @@ fn classify(instr: &Instruction) -> Unit {
         M::Fisttp => return Unit::X87,
         _ => {}
     }
-    if instr
-        .cpuid_features()
-        .contains(&iced_x86::CpuidFeature::FPU)
     {
-        return Unit::X87;
+        use iced_x86::CpuidFeature as C;
+        if instr
+            .cpuid_features()
+            .iter()
+            .any(|f| matches!(f, C::FPU | C::FPU287 | C::FPU387))
+        {
+            return Unit::X87;
+        }
     }
     let mmx = (0..instr.op_count())
         .any(|n| instr.op_kind(n) == OpKind::Register && instr.op_register(n).is_mm());

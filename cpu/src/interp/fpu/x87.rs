@@ -981,6 +981,7 @@ impl FpuState {
         };
         let mut env = self.x87_env(false);
         let mut cc = (false, false, false, false); // C3 C2 C1 C0
+        let mut computed = false;
         let r = if a.unsupported || b.unsupported {
             env.flags |= IE;
             Fp::default_nan()
@@ -992,6 +993,7 @@ impl FpuState {
             if a.denormal || b.denormal {
                 env.flags |= DE;
             }
+            computed = true;
             if a.v.class == Class::Zero || b.v.class == Class::Inf {
                 a.v
             } else {
@@ -1007,9 +1009,14 @@ impl FpuState {
         };
         if self.x87_flags(env.flags, false) {
             self.set_st(0, F80::encode(r));
-            self.set_cc(cc.0, cc.1, cc.3);
-            if cc.2 {
-                self.fsw |= SW_C1;
+            if computed {
+                self.set_cc(cc.0, cc.1, cc.3);
+                if cc.2 {
+                    self.fsw |= SW_C1;
+                }
+            } else {
+                // NaN/invalid operands: C2 cleared, C3/C0 left as they were.
+                self.fsw &= !SW_C2;
             }
         }
     }

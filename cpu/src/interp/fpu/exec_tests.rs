@@ -1,0 +1,986 @@
+//! Whole-instruction differential tests: a program of x87/SSE/MMX
+//! instructions runs natively on the host (from an executable page) and
+//! through [`super::execute`] with a mock [`FpuContext`]; the final FXSAVE
+//! images, the data buffer, the volatile GPRs and the arithmetic flags must
+//! match bit for bit.
+
+use iced_x86::code_asm::*;
+use iced_x86::{Decoder, DecoderOptions, Instruction, Register};
+
+use super::host_tests::Rng;
+use super::{execute, FpuContext, FpuError, FpuState, MemFault};
+
+/// Data area size (operands live at `[rdi + 0 .. DATA)`).
+const DATA: usize = 0x400;
+const INIT_IMG: usize = 0x400;
+const FINAL_IMG: usize = 0x600;
+const FLAGS_OUT: usize = 0x800;
+const MXCSR_DEF: usize = 0x808;
+const GPR_OUT: usize = 0x810;
+const GPR_IN: usize = 0x880;
+const FLAGS_IN: usize = 0x8c0;
+const BUF: usize = 0x1000;
+/// GPRs the programs may use (all caller-saved).
+const GPRS: [Register; 7] = [
+    Register::RAX,
+    Register::RCX,
+    Register::RDX,
+    Register::R8,
+    Register::R9,
+    Register::R10,
+    Register::R11,
+];
+/// The mock's address for the data area.
+const MOCK_BASE: u64 = 0x10_0000;
+const ARITH_FLAGS: u64 = 0x8d5;
+
+struct Mock {
+    mem: Vec<u8>,
+    gpr: [u64; 16],
+    rflags: u64,
+    cr0: u64,
+    cr4: u64,
+    cur: Instruction,
+}
+
+impl Mock {
+    fn ea(&self) -> u64 {
+        let i = &self.cur;
+        let base = if i.memory_base() == Register::None {
+            0
+        } else {
+            self.read_gpr(i.memory_base())
+        };
+        let index = if i.memory_index() == Register::None {
+            0
+        } else {
+            self.read_gpr(i.memory_index()) * u64::from(i.memory_index_scale())
+        };
+        base.wrapping_add(index)
+            .wrapping_add(i.memory_displacement64())
+    }
+
+    fn slot(&self, offset: u64, len: usize) -> Result<usize, MemFault> {
+        let a = self.ea().wrapping_add(offset).wrapping_sub(MOCK_BASE) as usize;
+        if a + len <= self.mem.len() {
+            Ok(a)
+        } else {
+            Err(MemFault)
+        }
+    }
+}
+
+fn gpr_index(r: Register) -> usize {
+    r.full_register() as usize - Register::RAX as usize
+}
+
+impl FpuContext for Mock {
+    fn read_gpr(&self, reg: Register) -> u64 {
+        let v = self.gpr[gpr_index(reg) & 15];
+        match reg.size() {
+            8 => v,
+            4 => v & 0xffff_ffff,
+            2 => v & 0xffff,
+            _ => v & 0xff,
+        }
+    }
+    fn write_gpr(&mut self, reg: Register, value: u64) {
+        let i = gpr_index(reg) & 15;
+        self.gpr[i] = match reg.size() {
+            8 => value,
+            4 => value & 0xffff_ffff,
+            2 => (self.gpr[i] & !0xffff) | (value & 0xffff),
+            _ => (self.gpr[i] & !0xff) | (value & 0xff),
+        };
+    }
+    fn read_mem(&mut self, offset: u64, buf: &mut [u8]) -> Result<(), MemFault> {
+        let a = self.slot(offset, buf.len())?;
+        buf.copy_from_slice(&self.mem[a..a + buf.len()]);
+        Ok(())
+    }
+    fn write_mem(&mut self, offset: u64, data: &[u8]) -> Result<(), MemFault> {
+        let a = self.slot(offset, data.len())?;
+        self.mem[a..a + data.len()].copy_from_slice(data);
+        Ok(())
+    }
+    fn mem_address(&self) -> u64 {
+        self.ea()
+    }
+    fn set_flags(&mut self, value: u64, mask: u64) {
+        self.rflags = (self.rflags & !mask) | (value & mask);
+    }
+    fn cr0(&self) -> u64 {
+        self.cr0
+    }
+    fn cr4(&self) -> u64 {
+        self.cr4
+    }
+    fn long_mode(&self) -> bool {
+        true
+    }
+    fn rflags(&self) -> Option<u64> {
+        Some(self.rflags)
+    }
+}
+
+/// Final state of one run.
+#[derive(Debug, PartialEq, Eq)]
+struct Outcome {
+    image: Vec<u8>,
+    data: Vec<u8>,
+    gprs: Vec<u64>,
+    flags: u64,
+}
+
+fn assemble(f: &dyn Fn(&mut CodeAssembler) -> Result<(), IcedError>) -> Vec<u8> {
+    let mut a = CodeAssembler::new(64).expect("64-bit assembler");
+    f(&mut a).expect("assemble");
+    a.assemble(0).expect("assemble")
+}
+
+fn decode_all(bytes: &[u8]) -> Vec<Instruction> {
+    Decoder::new(64, bytes, DecoderOptions::NONE)
+        .into_iter()
+        .collect()
+}
+
+/// Masks out the fields the two sides legitimately differ in (FOP, FIP,
+/// FDP, MXCSR_MASK) and the reserved area.
+fn normalise(img: &mut [u8]) {
+    img[6..24].fill(0);
+    img[28..32].fill(0);
+    img[416..].fill(0);
+}
+
+fn run_native(program: &[u8], init: &[u8; 512], data: &[u8], gprs: &[u64], flags: u64) -> Outcome {
+    let prologue = assemble(&|a| {
+        a.fxrstor64(ptr(rdi + INIT_IMG as i32))?;
+        a.push(qword_ptr(rdi + FLAGS_IN as i32))?;
+        a.popfq()?;
+        a.mov(rax, qword_ptr(rdi + GPR_IN as i32))?;
+        a.mov(rcx, qword_ptr(rdi + GPR_IN as i32 + 8))?;
+        a.mov(rdx, qword_ptr(rdi + GPR_IN as i32 + 16))?;
+        a.mov(r8, qword_ptr(rdi + GPR_IN as i32 + 24))?;
+        a.mov(r9, qword_ptr(rdi + GPR_IN as i32 + 32))?;
+        a.mov(r10, qword_ptr(rdi + GPR_IN as i32 + 40))?;
+        a.mov(r11, qword_ptr(rdi + GPR_IN as i32 + 48))
+    });
+    let epilogue = assemble(&|a| {
+        a.fxsave64(ptr(rdi + FINAL_IMG as i32))?;
+        a.mov(qword_ptr(rdi + GPR_OUT as i32), rax)?;
+        a.mov(qword_ptr(rdi + GPR_OUT as i32 + 8), rcx)?;
+        a.mov(qword_ptr(rdi + GPR_OUT as i32 + 16), rdx)?;
+        a.mov(qword_ptr(rdi + GPR_OUT as i32 + 24), r8)?;
+        a.mov(qword_ptr(rdi + GPR_OUT as i32 + 32), r9)?;
+        a.mov(qword_ptr(rdi + GPR_OUT as i32 + 40), r10)?;
+        a.mov(qword_ptr(rdi + GPR_OUT as i32 + 48), r11)?;
+        a.pushfq()?;
+        a.pop(rax)?;
+        a.mov(qword_ptr(rdi + FLAGS_OUT as i32), rax)?;
+        a.fninit()?;
+        a.ldmxcsr(dword_ptr(rdi + MXCSR_DEF as i32))?;
+        a.ret()
+    });
+    let code: Vec<u8> = [prologue, program.to_vec(), epilogue].concat();
+    let mut buf = vec![0u8; BUF + 16];
+    let off = buf.as_ptr().align_offset(16);
+    let b = &mut buf[off..off + BUF];
+    b[..DATA].copy_from_slice(data);
+    b[INIT_IMG..INIT_IMG + 512].copy_from_slice(init);
+    b[MXCSR_DEF..MXCSR_DEF + 4].copy_from_slice(&0x1f80u32.to_le_bytes());
+    for (i, g) in gprs.iter().enumerate() {
+        b[GPR_IN + 8 * i..GPR_IN + 8 * i + 8].copy_from_slice(&g.to_le_bytes());
+    }
+    b[FLAGS_IN..FLAGS_IN + 8].copy_from_slice(&flags.to_le_bytes());
+    // SAFETY: an anonymous private mapping we own; checked for failure below.
+    let page = unsafe {
+        libc::mmap(
+            core::ptr::null_mut(),
+            4096 * 4,
+            libc::PROT_READ | libc::PROT_WRITE | libc::PROT_EXEC,
+            libc::MAP_PRIVATE | libc::MAP_ANONYMOUS,
+            -1,
+            0,
+        )
+    };
+    assert_ne!(page, libc::MAP_FAILED, "mmap for the native run");
+    assert!(code.len() <= 4096 * 4);
+    // SAFETY: `page` is a fresh writable mapping of at least code.len() bytes.
+    unsafe { core::ptr::copy_nonoverlapping(code.as_ptr(), page as *mut u8, code.len()) };
+    // SAFETY: the page holds a complete function (prologue, program of FPU
+    // instructions on [rdi] and caller-saved registers, epilogue ending in
+    // RET) following the SysV ABI: it leaves the x87 empty, MXCSR at the
+    // default, and touches only caller-saved state and the buffer.
+    unsafe {
+        let f: extern "sysv64" fn(*mut u8) = core::mem::transmute(page);
+        f(b.as_mut_ptr());
+        libc::munmap(page, 4096 * 4);
+    }
+    let mut image = b[FINAL_IMG..FINAL_IMG + 512].to_vec();
+    normalise(&mut image);
+    let gprs = (0..GPRS.len())
+        .map(|i| {
+            u64::from_le_bytes(
+                b[GPR_OUT + 8 * i..GPR_OUT + 8 * i + 8]
+                    .try_into()
+                    .unwrap_or([0; 8]),
+            )
+        })
+        .collect();
+    let flags = u64::from_le_bytes(b[FLAGS_OUT..FLAGS_OUT + 8].try_into().unwrap_or([0; 8]));
+    Outcome {
+        image,
+        data: b[..DATA].to_vec(),
+        gprs,
+        flags: flags & ARITH_FLAGS,
+    }
+}
+
+fn run_emulated(
+    program: &[u8],
+    init: &[u8; 512],
+    data: &[u8],
+    gprs: &[u64],
+    flags: u64,
+) -> Result<Outcome, FpuError> {
+    let mut st = FpuState::new();
+    st.fxrstor(init)?;
+    let mut m = Mock {
+        mem: data.to_vec(),
+        gpr: [0; 16],
+        rflags: flags,
+        cr0: 0x8000_0033,
+        cr4: 0x620,
+        cur: Instruction::default(),
+    };
+    for (r, v) in GPRS.iter().zip(gprs) {
+        m.write_gpr(*r, *v);
+    }
+    m.write_gpr(Register::RDI, MOCK_BASE);
+    for i in decode_all(program) {
+        m.cur = i;
+        execute(&mut st, &i, &mut m).inspect_err(|e| eprintln!("{i} failed: {e:?}"))?;
+    }
+    let mut image = [0u8; 512];
+    st.fxsave(&mut image);
+    let mut image = image.to_vec();
+    normalise(&mut image);
+    Ok(Outcome {
+        image,
+        data: m.mem.clone(),
+        gprs: GPRS.iter().map(|r| m.read_gpr(*r)).collect(),
+        flags: m.rflags & ARITH_FLAGS,
+    })
+}
+
+fn describe(o: &Outcome) -> String {
+    let mut s = format!(
+        "fcw {:04x} fsw {:04x} ftw {:02x} mxcsr {:08x} flags {:x}\n",
+        u16::from_le_bytes([o.image[0], o.image[1]]),
+        u16::from_le_bytes([o.image[2], o.image[3]]),
+        o.image[4],
+        u32::from_le_bytes([o.image[24], o.image[25], o.image[26], o.image[27]]),
+        o.flags
+    );
+    for i in 0..8 {
+        let r = &o.image[32 + 16 * i..42 + 16 * i];
+        s += &format!("st{i} {:02x?}\n", r.iter().rev().collect::<Vec<_>>());
+    }
+    for i in 0..16 {
+        let x = &o.image[160 + 16 * i..176 + 16 * i];
+        s += &format!(
+            "xmm{i} {:032x}\n",
+            u128::from_le_bytes(x.try_into().unwrap_or([0; 16]))
+        );
+    }
+    s += &format!("gprs {:x?}\n", o.gprs);
+    s
+}
+
+/// Run `program` both ways on `data` and compare everything.
+fn differential(
+    name: &str,
+    program: &[u8],
+    init: &[u8; 512],
+    data: &[u8],
+    gprs: &[u64],
+    flags: u64,
+) {
+    differential_masked(name, program, init, data, gprs, flags, &[]);
+}
+
+/// As [`differential`], ignoring the FIP/FCS/FOP/FDP fields of 28-byte
+/// x87 environments stored at the data offsets in `envs` (the code and
+/// data addresses differ between the native and the emulated run).
+fn differential_masked(
+    name: &str,
+    program: &[u8],
+    init: &[u8; 512],
+    data: &[u8],
+    gprs: &[u64],
+    flags: u64,
+    envs: &[usize],
+) {
+    let mut host = run_native(program, init, data, gprs, flags);
+    let mut emu = match run_emulated(program, init, data, gprs, flags) {
+        Ok(o) => o,
+        Err(e) => panic!("{name}: emulation raised {e:?}"),
+    };
+    for &e in envs {
+        host.data[e + 12..e + 24].fill(0);
+        emu.data[e + 12..e + 24].fill(0);
+    }
+    if host != emu {
+        let diff: Vec<String> = (0..DATA)
+            .filter(|&i| host.data[i] != emu.data[i])
+            .map(|i| {
+                format!(
+                    "data[{i:#x}] host {:02x} emu {:02x}",
+                    host.data[i], emu.data[i]
+                )
+            })
+            .take(16)
+            .collect();
+        panic!(
+            "{name}: mismatch\n--- host\n{}--- emulated\n{}{}",
+            describe(&host),
+            describe(&emu),
+            diff.join("\n")
+        );
+    }
+}
+
+fn default_image() -> [u8; 512] {
+    let mut img = [0u8; 512];
+    FpuState::new().fxsave(&mut img);
+    img
+}
+
+/// Random data with interesting f32/f64/f80 values at fixed offsets.
+fn random_data(rng: &mut Rng) -> Vec<u8> {
+    let mut d = vec![0u8; DATA];
+    for c in d.chunks_mut(8) {
+        c.copy_from_slice(&rng.next().to_le_bytes());
+    }
+    // 0x000..0x100: f80 values every 16 bytes.
+    for i in 0..16 {
+        let v = rng.f80_near(None).to_le_bytes();
+        d[16 * i..16 * i + 10].copy_from_slice(&v[..10]);
+    }
+    // 0x100..0x200: f64 values; 0x200..0x300: f32 values.
+    let f64s = [
+        1.5f64,
+        -0.0,
+        3.0,
+        1e308,
+        2.2250738585072014e-308,
+        4.9e-324,
+        f64::INFINITY,
+        f64::NAN,
+        0.1,
+        -7.25,
+        1e-300,
+        123456789.0,
+        0.5,
+        -2.0,
+        1e18,
+        -1e19,
+    ];
+    for (i, v) in f64s.iter().enumerate() {
+        let v = if rng.next() % 4 == 0 {
+            f64::from_bits(rng.next())
+        } else {
+            *v
+        };
+        d[0x100 + 8 * i..0x108 + 8 * i].copy_from_slice(&v.to_le_bytes());
+    }
+    let f32s = [
+        1.5f32,
+        -0.0,
+        3.0,
+        3e38,
+        1.1754944e-38,
+        1e-45,
+        f32::INFINITY,
+        f32::NAN,
+        0.1,
+        -7.25,
+        1e-30,
+        16777217.0,
+        0.5,
+        -2.0,
+        1e9,
+        -3e9,
+    ];
+    for i in 0..64 {
+        let v = if rng.next() % 4 == 0 {
+            f32::from_bits(rng.next() as u32)
+        } else {
+            f32s[i % 16]
+        };
+        d[0x200 + 4 * i..0x204 + 4 * i].copy_from_slice(&v.to_le_bytes());
+    }
+    d
+}
+
+#[test]
+fn x87_programs_match_host() {
+    let prog = assemble(&|a| {
+        a.fld(tword_ptr(rdi))?;
+        a.fld(qword_ptr(rdi + 0x100))?;
+        a.fadd_2(st0, st1)?;
+        a.fmul(dword_ptr(rdi + 0x200))?;
+        a.fld(tword_ptr(rdi + 0x10))?;
+        a.fdivr_2(st2, st0)?;
+        a.fsubp(st1, st0)?;
+        a.fld(st0)?;
+        a.fsqrt()?;
+        a.fxch(st0, st1)?;
+        a.fstp(tword_ptr(rdi + 0x300))?;
+        a.fst(qword_ptr(rdi + 0x310))?;
+        a.fst(dword_ptr(rdi + 0x318))?;
+        a.fist(dword_ptr(rdi + 0x31c))?;
+        a.fild(word_ptr(rdi + 0x204))?;
+        a.fiadd(dword_ptr(rdi + 0x208))?;
+        a.fisubr(word_ptr(rdi + 0x20c))?;
+        a.fldpi()?;
+        a.fldl2e()?;
+        a.fldl2t()?;
+        a.fldlg2()?;
+        a.fldln2()?;
+        a.fld1()?;
+        a.fldz()?;
+        a.fcom_2(st0, st1)?;
+        a.fnstsw(word_ptr(rdi + 0x320))?;
+        a.fcomi(st0, st2)?;
+        a.fucomip(st0, st3)?;
+        a.fxam()?;
+        a.fnstsw(ax)?;
+        a.frndint()?;
+        a.fchs()?;
+        a.fabs()?;
+        a.fld(tword_ptr(rdi + 0x20))?; // overflows the stack
+        a.fnstenv(ptr(rdi + 0x330))?;
+        a.fldcw(word_ptr(rdi + 0x330))?;
+        a.fistp(qword_ptr(rdi + 0x350))?;
+        a.fisttp(word_ptr(rdi + 0x358))?;
+        a.ffree(st2)?;
+        a.fincstp()?;
+        a.fdecstp()?;
+        a.fstp(st3)?;
+        a.fcompp()?;
+        a.fnstsw(word_ptr(rdi + 0x35a))?;
+        a.fnclex()?;
+        a.fbstp(ptr(rdi + 0x360))?;
+        a.fbld(ptr(rdi + 0x360))?;
+        a.fxtract()?;
+        a.fscale()?;
+        a.fprem()?;
+        a.fprem1()?;
+        a.fnstsw(word_ptr(rdi + 0x36a))
+    });
+    let mut rng = Rng(2024);
+    let init = default_image();
+    for round in 0..60 {
+        let data = random_data(&mut rng);
+        let gprs: Vec<u64> = (0..GPRS.len()).map(|_| rng.next()).collect();
+        let mut img = init;
+        // Vary RC and PC through the initial FCW.
+        img[0..2].copy_from_slice(
+            &(0x007fu16 | ((round as u16 % 4) << 10) | ([0, 2, 3][round % 3] << 8)).to_le_bytes(),
+        );
+        differential_masked(
+            &format!("x87 round {round}"),
+            &prog,
+            &img,
+            &data,
+            &gprs,
+            0x202,
+            &[0x330],
+        );
+    }
+}
+
+#[test]
+fn x87_env_save_restore_and_cmov_match_host() {
+    let prog = assemble(&|a| {
+        a.fld(qword_ptr(rdi + 0x100))?;
+        a.fld(qword_ptr(rdi + 0x108))?;
+        a.fld(tword_ptr(rdi + 0x30))?;
+        a.fcmovb(st0, st1)?;
+        a.fcmove(st0, st2)?;
+        a.fcmovnbe(st0, st1)?;
+        a.fcmovu(st0, st2)?;
+        a.fnsave(ptr(rdi + 0x300))?;
+        a.fld1()?;
+        a.frstor(ptr(rdi + 0x300))?;
+        a.fnstenv(ptr(rdi + 0x380))?;
+        a.fldenv(ptr(rdi + 0x380))?;
+        a.fstp(qword_ptr(rdi + 0x3a0))?;
+        a.fldcw(word_ptr(rdi + 0x3a8))?;
+        a.fnstcw(word_ptr(rdi + 0x3aa))?;
+        a.fninit()?;
+        a.fldcw(word_ptr(rdi + 0x3a8))?;
+        a.fld(qword_ptr(rdi + 0x110))?;
+        a.fmul(qword_ptr(rdi + 0x118))?;
+        a.fstp(qword_ptr(rdi + 0x3b0))
+    });
+    let mut rng = Rng(77);
+    for round in 0..40 {
+        let mut data = random_data(&mut rng);
+        // A masked control word with a random RC/PC for the later FLDCW.
+        let cw = 0x107fu16 | ((rng.next() as u16 & 0xf) << 8);
+        data[0x3a8..0x3aa].copy_from_slice(&cw.to_le_bytes());
+        let flags = 0x202 | (rng.next() & 0x45);
+        differential_masked(
+            &format!("env round {round}"),
+            &prog,
+            &default_image(),
+            &data,
+            &[0; 7],
+            flags,
+            &[0x300, 0x380],
+        );
+    }
+}
+
+#[test]
+fn x87_fprem_large_exponent_differences_match_host() {
+    let prog = assemble(&|a| {
+        a.fld(tword_ptr(rdi + 0x10))?;
+        a.fld(tword_ptr(rdi))?;
+        a.fprem()?;
+        a.fnstsw(word_ptr(rdi + 0x300))?;
+        a.fprem()?;
+        a.fnstsw(word_ptr(rdi + 0x302))?;
+        a.fld(tword_ptr(rdi + 0x10))?;
+        a.fld(tword_ptr(rdi))?;
+        a.fprem1()?;
+        a.fnstsw(word_ptr(rdi + 0x304))?;
+        a.fprem1()?;
+        a.fnstsw(word_ptr(rdi + 0x306))
+    });
+    let mut rng = Rng(31337);
+    for round in 0..200 {
+        let mut data = random_data(&mut rng);
+        let e = 0x3fff + (rng.next() % 300) as u16;
+        let a = (u128::from(e) << 64) | u128::from(rng.next() | 1 << 63);
+        let b = (u128::from(0x3fffu16 - (rng.next() % 40) as u16) << 64)
+            | u128::from(rng.next() | 1 << 63);
+        data[0..10].copy_from_slice(&a.to_le_bytes()[..10]);
+        data[0x10..0x1a].copy_from_slice(&b.to_le_bytes()[..10]);
+        differential(
+            &format!("fprem round {round}"),
+            &prog,
+            &default_image(),
+            &data,
+            &[0; 7],
+            0x202,
+        );
+    }
+}
+
+#[test]
+fn sse_programs_match_host() {
+    let prog = assemble(&|a| {
+        a.movaps(xmm0, xmmword_ptr(rdi + 0x200))?;
+        a.movups(xmm1, xmmword_ptr(rdi + 0x214))?;
+        a.movapd(xmm2, xmmword_ptr(rdi + 0x100))?;
+        a.movupd(xmm3, xmmword_ptr(rdi + 0x118))?;
+        a.addps(xmm0, xmm1)?;
+        a.mulpd(xmm2, xmm3)?;
+        a.subss(xmm1, dword_ptr(rdi + 0x228))?;
+        a.divsd(xmm3, qword_ptr(rdi + 0x130))?;
+        a.sqrtps(xmm4, xmmword_ptr(rdi + 0x240))?;
+        a.sqrtsd(xmm5, xmm2)?;
+        a.minps(xmm4, xmm0)?;
+        a.maxpd(xmm5, xmm3)?;
+        a.cmpps(xmm6, xmm0, 1)?;
+        a.cmppd(xmm7, xmm2, 4)?;
+        a.cmpss(xmm1, xmm0, 6)?;
+        a.comiss(xmm0, xmm1)?;
+        a.ucomisd(xmm2, xmm3)?;
+        a.cvtps2pd(xmm8, xmm0)?;
+        a.cvtpd2ps(xmm9, xmm2)?;
+        a.cvtdq2ps(xmm10, xmmword_ptr(rdi + 0x300))?;
+        a.cvtdq2pd(xmm11, xmmword_ptr(rdi + 0x310))?;
+        a.cvtps2dq(xmm12, xmm0)?;
+        a.cvttpd2dq(xmm13, xmm2)?;
+        a.cvtsd2si(rax, xmm3)?;
+        a.cvttss2si(ecx, xmm1)?;
+        a.cvtsi2sd(xmm14, rdx)?;
+        a.cvtsi2ss(xmm15, r8d)?;
+        a.cvtss2sd(xmm14, xmm15)?;
+        a.cvtsd2ss(xmm15, xmm3)?;
+        a.andps(xmm0, xmm6)?;
+        a.andnpd(xmm7, xmm2)?;
+        a.orps(xmm1, xmm4)?;
+        a.xorpd(xmm5, xmm8)?;
+        a.shufps(xmm8, xmm9, 0x9c)?;
+        a.shufpd(xmm9, xmm10, 2)?;
+        a.unpcklps(xmm10, xmm11)?;
+        a.unpckhpd(xmm11, xmm12)?;
+        a.movmskps(r9d, xmm0)?;
+        a.movmskpd(r10d, xmm2)?;
+        a.movhlps(xmm12, xmm13)?;
+        a.movlhps(xmm13, xmm14)?;
+        a.movhps(xmm14, qword_ptr(rdi + 0x140))?;
+        a.movlpd(qword_ptr(rdi + 0x380), xmm15)?;
+        a.movss(xmm15, xmm0)?;
+        a.movsd_2(qword_ptr(rdi + 0x388), xmm1)?;
+        a.stmxcsr(dword_ptr(rdi + 0x390))?;
+        a.movaps(xmmword_ptr(rdi + 0x3a0), xmm0)?;
+        a.movntps(xmmword_ptr(rdi + 0x3b0), xmm4)?;
+        a.movups(xmmword_ptr(rdi + 0x3c1), xmm5)
+    });
+    let mut rng = Rng(555);
+    for round in 0..60 {
+        let data = random_data(&mut rng);
+        let gprs: Vec<u64> = (0..GPRS.len())
+            .map(|_| rng.next() >> (rng.next() % 64))
+            .collect();
+        let mut img = default_image();
+        let mx = [0x1f80u32, 0x3f80, 0x5f80, 0x7f80, 0x9f80, 0x1fc0, 0xffc0][round % 7];
+        img[24..28].copy_from_slice(&mx.to_le_bytes());
+        differential(
+            &format!("sse round {round}"),
+            &prog,
+            &img,
+            &data,
+            &gprs,
+            0x202,
+        );
+    }
+}
+
+#[test]
+fn sse2_integer_programs_match_host() {
+    let prog = assemble(&|a| {
+        a.movdqa(xmm0, xmmword_ptr(rdi))?;
+        a.movdqu(xmm1, xmmword_ptr(rdi + 0x13))?;
+        a.movdqa(xmm2, xmmword_ptr(rdi + 0x20))?;
+        a.movdqa(xmm3, xmmword_ptr(rdi + 0x30))?;
+        a.paddb(xmm0, xmm1)?;
+        a.paddw(xmm1, xmm2)?;
+        a.paddd(xmm2, xmm3)?;
+        a.paddq(xmm3, xmm0)?;
+        a.psubb(xmm4, xmm0)?;
+        a.psubw(xmm5, xmm1)?;
+        a.psubd(xmm6, xmm2)?;
+        a.psubq(xmm7, xmm3)?;
+        a.paddsb(xmm4, xmm1)?;
+        a.paddsw(xmm5, xmm2)?;
+        a.paddusb(xmm6, xmm3)?;
+        a.paddusw(xmm7, xmm0)?;
+        a.psubsb(xmm8, xmm1)?;
+        a.psubsw(xmm9, xmm2)?;
+        a.psubusb(xmm10, xmm3)?;
+        a.psubusw(xmm11, xmm0)?;
+        a.pcmpeqb(xmm12, xmm1)?;
+        a.pcmpeqw(xmm13, xmm2)?;
+        a.pcmpeqd(xmm14, xmm3)?;
+        a.pcmpgtb(xmm15, xmm0)?;
+        a.pcmpgtw(xmm8, xmm1)?;
+        a.pcmpgtd(xmm9, xmm2)?;
+        a.pmullw(xmm10, xmm3)?;
+        a.pmulhw(xmm11, xmm0)?;
+        a.pmulhuw(xmm12, xmm1)?;
+        a.pmuludq(xmm13, xmm2)?;
+        a.pmaddwd(xmm14, xmm3)?;
+        a.pavgb(xmm15, xmm0)?;
+        a.pavgw(xmm8, xmm1)?;
+        a.pminub(xmm9, xmm2)?;
+        a.pmaxub(xmm10, xmm3)?;
+        a.pminsw(xmm11, xmm0)?;
+        a.pmaxsw(xmm12, xmm1)?;
+        a.psadbw(xmm13, xmm2)?;
+        a.pand(xmm14, xmm3)?;
+        a.pandn(xmm15, xmm0)?;
+        a.por(xmm8, xmm1)?;
+        a.pxor(xmm9, xmm2)?;
+        a.psllw(xmm10, 3)?;
+        a.pslld(xmm11, xmm4)?;
+        a.psllq(xmm12, 33)?;
+        a.psrlw(xmm13, 15)?;
+        a.psrld(xmm14, xmmword_ptr(rdi + 0x3f0))?;
+        a.psrlq(xmm15, 1)?;
+        a.psraw(xmm8, 4)?;
+        a.psrad(xmm9, 40)?;
+        a.pslldq(xmm10, 3)?;
+        a.psrldq(xmm11, 9)?;
+        a.packsswb(xmm12, xmm13)?;
+        a.packssdw(xmm13, xmm14)?;
+        a.packuswb(xmm14, xmm15)?;
+        a.punpcklbw(xmm0, xmm8)?;
+        a.punpckhbw(xmm1, xmm9)?;
+        a.punpcklwd(xmm2, xmm10)?;
+        a.punpckhwd(xmm3, xmm11)?;
+        a.punpckldq(xmm4, xmm12)?;
+        a.punpckhdq(xmm5, xmm13)?;
+        a.punpcklqdq(xmm6, xmm14)?;
+        a.punpckhqdq(xmm7, xmm15)?;
+        a.pshufd(xmm8, xmm0, 0x1b)?;
+        a.pshufhw(xmm9, xmm1, 0x8d)?;
+        a.pshuflw(xmm10, xmm2, 0x72)?;
+        a.pinsrw(xmm11, eax, 5)?;
+        a.pinsrw(xmm12, word_ptr(rdi + 0x40), 2)?;
+        a.pextrw(ecx, xmm3, 6)?;
+        a.pmovmskb(edx, xmm4)?;
+        a.movd(xmm13, r8d)?;
+        a.movq(xmm14, r9)?;
+        a.movd(r10d, xmm5)?;
+        a.movq(r11, xmm6)?;
+        a.movq(xmm15, qword_ptr(rdi + 0x48))?;
+        a.movq(qword_ptr(rdi + 0x300), xmm7)?;
+        a.movd(dword_ptr(rdi + 0x308), xmm8)?;
+        a.movq(xmm0, xmm9)?;
+        a.movntdq(xmmword_ptr(rdi + 0x310), xmm10)?;
+        a.movdqu(xmmword_ptr(rdi + 0x321), xmm11)?;
+        a.movdqa(xmmword_ptr(rdi + 0x330), xmm12)
+    });
+    let mut rng = Rng(8080);
+    for round in 0..40 {
+        let mut data = random_data(&mut rng);
+        data[0x3f0..0x400].fill(0);
+        data[0x3f0] = (rng.next() % 40) as u8;
+        let mut img = default_image();
+        for i in 0..16 {
+            img[160 + 16 * i..176 + 16 * i].copy_from_slice(
+                &(u128::from(rng.next()) << 64 | u128::from(rng.next())).to_le_bytes(),
+            );
+        }
+        let gprs: Vec<u64> = (0..GPRS.len()).map(|_| rng.next()).collect();
+        differential(
+            &format!("sse2 int round {round}"),
+            &prog,
+            &img,
+            &data,
+            &gprs,
+            0x202,
+        );
+    }
+}
+
+#[test]
+fn mmx_programs_match_host() {
+    let prog = assemble(&|a| {
+        a.fld1()?;
+        a.movq(mm0, qword_ptr(rdi))?;
+        a.movq(mm1, qword_ptr(rdi + 8))?;
+        a.movd(mm2, eax)?;
+        a.movq(mm3, rcx)?;
+        a.paddb(mm0, mm1)?;
+        a.paddsw(mm1, mm2)?;
+        a.psubusb(mm2, mm3)?;
+        a.pmullw(mm3, mm0)?;
+        a.pmaddwd(mm4, mm1)?;
+        a.pcmpgtw(mm5, mm2)?;
+        a.psllq(mm6, 7)?;
+        a.psrad(mm7, mm0)?;
+        a.packsswb(mm4, mm5)?;
+        a.punpckhbw(mm5, mm6)?;
+        a.punpckldq(mm6, mm7)?;
+        a.pxor(mm7, mm3)?;
+        a.pshufw(mm0, mm1, 0x4e)?;
+        a.pavgb(mm1, mm2)?;
+        a.pminsw(mm2, mm3)?;
+        a.psadbw(mm3, mm4)?;
+        a.pextrw(edx, mm4, 3)?;
+        a.pinsrw(mm5, r8d, 1)?;
+        a.pmovmskb(r9d, mm6)?;
+        a.movdq2q(mm7, xmm1)?;
+        a.movq2dq(xmm2, mm0)?;
+        a.movd(r10d, mm1)?;
+        a.movq(r11, mm2)?;
+        a.movq(qword_ptr(rdi + 0x300), mm3)?;
+        a.movntq(qword_ptr(rdi + 0x308), mm4)?;
+        a.paddq(mm5, mm6)?;
+        a.pmuludq(mm6, mm7)
+    });
+    let prog_emms = [prog.clone(), assemble(&|a| a.emms())].concat();
+    let mut rng = Rng(6502);
+    for round in 0..40 {
+        let data = random_data(&mut rng);
+        let mut img = default_image();
+        for i in 0..16 {
+            img[160 + 16 * i..176 + 16 * i].copy_from_slice(
+                &(u128::from(rng.next()) << 64 | u128::from(rng.next())).to_le_bytes(),
+            );
+        }
+        let gprs: Vec<u64> = (0..GPRS.len()).map(|_| rng.next()).collect();
+        let p = if round % 2 == 0 { &prog } else { &prog_emms };
+        differential(&format!("mmx round {round}"), p, &img, &data, &gprs, 0x202);
+    }
+}
+
+#[test]
+fn fxsave_fxrstor_roundtrip_through_instructions() {
+    let prog = assemble(&|a| {
+        a.fld(tword_ptr(rdi))?;
+        a.fld(qword_ptr(rdi + 0x100))?;
+        a.movaps(xmm3, xmmword_ptr(rdi + 0x200))?;
+        a.fxsave64(ptr(rdi + 0x200))?;
+        a.fninit()?;
+        a.pxor(xmm3, xmm3)?;
+        a.fxrstor64(ptr(rdi + 0x200))?;
+        a.faddp(st1, st0)?;
+        a.fxsave(ptr(rdi + 0x200))
+    });
+    let mut rng = Rng(11);
+    for round in 0..10 {
+        let data = random_data(&mut rng);
+        let host = run_native(&prog, &default_image(), &data, &[0; 7], 0x202);
+        let emu =
+            run_emulated(&prog, &default_image(), &data, &[0; 7], 0x202).expect("emulated run");
+        // FOP/FIP/FDP and MXCSR_MASK inside the saved image legitimately differ.
+        let mut h = host.data.clone();
+        let mut e = emu.data.clone();
+        normalise(&mut h[0x200..0x400]);
+        normalise(&mut e[0x200..0x400]);
+        assert_eq!(h, e, "round {round}");
+        assert_eq!(host.image, emu.image, "round {round}");
+    }
+}
+
+#[test]
+fn exceptions_nm_ud_gp_mf_xm() {
+    let insns = |f: &dyn Fn(&mut CodeAssembler) -> Result<(), IcedError>| decode_all(&assemble(f));
+    let mut m = Mock {
+        mem: vec![0; DATA],
+        gpr: [0; 16],
+        rflags: 2,
+        cr0: 0x8000_0033,
+        cr4: 0x620,
+        cur: Instruction::default(),
+    };
+    m.write_gpr(Register::RDI, MOCK_BASE);
+    let mut st = FpuState::new();
+    // Misaligned MOVAPS: #GP(0); MOVUPS is fine.
+    let i = insns(&|a| a.movaps(xmm0, xmmword_ptr(rdi + 8)))[0];
+    m.cur = i;
+    assert_eq!(
+        execute(&mut st, &i, &mut m),
+        Err(FpuError::Exception {
+            vector: 13,
+            error_code: Some(0)
+        })
+    );
+    let i = insns(&|a| a.movups(xmm0, xmmword_ptr(rdi + 8)))[0];
+    m.cur = i;
+    assert_eq!(execute(&mut st, &i, &mut m), Ok(()));
+    // Unmasked zero-divide in DIVSS: #XM with OSXMMEXCPT, flags set, no write.
+    st.mxcsr = 0x1f80 & !(1 << 9);
+    st.xmm[1] = 0x3f80_0000;
+    st.xmm[2] = 0;
+    let i = insns(&|a| a.divss(xmm1, xmm2))[0];
+    m.cur = i;
+    assert_eq!(
+        execute(&mut st, &i, &mut m),
+        Err(FpuError::Exception {
+            vector: 19,
+            error_code: None
+        })
+    );
+    assert_eq!(st.xmm[1], 0x3f80_0000);
+    assert_ne!(st.mxcsr & 4, 0);
+    m.cr4 = 0x220;
+    assert_eq!(
+        execute(&mut st, &i, &mut m),
+        Err(FpuError::Exception {
+            vector: 6,
+            error_code: None
+        })
+    );
+    // Unmasked x87 zero-divide: the next waiting instruction takes #MF.
+    let mut st = FpuState::new();
+    st.fcw = 0x037b;
+    let prog = insns(&|a| {
+        a.fld1()?;
+        a.fldz()?;
+        a.fdivp(st1, st0)?;
+        a.fld1()?;
+        a.fnclex()?;
+        a.fld1()
+    });
+    for (n, i) in prog.iter().enumerate() {
+        m.cur = *i;
+        let r = execute(&mut st, i, &mut m);
+        if n == 3 {
+            assert_eq!(
+                r,
+                Err(FpuError::Exception {
+                    vector: 16,
+                    error_code: None
+                })
+            );
+        } else {
+            assert_eq!(r, Ok(()), "{i}");
+        }
+    }
+    // FDIVP neither stored nor popped: 1, 0, then the final FLD1.
+    assert_eq!(st.top(), 5, "the faulting FDIVP left the stack unchanged");
+    assert_eq!(st.st(1).map(|v| v.sig), Some(0));
+    assert_eq!(st.st(2).map(|v| v.se), Some(0x3fff));
+}
+
+/// CR0/CR4-dependent faults, with a context whose control registers vary.
+#[test]
+fn nm_and_ud_follow_cr0_and_cr4() {
+    struct Cr(u64, u64);
+    impl FpuContext for Cr {
+        fn read_gpr(&self, _: Register) -> u64 {
+            0
+        }
+        fn write_gpr(&mut self, _: Register, _: u64) {}
+        fn read_mem(&mut self, _: u64, b: &mut [u8]) -> Result<(), MemFault> {
+            b.fill(0);
+            Ok(())
+        }
+        fn write_mem(&mut self, _: u64, _: &[u8]) -> Result<(), MemFault> {
+            Ok(())
+        }
+        fn mem_address(&self) -> u64 {
+            0
+        }
+        fn set_flags(&mut self, _: u64, _: u64) {}
+        fn cr0(&self) -> u64 {
+            self.0
+        }
+        fn cr4(&self) -> u64 {
+            self.1
+        }
+        fn long_mode(&self) -> bool {
+            true
+        }
+    }
+    let code = assemble(&|a| {
+        a.fld1()?;
+        a.addps(xmm0, xmm1)?;
+        a.paddb(mm0, mm1)?;
+        a.wait()?;
+        a.fxsave64(ptr(rax))
+    });
+    let i = decode_all(&code);
+    let ex = |v| {
+        Err(FpuError::Exception {
+            vector: v,
+            error_code: None,
+        })
+    };
+    let run = |n: usize, c0: u64, c4: u64| execute(&mut FpuState::new(), &i[n], &mut Cr(c0, c4));
+    // TS: everything #NM (FWAIT only with MP).
+    assert_eq!(run(0, 8, 0x200), ex(7));
+    assert_eq!(run(1, 8, 0x200), ex(7));
+    assert_eq!(run(2, 8, 0x200), ex(7));
+    assert_eq!(run(3, 8, 0x200), Ok(()));
+    assert_eq!(run(3, 0xa, 0x200), ex(7));
+    assert_eq!(run(4, 8, 0x200), ex(7));
+    // EM: x87 #NM, SSE and MMX #UD.
+    assert_eq!(run(0, 4, 0x200), ex(7));
+    assert_eq!(run(1, 4, 0x200), ex(6));
+    assert_eq!(run(2, 4, 0x200), ex(6));
+    // No OSFXSR: SSE #UD, x87 and MMX fine.
+    assert_eq!(run(1, 0, 0), ex(6));
+    assert_eq!(run(0, 0, 0), Ok(()));
+    assert_eq!(run(2, 0, 0), Ok(()));
+}
