@@ -984,3 +984,58 @@ fn nm_and_ud_follow_cr0_and_cr4() {
     assert_eq!(run(0, 0, 0), Ok(()));
     assert_eq!(run(2, 0, 0), Ok(()));
 }
+
+/// Unmasked x87 exceptions: the faulting instruction's effect (no store
+/// for #I/#D/#Z, biased results for #O/#U, ES/B set) must match; the
+/// program ends before the next waiting instruction would take #MF, and
+/// the epilogue's FXSAVE does not wait.
+#[test]
+fn x87_unmasked_exceptions_match_host() {
+    type Emit = fn(&mut CodeAssembler) -> Result<(), IcedError>;
+    let ops: [Emit; 12] = [
+        |a| a.fcomp_2(st0, st1),
+        |a| a.fucomip(st0, st1),
+        |a| a.fcompp(),
+        |a| a.fadd_2(st0, st1),
+        |a| a.fmul_2(st0, st1),
+        |a| a.fdiv_2(st0, st1),
+        |a| a.fsubrp(st1, st0),
+        |a| a.fsqrt(),
+        |a| a.fscale(),
+        |a| a.fst(dword_ptr(rdi + 0x300)),
+        |a| a.fistp(word_ptr(rdi + 0x300)),
+        |a| a.fcom_2(st0, st1),
+    ];
+    let mut rng = Rng(0xe1);
+    for round in 0..3000 {
+        let op = ops[round % ops.len()];
+        let prog = assemble(&|a| {
+            a.fld(tword_ptr(rdi + 0x10))?;
+            a.fld(tword_ptr(rdi))?;
+            op(a)
+        });
+        let mut data = random_data(&mut rng);
+        let x = rng.f80_near(None);
+        let y = if round % 3 == 0 {
+            // An exponent that makes FSCALE/FMUL leave the range.
+            let sign = u16::from(rng.next() & 1 == 1) << 15;
+            (u128::from(sign | (0x400du16 + (rng.next() % 4) as u16)) << 64)
+                | u128::from(rng.next() | 1 << 63)
+        } else {
+            rng.f80_near(Some(((x >> 64) as u16) & 0x7fff))
+        };
+        data[..10].copy_from_slice(&x.to_le_bytes()[..10]);
+        data[0x10..0x1a].copy_from_slice(&y.to_le_bytes()[..10]);
+        let mut img = default_image();
+        let cw = 0x0340u16 | (rng.next() as u16 & 0x3f) | ((rng.next() as u16 & 3) << 10);
+        img[0..2].copy_from_slice(&cw.to_le_bytes());
+        differential(
+            &format!("unmasked round {round} cw {cw:#x}"),
+            &prog,
+            &img,
+            &data,
+            &[0; 7],
+            0x202,
+        );
+    }
+}

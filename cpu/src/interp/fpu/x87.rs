@@ -12,7 +12,8 @@ use core::cmp::Ordering;
 use iced_x86::{Instruction, MemorySize, Mnemonic, OpKind, Register};
 
 use super::softfloat::{
-    self as sf, Class, Decoded, Env, Fp, NanRule, Round, DE, F32, F64, F80 as F80F, IE, PE, TOP, ZE,
+    self as sf, Class, Decoded, Env, Fp, NanRule, Round, DE, F32, F64, F80 as F80F, IE, OE, PE,
+    TOP, UE, ZE,
 };
 use super::state::{FpuState, F80, SW_B, SW_C0, SW_C1, SW_C2, SW_C3, SW_ES, SW_SF};
 use super::{FpuContext, FpuError};
@@ -212,7 +213,13 @@ impl FpuState {
     /// Record flags (IE..PE, plus SF) and C1. Returns false when an
     /// unmasked invalid, denormal or zero-divide exception forbids the store.
     fn x87_flags(&mut self, flags: u32, c1: bool) -> bool {
-        let f = (flags & 0x7f) as u16;
+        let mut f = (flags & 0x7f) as u16;
+        let mut c1 = c1;
+        if f & !(self.fcw & 0x3f) & (IE | DE | ZE) as u16 != 0 {
+            // Aborted before the result exists: no overflow/underflow/precision.
+            f &= (IE | DE | ZE | SF) as u16;
+            c1 = c1 && f & SW_SF != 0;
+        }
         self.fsw |= f;
         self.fsw = (self.fsw & !SW_C1) | if c1 { SW_C1 } else { 0 };
         let unmasked = f & 0x3f & !(self.fcw & 0x3f);
@@ -220,6 +227,41 @@ impl FpuState {
             self.fsw |= SW_ES | SW_B;
         }
         unmasked & (IE | DE | ZE) as u16 == 0
+    }
+
+    /// Unmasked overflow or underflow of a register result: the hardware
+    /// delivers the result rounded with an unbounded exponent, then scaled
+    /// by 2^-24576 (overflow) or 2^24576 (underflow). `rerun` recomputes
+    /// the operation in a given environment. A result still out of range
+    /// after the bias becomes an infinity or a zero.
+    fn bias_adjust(&self, env: &mut Env, masked: Fp, rerun: impl FnOnce(&mut Env) -> Fp) -> Fp {
+        let oe = env.flags & OE != 0 && self.fcw & OE as u16 == 0;
+        let ue = env.flags & UE != 0 && self.fcw & UE as u16 == 0;
+        if !oe && !ue {
+            return masked;
+        }
+        let mut wide = *env;
+        wide.flags = 0;
+        wide.fmt.emin = -(1 << 20);
+        wide.fmt.emax = 1 << 20;
+        let mut v = rerun(&mut wide);
+        if v.class == Class::Finite {
+            v.exp += if oe { -24576 } else { 24576 };
+            if v.exp > F80F.emax {
+                // Still out of range after the bias: infinity, whatever RC says.
+                env.flags |= PE;
+                env.rounded_up = true;
+                return Fp::inf(v.sign);
+            }
+            if v.exp < F80F.emin {
+                env.flags |= PE;
+                env.rounded_up = false;
+                return Fp::zero(v.sign);
+            }
+        }
+        env.flags = (env.flags & !PE) | (wide.flags & PE);
+        env.rounded_up = wide.rounded_up;
+        v
     }
 
     fn env_flags(&mut self, env: &Env) -> bool {
@@ -543,7 +585,8 @@ impl FpuState {
                 } else {
                     env.denormal_input = a.denormal;
                     if m == M::Fsqrt {
-                        sf::sqrt(a.v, &mut env)
+                        let r = sf::sqrt(a.v, &mut env);
+                        self.bias_adjust(&mut env, r, |e| sf::sqrt(a.v, e))
                     } else {
                         sf::round_to_integral(a.v, &mut env)
                     }
@@ -666,8 +709,12 @@ impl FpuState {
                     let mut env = self.x87_env(false);
                     let bits = store_float(v.decode(), fmt, &mut env);
                     let unmasked = env.flags & !u32::from(self.fcw) & 0x1f;
+                    if unmasked & (OE | UE) != 0 {
+                        // Memory is not written, so nothing was rounded.
+                        env.flags &= !PE;
+                    }
                     self.env_flags(&env);
-                    if unmasked & 0x19 != 0 {
+                    if unmasked & (IE | OE | UE) != 0 {
                         return Ok(());
                     }
                     bits
@@ -806,11 +853,15 @@ impl FpuState {
             _ => (BinOp::Div, true),
         };
         let mut env = self.x87_env(true);
-        let r = if rev {
-            binary(op, b, a, &mut env)
-        } else {
-            binary(op, a, b, &mut env)
+        let run = |e: &mut Env| {
+            if rev {
+                binary(op, b, a, e)
+            } else {
+                binary(op, a, b, e)
+            }
         };
+        let r = run(&mut env);
+        let r = self.bias_adjust(&mut env, r, run);
         if self.env_flags(&env) {
             self.set_st(dst, F80::encode(r));
             if pop {
@@ -833,7 +884,7 @@ impl FpuState {
             _ if has_mem(instr) => Some(read_operand(instr, ctx)?),
             _ => self.st_value(other_st(instr)),
         };
-        let pops = match m {
+        let mut pops = match m {
             M::Fcompp | M::Fucompp => 2,
             M::Fcomp | M::Fucomp | M::Ficomp | M::Fcomip | M::Fucomip => 1,
             _ => 0,
@@ -847,8 +898,10 @@ impl FpuState {
                 );
                 let mut env = self.x87_env(false);
                 let ord = compare(a, b, signaling, &mut env);
+                // Even an unmasked exception lets the comparison complete,
+                // but the stack is not popped.
                 if !self.x87_flags(env.flags, false) {
-                    return Ok(());
+                    pops = 0;
                 }
                 ord
             }
@@ -919,7 +972,10 @@ impl FpuState {
                     let n = sf::to_int(b.v, 64, Round::Zero, &mut Env::new(F80F, Round::Zero))
                         .unwrap_or(if b.v.sign { i64::MIN } else { i64::MAX })
                         .clamp(-70000, 70000) as i32;
-                    sf::round_pack(a.v.sign, a.v.exp + n, a.v.sig, &mut env)
+                    let r = sf::round_pack(a.v.sign, a.v.exp + n, a.v.sig, &mut env);
+                    self.bias_adjust(&mut env, r, |e| {
+                        sf::round_pack(a.v.sign, a.v.exp + n, a.v.sig, e)
+                    })
                 }
                 _ => a.v,
             }
