@@ -341,13 +341,50 @@ fn differential_masked(
             })
             .take(16)
             .collect();
+        let first = first_divergence(program, init, data, gprs, flags, envs);
         panic!(
-            "{name}: mismatch\n--- host\n{}--- emulated\n{}{}",
+            "{name}: mismatch (first diverging instruction: {first})\n--- host\n{}--- emulated\n{}{}",
             describe(&host),
             describe(&emu),
             diff.join("\n")
         );
     }
+}
+
+/// The first instruction after which the native and the emulated runs of
+/// a prefix of `program` disagree.
+fn first_divergence(
+    program: &[u8],
+    init: &[u8; 512],
+    data: &[u8],
+    gprs: &[u64],
+    flags: u64,
+    envs: &[usize],
+) -> String {
+    let insns = decode_all(program);
+    let mut end = 0;
+    let mut before = String::new();
+    for i in &insns {
+        end += i.len();
+        let p = &program[..end];
+        let mut host = run_native(p, init, data, gprs, flags);
+        let Ok(mut emu) = run_emulated(p, init, data, gprs, flags) else {
+            return format!("{i} (emulation error)");
+        };
+        for &e in envs {
+            host.data[e + 12..e + 24].fill(0);
+            emu.data[e + 12..e + 24].fill(0);
+        }
+        if host != emu {
+            return format!(
+                "{i}; host state before it:\n{before}after it, host:\n{}emulated:\n{}",
+                describe(&host),
+                describe(&emu)
+            );
+        }
+        before = describe(&host);
+    }
+    "none".into()
 }
 
 fn default_image() -> [u8; 512] {
@@ -1035,6 +1072,262 @@ fn x87_unmasked_exceptions_match_host() {
             &img,
             &data,
             &[0; 7],
+            0x202,
+        );
+    }
+}
+
+fn sts() -> [AsmRegisterSt; 8] {
+    [st0, st1, st2, st3, st4, st5, st6, st7]
+}
+
+/// A random x87 program: `n` instructions over the data layout of
+/// [`random_data`], all exceptions masked (FLDCW loads one of the masked
+/// control words at 0x3f0..0x3f8), stores going to 0x300..0x3f0.
+fn random_x87_program(rng: &mut Rng, n: usize) -> Result<Vec<u8>, IcedError> {
+    let mut a = CodeAssembler::new(64)?;
+    for _ in 0..n {
+        let r = rng.next();
+        let i = sts()[(r >> 8) as usize % 8];
+        let k = ((r >> 16) & 0xffff) as i32;
+        let m80 = tword_ptr(rdi + 16 * (k % 16));
+        let m64 = qword_ptr(rdi + 0x100 + 8 * (k % 16));
+        let m32 = dword_ptr(rdi + 0x200 + 4 * (k % 64));
+        let m16 = word_ptr(rdi + 0x200 + 2 * (k % 128));
+        let o80 = tword_ptr(rdi + 0x300 + 16 * (k % 15));
+        let o64 = qword_ptr(rdi + 0x300 + 8 * (k % 30));
+        let o32 = dword_ptr(rdi + 0x300 + 4 * (k % 60));
+        let o16 = word_ptr(rdi + 0x300 + 2 * (k % 120));
+        match r % 75 {
+            0 => a.fld(m80)?,
+            1 => a.fld(m64)?,
+            2 => a.fld(m32)?,
+            3 => a.fld(i)?,
+            4 => a.fild(m16)?,
+            5 => a.fild(m32)?,
+            6 => a.fild(m64)?,
+            7 => a.fld1()?,
+            8 => a.fldz()?,
+            9 => a.fldpi()?,
+            10 => a.fldl2t()?,
+            11 => a.fst(o32)?,
+            12 => a.fstp(o64)?,
+            13 => a.fstp(o80)?,
+            14 => a.fst(i)?,
+            15 => a.fstp(i)?,
+            16 => a.fist(o16)?,
+            17 => a.fistp(o32)?,
+            18 => a.fistp(o64)?,
+            19 => a.fisttp(o16)?,
+            20 => a.fisttp(o64)?,
+            21 => a.fbstp(ptr(rdi + 0x300 + 16 * (k % 15)))?,
+            22 => a.fadd(m32)?,
+            23 => a.fsub(m64)?,
+            24 => a.fsubr(m32)?,
+            25 => a.fmul(m64)?,
+            26 => a.fdiv(m32)?,
+            27 => a.fdivr(m64)?,
+            28 => a.fadd_2(st0, i)?,
+            29 => a.fsub_2(i, st0)?,
+            30 => a.fsubr_2(st0, i)?,
+            31 => a.fmul_2(i, st0)?,
+            32 => a.fdiv_2(st0, i)?,
+            33 => a.fdivr_2(i, st0)?,
+            34 => a.faddp(i, st0)?,
+            35 => a.fsubrp(i, st0)?,
+            36 => a.fmulp(i, st0)?,
+            37 => a.fdivp(i, st0)?,
+            38 => a.fiadd(m16)?,
+            39 => a.fimul(m32)?,
+            40 => a.fidivr(m16)?,
+            41 => a.fisub(m32)?,
+            42 => a.fchs()?,
+            43 => a.fabs()?,
+            44 => a.fsqrt()?,
+            45 => a.frndint()?,
+            46 => a.fscale()?,
+            47 => a.fxtract()?,
+            48 => a.fprem()?,
+            49 => a.fprem1()?,
+            50 => a.fcom(m32)?,
+            51 => a.fcomp(m64)?,
+            52 => a.fcom_2(st0, i)?,
+            53 => a.fcompp()?,
+            54 => a.fucom(st0, i)?,
+            55 => a.fucompp()?,
+            56 => a.ficom(m16)?,
+            57 => a.ficomp(m32)?,
+            58 => a.ftst()?,
+            59 => a.fxam()?,
+            60 => a.fcomi(st0, i)?,
+            61 => a.fucomip(st0, i)?,
+            62 => match k % 8 {
+                0 => a.fcmovb(st0, i)?,
+                1 => a.fcmove(st0, i)?,
+                2 => a.fcmovbe(st0, i)?,
+                3 => a.fcmovu(st0, i)?,
+                4 => a.fcmovnb(st0, i)?,
+                5 => a.fcmovne(st0, i)?,
+                6 => a.fcmovnbe(st0, i)?,
+                _ => a.fcmovnu(st0, i)?,
+            },
+            63 => a.fxch(st0, i)?,
+            64 => a.ffree(i)?,
+            65 => a.fincstp()?,
+            66 => a.fdecstp()?,
+            67 => a.fnop()?,
+            68 => a.fnclex()?,
+            69 => a.fnstsw(ax)?,
+            70 => a.fnstsw(o16)?,
+            71 => a.fnstcw(o16)?,
+            72 => a.fldcw(word_ptr(rdi + 0x3f0 + 2 * (k % 4)))?,
+            73 => a.fninit()?,
+            _ => a.fcomip(st0, i)?,
+        }
+    }
+    a.assemble(0)
+}
+
+#[test]
+fn random_x87_programs_match_host() {
+    let mut rng = Rng(0x5eed_1234);
+    for round in 0..1000 {
+        let prog = random_x87_program(&mut rng, 40).expect("assemble");
+        let mut data = random_data(&mut rng);
+        for j in 0..4 {
+            let cw = 0x007fu16
+                | (((rng.next() & 3) as u16) << 10)
+                | ([0u16, 2, 3][(rng.next() % 3) as usize] << 8);
+            data[0x3f0 + 2 * j..0x3f2 + 2 * j].copy_from_slice(&cw.to_le_bytes());
+        }
+        let mut img = default_image();
+        img[0..2].copy_from_slice(&data[0x3f0..0x3f2]);
+        let flags = 0x202 | (rng.next() & 0x8d5);
+        differential(
+            &format!("random x87 round {round}"),
+            &prog,
+            &img,
+            &data,
+            &[0; 7],
+            flags,
+        );
+    }
+}
+
+/// A random SSE/SSE2 program over xmm0-15 and the data area (aligned
+/// memory operands at 16-byte offsets).
+fn random_sse_program(rng: &mut Rng, n: usize) -> Result<Vec<u8>, IcedError> {
+    let xmms = [
+        xmm0, xmm1, xmm2, xmm3, xmm4, xmm5, xmm6, xmm7, xmm8, xmm9, xmm10, xmm11, xmm12, xmm13,
+        xmm14, xmm15,
+    ];
+    let mut a = CodeAssembler::new(64)?;
+    for _ in 0..n {
+        let r = rng.next();
+        let x = xmms[(r >> 8) as usize % 16];
+        let y = xmms[(r >> 12) as usize % 16];
+        let k = ((r >> 16) & 0xffff) as i32;
+        let imm = (r >> 40) as u32 & 0xff;
+        let m128 = xmmword_ptr(rdi + 16 * (k % 48));
+        let m64 = qword_ptr(rdi + 8 * (k % 96));
+        let m32 = dword_ptr(rdi + 4 * (k % 192));
+        let g32 = [eax, ecx, edx, r8d][(r >> 24) as usize % 4];
+        let g64 = [rax, rcx, rdx, r9][(r >> 24) as usize % 4];
+        match r % 64 {
+            0 => a.addps(x, y)?,
+            1 => a.addsd(x, m64)?,
+            2 => a.subpd(x, m128)?,
+            3 => a.subss(x, y)?,
+            4 => a.mulps(x, m128)?,
+            5 => a.mulsd(x, y)?,
+            6 => a.divpd(x, y)?,
+            7 => a.divss(x, m32)?,
+            8 => a.sqrtpd(x, y)?,
+            9 => a.sqrtss(x, m32)?,
+            10 => a.minpd(x, y)?,
+            11 => a.maxss(x, m32)?,
+            12 => a.minsd(x, m64)?,
+            13 => a.maxps(x, y)?,
+            14 => a.cmpps(x, y, imm & 7)?,
+            15 => a.cmpsd_3(x, m64, imm & 7)?,
+            16 => a.comisd(x, y)?,
+            17 => a.ucomiss(x, m32)?,
+            18 => a.cvtss2sd(x, y)?,
+            19 => a.cvtsd2ss(x, m64)?,
+            20 => a.cvtps2pd(x, y)?,
+            21 => a.cvtpd2ps(x, m128)?,
+            22 => a.cvtdq2ps(x, y)?,
+            23 => a.cvtdq2pd(x, m64)?,
+            24 => a.cvtps2dq(x, y)?,
+            25 => a.cvttps2dq(x, m128)?,
+            26 => a.cvtpd2dq(x, y)?,
+            27 => a.cvttpd2dq(x, y)?,
+            28 => a.cvtsi2ss(x, g64)?,
+            29 => a.cvtsi2sd(x, g32)?,
+            30 => a.cvtss2si(g64, y)?,
+            31 => a.cvttsd2si(g32, m64)?,
+            32 => a.cvtsd2si(g64, y)?,
+            33 => a.cvttss2si(g32, m32)?,
+            34 => a.andpd(x, y)?,
+            35 => a.xorps(x, m128)?,
+            36 => a.shufps(x, y, imm)?,
+            37 => a.unpckhps(x, y)?,
+            38 => a.movmskpd(g32, y)?,
+            39 => a.movss(x, m32)?,
+            40 => a.movsd_2(x, y)?,
+            41 => a.movaps(x, m128)?,
+            42 => a.movlps(x, m64)?,
+            43 => a.movhpd(x, m64)?,
+            44 => a.paddw(x, y)?,
+            45 => a.psubusb(x, m128)?,
+            46 => a.pmulhw(x, y)?,
+            47 => a.pmaddwd(x, y)?,
+            48 => a.psraw(x, imm % 20)?,
+            49 => a.psrlq(x, y)?,
+            50 => a.pshufd(x, y, imm)?,
+            51 => a.packssdw(x, y)?,
+            52 => a.punpcklwd(x, m128)?,
+            53 => a.pcmpgtd(x, y)?,
+            54 => a.pmovmskb(g32, y)?,
+            55 => a.movd(x, g32)?,
+            56 => a.movq(g64, y)?,
+            57 => a.psadbw(x, y)?,
+            58 => a.pextrw(g32, y, imm)?,
+            59 => a.pinsrw(x, g32, imm)?,
+            60 => a.movq(x, y)?,
+            61 => a.cvtsi2sd(x, g64)?,
+            62 => a.addpd(x, m128)?,
+            _ => a.mulss(x, y)?,
+        }
+    }
+    a.assemble(0)
+}
+
+#[test]
+fn random_sse_programs_match_host() {
+    let mut rng = Rng(0xfeed_beef);
+    for round in 0..1000 {
+        let prog = random_sse_program(&mut rng, 40).expect("assemble");
+        let data = random_data(&mut rng);
+        let mut img = default_image();
+        let mx = 0x1f80u32
+            | ((rng.next() as u32 & 3) << 13)
+            | ((rng.next() as u32 & 1) << 15)
+            | ((rng.next() as u32 & 1) << 6);
+        img[24..28].copy_from_slice(&mx.to_le_bytes());
+        for i in 0..16 {
+            let lo = &data[16 * (i % 48)..16 * (i % 48) + 16];
+            img[160 + 16 * i..176 + 16 * i].copy_from_slice(lo);
+        }
+        let gprs: Vec<u64> = (0..GPRS.len())
+            .map(|_| rng.next() >> (rng.next() % 64))
+            .collect();
+        differential(
+            &format!("random sse round {round}"),
+            &prog,
+            &img,
+            &data,
+            &gprs,
             0x202,
         );
     }

@@ -301,6 +301,13 @@ impl FpuState {
         self.set_st(0, v);
     }
 
+    /// Push after a stack underflow was already reported: no second
+    /// (overflow) check, as the hardware does.
+    fn push_unchecked(&mut self, v: F80) {
+        self.set_top(self.top() + 7);
+        self.set_st(0, v);
+    }
+
     /// Reinitialise the x87 part (FNINIT).
     pub(super) fn fninit(&mut self) {
         self.fcw = 0x037f;
@@ -455,6 +462,7 @@ impl FpuState {
             M::Ffree | M::Ffreep => {
                 let p = self.phys(other_st(instr));
                 self.empty |= 1 << p;
+                self.fsw &= !SW_C1;
                 if m == M::Ffreep {
                     self.pop();
                 }
@@ -468,6 +476,12 @@ impl FpuState {
                 self.fsw &= !SW_C1;
             }
             M::Fld => {
+                if mem && self.empty & (1 << ((self.top() + 7) & 7)) == 0 {
+                    // Stack overflow is detected before the operand is
+                    // examined (no #D/#IA from the load).
+                    self.push(F80::INDEFINITE);
+                    return Ok(());
+                }
                 let v = if mem {
                     if instr.memory_size() == MemorySize::Float80 {
                         let mut b = [0u8; 10];
@@ -489,10 +503,12 @@ impl FpuState {
                     match self.st(other_st(instr)) {
                         Some(v) => v,
                         None => {
-                            if !self.underflow() {
-                                return Ok(());
+                            // Underflow: the indefinite is pushed without a
+                            // second (overflow) check, and C1 stays 0.
+                            if self.underflow() {
+                                self.push_unchecked(F80::INDEFINITE);
                             }
-                            F80::INDEFINITE
+                            return Ok(());
                         }
                     }
                 };
@@ -650,7 +666,7 @@ impl FpuState {
                 let i = other_st(instr);
                 match (self.st(0), self.st(i)) {
                     (Some(_), Some(v)) => {
-                        self.fsw &= !SW_C1;
+                        // C1 is left as it was (undefined in the SDM).
                         if cond {
                             self.set_st(0, v);
                         }
@@ -900,7 +916,9 @@ impl FpuState {
                 let ord = compare(a, b, signaling, &mut env);
                 // Even an unmasked exception lets the comparison complete,
                 // but the stack is not popped.
-                if !self.x87_flags(env.flags, false) {
+                // FCOMI and friends leave C1 alone; FCOM clears it.
+                let c1 = eflags && self.fsw & SW_C1 != 0;
+                if !self.x87_flags(env.flags, c1) {
                     pops = 0;
                 }
                 ord
@@ -989,7 +1007,7 @@ impl FpuState {
         let Some(a) = self.st_value(0) else {
             if self.underflow() {
                 self.set_st(0, F80::INDEFINITE);
-                self.push(F80::INDEFINITE);
+                self.push_unchecked(F80::INDEFINITE);
             }
             return;
         };
@@ -1033,6 +1051,7 @@ impl FpuState {
 
     fn fprem(&mut self, ieee: bool) {
         let Some((a, b)) = self.two_operands() else {
+            self.fsw &= !SW_C2;
             return;
         };
         let mut env = self.x87_env(false);
@@ -1095,7 +1114,7 @@ impl FpuState {
                     if self.underflow() {
                         self.set_st(0, F80::INDEFINITE);
                         if matches!(m, M::Fsincos | M::Fptan) {
-                            self.push(F80::INDEFINITE);
+                            self.push_unchecked(F80::INDEFINITE);
                         }
                     }
                     return;
