@@ -1332,3 +1332,94 @@ fn random_sse_programs_match_host() {
         );
     }
 }
+
+/// Random MMX programs mixed with x87 loads/stores, EMMS and the
+/// MMX<->SSE conversions (aliasing, TOP/tag transitions).
+fn random_mmx_program(rng: &mut Rng, n: usize) -> Result<Vec<u8>, IcedError> {
+    let mms = [mm0, mm1, mm2, mm3, mm4, mm5, mm6, mm7];
+    let xmms = [xmm0, xmm1, xmm2, xmm3, xmm4, xmm5, xmm6, xmm7];
+    let mut a = CodeAssembler::new(64)?;
+    for _ in 0..n {
+        let r = rng.next();
+        let x = mms[(r >> 8) as usize % 8];
+        let y = mms[(r >> 12) as usize % 8];
+        let v = xmms[(r >> 20) as usize % 8];
+        let k = ((r >> 16) & 0xffff) as i32;
+        let imm = (r >> 40) as u32 & 0xff;
+        let m64 = qword_ptr(rdi + 8 * (k % 96));
+        let m128 = xmmword_ptr(rdi + 16 * (k % 48));
+        let g32 = [eax, ecx, edx, r8d][(r >> 24) as usize % 4];
+        match r % 40 {
+            0 => a.paddb(x, y)?,
+            1 => a.paddusw(x, m64)?,
+            2 => a.psubsb(x, y)?,
+            3 => a.psubq(x, y)?,
+            4 => a.pmulhuw(x, y)?,
+            5 => a.pmuludq(x, m64)?,
+            6 => a.pcmpeqd(x, y)?,
+            7 => a.pand(x, y)?,
+            8 => a.psllw(x, imm % 20)?,
+            9 => a.psrld(x, y)?,
+            10 => a.psraw(x, m64)?,
+            11 => a.packuswb(x, y)?,
+            12 => a.punpcklbw(x, y)?,
+            13 => a.punpckhwd(x, m64)?,
+            14 => a.pshufw(x, y, imm)?,
+            15 => a.pavgw(x, y)?,
+            16 => a.pmaxub(x, m64)?,
+            17 => a.psadbw(x, y)?,
+            18 => a.pmovmskb(g32, y)?,
+            19 => a.pextrw(g32, y, imm)?,
+            20 => a.pinsrw(x, g32, imm)?,
+            21 => a.movq(x, m64)?,
+            22 => a.movq(qword_ptr(rdi + 0x300 + 8 * (k % 30)), y)?,
+            23 => a.movd(g32, y)?,
+            24 => a.movd(x, g32)?,
+            25 => a.movdq2q(x, v)?,
+            26 => a.movq2dq(v, y)?,
+            27 => a.emms()?,
+            28 => a.fld(qword_ptr(rdi + 0x100 + 8 * (k % 16)))?,
+            29 => a.fstp(qword_ptr(rdi + 0x300 + 8 * (k % 30)))?,
+            30 => a.fadd_2(st0, st1)?,
+            31 => a.cvtpi2ps(v, y)?,
+            32 => a.cvtpi2pd(v, m64)?,
+            33 => a.cvtps2pi(x, v)?,
+            34 => a.cvttpd2pi(x, m128)?,
+            35 => a.cvtpd2pi(x, v)?,
+            36 => a.cvttps2pi(x, m64)?,
+            37 => a.cvtpi2ps(v, m64)?,
+            38 => a.pmaddwd(x, y)?,
+            _ => a.pxor(x, y)?,
+        }
+    }
+    a.assemble(0)
+}
+
+#[test]
+fn random_mmx_programs_match_host() {
+    let mut rng = Rng(0x6d6d_7800);
+    for round in 0..1000 {
+        let prog = random_mmx_program(&mut rng, 30).expect("assemble");
+        let data = random_data(&mut rng);
+        let mut img = default_image();
+        let mx = 0x1f80u32 | ((rng.next() as u32 & 3) << 13);
+        img[24..28].copy_from_slice(&mx.to_le_bytes());
+        for i in 0..8 {
+            img[32 + 16 * i..42 + 16 * i].copy_from_slice(&data[16 * i..16 * i + 10]);
+            let lo = &data[0x100 + 16 * i..0x110 + 16 * i];
+            img[160 + 16 * i..176 + 16 * i].copy_from_slice(lo);
+        }
+        // Start with a partly filled x87 stack (TOP = 5, three valid).
+        img[2..4].copy_from_slice(&(5u16 << 11).to_le_bytes());
+        img[4] = 0xe0;
+        let gprs: Vec<u64> = (0..GPRS.len()).map(|_| rng.next()).collect();
+        differential(
+            &format!("random mmx round {round}"),
+            &prog,
+            &img,
+            &data,
+            &gprs,
+            0x202,
+        );
+    }
+}

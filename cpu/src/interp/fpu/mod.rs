@@ -232,7 +232,11 @@ pub fn execute(
         _ => {}
     }
     match m {
-        M::Emms => state.empty = 0xff,
+        M::Emms => {
+            // All tags empty; TOP is reset too (as the host does).
+            state.empty = 0xff;
+            state.set_top(0);
+        }
         M::Fxsave | M::Fxsave64 => {
             if ctx.mem_address() & 15 != 0 {
                 return Err(FpuError::Exception {

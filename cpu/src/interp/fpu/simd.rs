@@ -322,8 +322,8 @@ impl FpuState {
         } else {
             0
         };
-        if !mmx && self.execute_sse_float(instr, ctx, src)? {
-            return Ok(());
+        if self.execute_sse_float(instr, ctx, src)? {
+            return self.mmx_done(mmx);
         }
         let d = loc(instr.op_register(0));
         let dst_is_reg = instr.op_kind(0) == OpKind::Register;

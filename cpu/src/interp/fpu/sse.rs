@@ -395,6 +395,39 @@ impl FpuState {
                 self.sse_flags(flags, ctx)?;
                 self.set_xmm(x, r);
             }
+            M::Cvtpi2ps | M::Cvtpi2pd => {
+                let x = dx.ok_or(FpuError::NotFpu)?;
+                let (to, mut r) = if m == M::Cvtpi2ps {
+                    (F32, a & (u128::MAX << 64))
+                } else {
+                    (F64, 0)
+                };
+                for i in 0..2 {
+                    let v = i64::from((src >> (32 * i)) as u32 as i32);
+                    r = lane_put(r, i, to, cvt_from_int(v, to, mx, &mut flags));
+                }
+                self.sse_flags(flags, ctx)?;
+                self.set_xmm(x, r);
+            }
+            M::Cvtps2pi | M::Cvttps2pi | M::Cvtpd2pi | M::Cvttpd2pi => {
+                if !dst_reg.is_mm() {
+                    return Err(FpuError::NotFpu);
+                }
+                let from = if matches!(m, M::Cvtps2pi | M::Cvttps2pi) {
+                    F32
+                } else {
+                    F64
+                };
+                let trunc = matches!(m, M::Cvttps2pi | M::Cvttpd2pi);
+                let mut r = 0u64;
+                for i in 0..2 {
+                    let v = cvt_int(lane_get(src, i, from), from, 32, trunc, mx, &mut flags);
+                    r |= (v & 0xffff_ffff) << (32 * i);
+                }
+                self.sse_flags(flags, ctx)?;
+                let n = (dst_reg as usize - iced_x86::Register::MM0 as usize) & 7;
+                self.regs[n] = super::state::F80 { se: 0xffff, sig: r };
+            }
             M::Cvtsi2ss | M::Cvtsi2sd => {
                 let x = dx.ok_or(FpuError::NotFpu)?;
                 let to = if m == M::Cvtsi2ss { F32 } else { F64 };
