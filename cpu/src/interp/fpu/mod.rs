@@ -119,6 +119,8 @@ enum Unit {
     Fxsr,
     /// SSE/SSE2 on XMM registers or MXCSR.
     Sse,
+    /// Not an instruction of this module (#UD).
+    Unknown,
 }
 
 fn classify(instr: &Instruction) -> Unit {
@@ -126,9 +128,15 @@ fn classify(instr: &Instruction) -> Unit {
     let m = instr.mnemonic();
     match m {
         M::Wait => return Unit::Wait,
-        M::Fninit | M::Fnclex | M::Fnstcw | M::Fnstsw | M::Fnstenv | M::Fnsave => {
-            return Unit::X87NoWait
-        }
+        M::Fninit
+        | M::Fnclex
+        | M::Fnstcw
+        | M::Fnstsw
+        | M::Fnstenv
+        | M::Fnsave
+        | M::Fneni
+        | M::Fndisi
+        | M::Fnsetpm => return Unit::X87NoWait,
         M::Fxsave | M::Fxsave64 | M::Fxrstor | M::Fxrstor64 => return Unit::Fxsr,
         M::Emms | M::Movdq2q | M::Movq2dq => return Unit::Mmx,
         M::Fisttp => return Unit::X87,
@@ -144,12 +152,22 @@ fn classify(instr: &Instruction) -> Unit {
             return Unit::X87;
         }
     }
+    if instr.encoding() != iced_x86::EncodingKind::Legacy {
+        return Unit::Unknown;
+    }
+    let sse = {
+        use iced_x86::CpuidFeature as C;
+        instr
+            .cpuid_features()
+            .iter()
+            .any(|f| matches!(f, C::MMX | C::SSE | C::SSE2))
+    };
     let mmx = (0..instr.op_count())
         .any(|n| instr.op_kind(n) == OpKind::Register && instr.op_register(n).is_mm());
-    if mmx {
-        Unit::Mmx
-    } else {
-        Unit::Sse
+    match (sse, mmx) {
+        (false, _) => Unit::Unknown,
+        (true, true) => Unit::Mmx,
+        (true, false) => Unit::Sse,
     }
 }
 
@@ -171,6 +189,7 @@ fn check_unit(state: &FpuState, unit: Unit, ctx: &dyn FpuContext) -> Result<(), 
     let cr0 = ctx.cr0();
     let pending = state.x87_pending() && cr0 & CR0_NE != 0;
     match unit {
+        Unit::Unknown => return Err(FpuError::NotFpu),
         Unit::Wait => {
             if cr0 & (CR0_TS | CR0_MP) == CR0_TS | CR0_MP {
                 return Err(exception(7));

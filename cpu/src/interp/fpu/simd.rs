@@ -12,6 +12,8 @@ enum Loc {
     Xmm(usize),
     Mm(usize),
     Gpr(Register),
+    /// Anything else (never read or written).
+    None,
 }
 
 fn loc(r: Register) -> Loc {
@@ -19,8 +21,10 @@ fn loc(r: Register) -> Loc {
         Loc::Xmm(r as usize - Register::XMM0 as usize)
     } else if r.is_mm() {
         Loc::Mm(r as usize - Register::MM0 as usize)
-    } else {
+    } else if r.is_gpr() {
         Loc::Gpr(r)
+    } else {
+        Loc::None
     }
 }
 
@@ -234,6 +238,7 @@ impl FpuState {
             Loc::Xmm(x) => self.xmm(x),
             Loc::Mm(n) => u128::from(self.regs[n & 7].sig),
             Loc::Gpr(r) => u128::from(ctx.read_gpr(r)),
+            Loc::None => 0,
         }
     }
 
@@ -247,6 +252,7 @@ impl FpuState {
                 }
             }
             Loc::Gpr(r) => ctx.write_gpr(r, v as u64),
+            Loc::None => {}
         }
     }
 
@@ -259,7 +265,10 @@ impl FpuState {
         n: u32,
     ) -> Result<u128, FpuError> {
         match instr.op_kind(n) {
-            OpKind::Register => Ok(self.get(loc(instr.op_register(n)), ctx)),
+            OpKind::Register => match loc(instr.op_register(n)) {
+                Loc::None => Err(FpuError::NotFpu),
+                l => Ok(self.get(l, ctx)),
+            },
             OpKind::Memory => {
                 let size = instr.memory_size().size().clamp(1, 16);
                 let mut b = [0u8; 16];
@@ -279,10 +288,13 @@ impl FpuState {
         v: u128,
     ) -> Result<(), FpuError> {
         match instr.op_kind(0) {
-            OpKind::Register => {
-                self.put(loc(instr.op_register(0)), v, ctx);
-                Ok(())
-            }
+            OpKind::Register => match loc(instr.op_register(0)) {
+                Loc::None => Err(FpuError::NotFpu),
+                l => {
+                    self.put(l, v, ctx);
+                    Ok(())
+                }
+            },
             OpKind::Memory => {
                 let size = instr.memory_size().size().clamp(1, 16);
                 ctx.write_mem(0, &v.to_le_bytes()[..size])?;
@@ -346,6 +358,7 @@ impl FpuState {
             | M::Movntps
             | M::Movntpd
             | M::Movntq
+            | M::Movnti
             | M::Lddqu => self.write_dest(instr, ctx, src)?,
             M::Movd | M::Movq | M::Movdq2q | M::Movq2dq => {
                 let bits = if m == M::Movd { 32 } else { 64 };

@@ -414,7 +414,15 @@ impl FpuState {
             }
         }
         match m {
-            M::Wait | M::Fnop => {}
+            // 8087/287 mode controls are FNOPs on later processors.
+            M::Wait
+            | M::Fnop
+            | M::Fneni
+            | M::Feni
+            | M::Fndisi
+            | M::Fdisi
+            | M::Fnsetpm
+            | M::Fsetpm => {}
             M::Fninit | M::Finit => self.fninit(),
             M::Fnclex | M::Fclex => self.fsw &= !(0xff | SW_B),
             M::Fldcw => {
@@ -537,6 +545,15 @@ impl FpuState {
                 self.push(v);
             }
             M::Fst | M::Fstp => self.fst(instr, ctx, m == M::Fstp)?,
+            M::Fstpnce => {
+                // D9 D8+i: FSTP ST(i) that never faults: an empty ST(0)
+                // is just popped, leaving ST(i) alone.
+                if let Some(v) = self.st(0) {
+                    self.set_st(other_st(instr), v);
+                }
+                self.fsw &= !SW_C1;
+                self.pop();
+            }
             M::Fist | M::Fistp | M::Fisttp | M::Fbstp => self.fist(instr, ctx, m)?,
             M::Fxch => {
                 let i = other_st(instr);
