@@ -524,7 +524,11 @@ fn x87_programs_match_host() {
         let mut img = init;
         // Vary RC and PC through the initial FCW.
         img[0..2].copy_from_slice(
-            &(0x007fu16 | ((round as u16 % 4) << 10) | ([0, 2, 3][round % 3] << 8)).to_le_bytes(),
+            &(0x003fu16
+                | (rng.next() as u16 & 0xf040)
+                | ((round as u16 % 4) << 10)
+                | ([0, 2, 3][round % 3] << 8))
+                .to_le_bytes(),
         );
         differential_masked(
             &format!("x87 round {round}"),
@@ -560,14 +564,26 @@ fn x87_env_save_restore_and_cmov_match_host() {
         a.fldcw(word_ptr(rdi + 0x3a8))?;
         a.fld(qword_ptr(rdi + 0x110))?;
         a.fmul(qword_ptr(rdi + 0x118))?;
-        a.fstp(qword_ptr(rdi + 0x3b0))
+        a.fstp(qword_ptr(rdi + 0x3b0))?;
+        a.fldenv(ptr(rdi + 0x3c0))?;
+        a.fnstenv(ptr(rdi + 0x3e0))?;
+        a.fninit()
     });
     let mut rng = Rng(77);
     for round in 0..40 {
         let mut data = random_data(&mut rng);
         // A masked control word with a random RC/PC for the later FLDCW.
-        let cw = 0x107fu16 | ((rng.next() as u16 & 0xf) << 8);
+        // Bits 6 and 13-15 vary too: FLDCW must keep what the hardware keeps.
+        let cw = 0x003fu16 | ((rng.next() as u16 & 0xf) << 8) | (rng.next() as u16 & 0xf040);
         data[0x3a8..0x3aa].copy_from_slice(&cw.to_le_bytes());
+        // A crafted environment: random control/status/tag bits with all
+        // exceptions masked and none pending.
+        let env_cw = 0x003fu16 | (rng.next() as u16 & 0xffc0);
+        let env_sw = rng.next() as u16 & 0x7f3f & !0x80;
+        let env_tag = rng.next() as u16;
+        data[0x3c0..0x3c2].copy_from_slice(&env_cw.to_le_bytes());
+        data[0x3c4..0x3c6].copy_from_slice(&env_sw.to_le_bytes());
+        data[0x3c8..0x3ca].copy_from_slice(&env_tag.to_le_bytes());
         let flags = 0x202 | (rng.next() & 0x45);
         differential_masked(
             &format!("env round {round}"),
@@ -576,7 +592,7 @@ fn x87_env_save_restore_and_cmov_match_host() {
             &data,
             &[0; 7],
             flags,
-            &[0x300, 0x380],
+            &[0x300, 0x380, 0x3e0],
         );
     }
 }

@@ -108,6 +108,10 @@ pub struct FpuState {
     pub(super) fip: u64,
     /// Last x87 data pointer.
     pub(super) fdp: u64,
+    /// Last x87 code segment selector (kept for FSTENV/FSAVE/FXSAVE32).
+    pub(super) fcs: u16,
+    /// Last x87 data segment selector.
+    pub(super) fds: u16,
     /// SSE control/status.
     pub(super) mxcsr: u32,
     /// XMM0-XMM15.
@@ -134,6 +138,8 @@ impl FpuState {
             fop: 0,
             fip: 0,
             fdp: 0,
+            fcs: 0,
+            fds: 0,
             mxcsr: 0x1f80,
             xmm: [0; 16],
         }
@@ -157,7 +163,9 @@ impl FpuState {
             out[16..24].copy_from_slice(&self.fdp.to_le_bytes());
         } else {
             out[8..12].copy_from_slice(&(self.fip as u32).to_le_bytes());
+            out[12..14].copy_from_slice(&self.fcs.to_le_bytes());
             out[16..20].copy_from_slice(&(self.fdp as u32).to_le_bytes());
+            out[20..22].copy_from_slice(&self.fds.to_le_bytes());
         }
         out[24..28].copy_from_slice(&self.mxcsr.to_le_bytes());
         out[28..32].copy_from_slice(&MXCSR_MASK.to_le_bytes());
@@ -188,7 +196,7 @@ impl FpuState {
                 error_code: Some(0),
             });
         }
-        self.fcw = rd16(0);
+        self.set_fcw(rd16(0));
         self.fsw = rd16(2);
         self.empty = !image[4];
         self.fop = rd16(6) & 0x7ff;
@@ -197,7 +205,9 @@ impl FpuState {
             self.fdp = rd64(16);
         } else {
             self.fip = u64::from(rd32(8));
+            self.fcs = rd16(12);
             self.fdp = u64::from(rd32(16));
+            self.fds = rd16(20);
         }
         self.mxcsr = mxcsr;
         for i in 0..8 {
@@ -210,6 +220,11 @@ impl FpuState {
             *x = u128::from_le_bytes(b);
         }
         Ok(())
+    }
+
+    /// Load FCW: bit 6 reads as one and bits 13-15 as zero.
+    pub(super) fn set_fcw(&mut self, v: u16) {
+        self.fcw = (v & 0x1f3f) | 0x40;
     }
 
     /// TOP of the x87 stack.

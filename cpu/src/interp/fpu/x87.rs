@@ -339,7 +339,9 @@ impl FpuState {
             b[2..4].copy_from_slice(&self.fsw.to_le_bytes());
             b[4..6].copy_from_slice(&tag.to_le_bytes());
             b[6..8].copy_from_slice(&(self.fip as u16).to_le_bytes());
+            b[8..10].copy_from_slice(&self.fcs.to_le_bytes());
             b[10..12].copy_from_slice(&(self.fdp as u16).to_le_bytes());
+            b[12..14].copy_from_slice(&self.fds.to_le_bytes());
             ctx.write_mem(0, &b)?;
             Ok(14)
         } else {
@@ -349,9 +351,11 @@ impl FpuState {
             b[4..8].copy_from_slice(&dw(self.fsw));
             b[8..12].copy_from_slice(&dw(tag));
             b[12..16].copy_from_slice(&(self.fip as u32).to_le_bytes());
-            b[16..20].copy_from_slice(&(u32::from(self.fop) << 16).to_le_bytes());
+            b[16..20].copy_from_slice(
+                &(u32::from(self.fcs) | (u32::from(self.fop) << 16)).to_le_bytes(),
+            );
             b[20..24].copy_from_slice(&(self.fdp as u32).to_le_bytes());
-            b[24..28].copy_from_slice(&0xffff_0000u32.to_le_bytes());
+            b[24..28].copy_from_slice(&dw(self.fds));
             ctx.write_mem(0, &b)?;
             Ok(28)
         }
@@ -363,16 +367,20 @@ impl FpuState {
         ctx.read_mem(0, &mut b[..n])?;
         let w = |o: usize| u16::from_le_bytes([b[o], b[o + 1]]);
         let step = if small { 2 } else { 4 };
-        self.fcw = w(0);
+        self.set_fcw(w(0));
         self.fsw = w(step);
         self.set_full_tag(w(2 * step));
         if small {
             self.fip = u64::from(w(6));
+            self.fcs = w(8);
             self.fdp = u64::from(w(10));
+            self.fds = w(12);
         } else {
             self.fip = u64::from(u32::from_le_bytes([b[12], b[13], b[14], b[15]]));
+            self.fcs = w(16);
             self.fop = w(18) & 0x7ff;
             self.fdp = u64::from(u32::from_le_bytes([b[20], b[21], b[22], b[23]]));
+            self.fds = w(24);
         }
         Ok(n)
     }
@@ -410,7 +418,9 @@ impl FpuState {
                 self.fip = ip;
             }
             if mem {
+                // 64-bit mode: the selectors are recorded as zero.
                 self.fdp = ctx.mem_address();
+                self.fds = 0;
             }
         }
         match m {
@@ -428,7 +438,7 @@ impl FpuState {
             M::Fldcw => {
                 let mut b = [0u8; 2];
                 ctx.read_mem(0, &mut b)?;
-                self.fcw = u16::from_le_bytes(b) | 0x40;
+                self.set_fcw(u16::from_le_bytes(b));
                 self.update_es();
             }
             M::Fnstcw | M::Fstcw => ctx.write_mem(0, &self.fcw.to_le_bytes())?,
