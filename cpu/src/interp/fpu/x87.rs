@@ -1184,12 +1184,16 @@ impl FpuState {
             env.flags |= DE;
         }
         let y = to_f64(b);
+        if m == M::Fyl2x && a.v.class == Class::Zero && b.v.class != Class::Zero && !b.v.is_nan() {
+            // log2(±0) = -inf: a zero divide, not an invalid operation.
+            env.flags |= ZE;
+        }
         let (r, second) = match m {
             M::Fsin => (x.sin(), None),
             M::Fcos => (x.cos(), None),
             M::Fsincos => (x.cos(), Some(x.sin())),
             M::Fptan => (1.0, Some(x.tan())),
-            M::F2xm1 => (x.exp2() - 1.0, None),
+            M::F2xm1 => ((x * core::f64::consts::LN_2).exp_m1(), None),
             M::Fpatan => (y.atan2(x), None),
             M::Fyl2x => (y * x.log2(), None),
             _ => (y * x.ln_1p() / core::f64::consts::LN_2, None),
