@@ -243,6 +243,19 @@ fn run_emulated(
     gprs: &[u64],
     flags: u64,
 ) -> Result<Outcome, FpuError> {
+    run_emulated_until(program, init, data, gprs, flags, &mut |_| false)
+}
+
+/// Emulate `program`; an error for which `stop` returns true ends the run
+/// normally (the faulting instruction's side effects kept).
+fn run_emulated_until(
+    program: &[u8],
+    init: &[u8; 512],
+    data: &[u8],
+    gprs: &[u64],
+    flags: u64,
+    stop: &mut dyn FnMut(&FpuError) -> bool,
+) -> Result<Outcome, FpuError> {
     let mut st = FpuState::new();
     st.fxrstor(init)?;
     let mut m = Mock {
@@ -259,7 +272,14 @@ fn run_emulated(
     m.write_gpr(Register::RDI, MOCK_BASE);
     for i in decode_all(program) {
         m.cur = i;
-        execute(&mut st, &i, &mut m).inspect_err(|e| eprintln!("{i} failed: {e:?}"))?;
+        match execute(&mut st, &i, &mut m) {
+            Ok(()) => {}
+            Err(e) if stop(&e) => break,
+            Err(e) => {
+                eprintln!("{i} failed: {e:?}");
+                return Err(e);
+            }
+        }
     }
     let mut image = [0u8; 512];
     st.fxsave(&mut image);
@@ -1622,4 +1642,102 @@ fn x87_transcendentals_are_close_to_host() {
         &[0; 7],
         0x202,
     );
+}
+
+static XM_SKIP: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+static XM_HITS: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+
+extern "C" fn sigfpe_skip(_sig: libc::c_int, _info: *mut libc::siginfo_t, uc: *mut libc::c_void) {
+    use std::sync::atomic::Ordering::SeqCst;
+    let uc = uc as *mut libc::ucontext_t;
+    // SAFETY: the kernel passes a valid ucontext for an SA_SIGINFO handler;
+    // moving RIP past the faulting instruction resumes the test program.
+    unsafe {
+        (*uc).uc_mcontext.gregs[libc::REG_RIP as usize] += XM_SKIP.load(SeqCst) as i64;
+    }
+    XM_HITS.fetch_add(1, SeqCst);
+}
+
+/// Unmasked SSE exceptions: the host takes #XM (SIGFPE, whose handler
+/// skips the instruction); the emulation must raise #XM and leave the same
+/// MXCSR flags and the same (unchanged) destination.
+#[test]
+fn sse_unmasked_exceptions_match_host() {
+    use std::sync::atomic::Ordering::SeqCst;
+    // SAFETY: installs a process-wide SIGFPE handler that only adjusts RIP
+    // by the length of the single test instruction; no other test raises
+    // SIGFPE.
+    unsafe {
+        let mut sa: libc::sigaction = core::mem::zeroed();
+        sa.sa_sigaction = sigfpe_skip as usize;
+        sa.sa_flags = libc::SA_SIGINFO;
+        assert_eq!(libc::sigaction(libc::SIGFPE, &sa, core::ptr::null_mut()), 0);
+    }
+    type Emit = fn(&mut CodeAssembler) -> Result<(), IcedError>;
+    let ops: [Emit; 20] = [
+        |a| a.addps(xmm0, xmm1),
+        |a| a.mulpd(xmm0, xmm1),
+        |a| a.divss(xmm0, xmm1),
+        |a| a.divpd(xmm0, xmm1),
+        |a| a.sqrtsd(xmm0, xmm1),
+        |a| a.cvtpd2ps(xmm0, xmm1),
+        |a| a.cvtsd2ss(xmm0, xmm1),
+        |a| a.cmpps(xmm0, xmm1, 1),
+        |a| a.comiss(xmm0, xmm1),
+        |a| a.cvttss2si(eax, xmm1),
+        |a| a.minps(xmm0, xmm1),
+        |a| a.subsd(xmm0, xmm1),
+        |a| a.cvtps2dq(xmm0, xmm1),
+        |a| a.cvtsi2ss(xmm0, rax),
+        |a| a.sqrtps(xmm0, xmm1),
+        |a| a.maxsd(xmm0, xmm1),
+        |a| a.cmpsd_3(xmm0, xmm1, 5),
+        |a| a.ucomisd(xmm0, xmm1),
+        |a| a.cvtss2sd(xmm0, xmm1),
+        |a| a.cvtsd2si(rax, xmm1),
+    ];
+    let mut rng = Rng(0x0b0e);
+    let mut faults = 0;
+    for round in 0..1000 {
+        let op = ops[round % ops.len()];
+        let prog = assemble(&|a| op(a));
+        XM_SKIP.store(prog.len() as u64, SeqCst);
+        let data = random_data(&mut rng);
+        let mut img = default_image();
+        let unmask = (rng.next() as u32 & 0x3f) << 7;
+        let mx =
+            (0x1f80 & !unmask) | ((rng.next() as u32 & 3) << 13) | ((rng.next() as u32 & 1) << 15);
+        img[24..28].copy_from_slice(&mx.to_le_bytes());
+        for i in 0..2 {
+            let off = 0x100 * (1 + (rng.next() % 2) as usize) + 16 * (rng.next() % 8) as usize;
+            img[160 + 16 * i..176 + 16 * i].copy_from_slice(&data[off..off + 16]);
+        }
+        let before = XM_HITS.load(SeqCst);
+        let gprs = [rng.next() >> (rng.next() % 64), 0, 0, 0, 0, 0, 0];
+        let host = run_native(&prog, &img, &data, &gprs, 0x202);
+        let host_faulted = XM_HITS.load(SeqCst) != before;
+        let mut emu_faulted = false;
+        let emu = run_emulated_until(&prog, &img, &data, &gprs, 0x202, &mut |e| {
+            emu_faulted = *e
+                == FpuError::Exception {
+                    vector: 19,
+                    error_code: None,
+                };
+            emu_faulted
+        })
+        .expect("emulated run");
+        faults += usize::from(host_faulted);
+        assert_eq!(
+            host_faulted, emu_faulted,
+            "round {round} mxcsr {mx:#x}: #XM"
+        );
+        if host != emu {
+            panic!(
+                "round {round} mxcsr {mx:#x}\n--- host\n{}--- emulated\n{}",
+                describe(&host),
+                describe(&emu)
+            );
+        }
+    }
+    assert!(faults > 100, "only {faults} rounds faulted");
 }

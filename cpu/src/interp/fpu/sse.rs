@@ -79,15 +79,25 @@ pub(super) fn lane(op: FOp, a: u64, b: u64, fmt: Format, mxcsr: u32, flags: &mut
     let db = decode(b, fmt, mxcsr);
     env.denormal_input = da.denormal || db.denormal;
     let (x, y) = (da.v, db.v);
-    let r = match op {
-        FOp::Add => sf::add(x, y, false, NanRule::First, &mut env),
-        FOp::Sub => sf::add(x, y, true, NanRule::First, &mut env),
-        FOp::Mul => sf::mul(x, y, NanRule::First, &mut env),
-        FOp::Div => sf::div(x, y, NanRule::First, &mut env),
+    let arith = |e: &mut Env| match op {
+        FOp::Add => Some(sf::add(x, y, false, NanRule::First, e)),
+        FOp::Sub => Some(sf::add(x, y, true, NanRule::First, e)),
+        FOp::Mul => Some(sf::mul(x, y, NanRule::First, e)),
+        FOp::Div => Some(sf::div(x, y, NanRule::First, e)),
         FOp::Sqrt => {
-            env.denormal_input = db.denormal;
-            sf::sqrt(y, &mut env)
+            e.denormal_input = db.denormal;
+            Some(sf::sqrt(y, e))
         }
+        _ => None,
+    };
+    if let Some(r) = arith(&mut env) {
+        unbounded_precision(&mut env, mxcsr, |e| {
+            arith(e);
+        });
+        *flags |= env.flags;
+        return sf::pack(r, fmt) as u64;
+    }
+    match op {
         FOp::Min | FOp::Max => {
             let pick_a = if x.is_nan() || y.is_nan() {
                 env.flags |= IE;
@@ -137,11 +147,15 @@ pub(super) fn lane(op: FOp, a: u64, b: u64, fmt: Format, mxcsr: u32, flags: &mut
                 (_, o) => o.is_some(),
             };
             *flags |= env.flags;
-            return if t { ones(fmt) } else { 0 };
+            if t {
+                ones(fmt)
+            } else {
+                0
+            }
         }
-    };
-    *flags |= env.flags;
-    sf::pack(r, fmt) as u64
+        // The arithmetic operations returned above.
+        _ => 0,
+    }
 }
 
 /// COMIS/UCOMIS: RFLAGS value (ZF, PF, CF) for `a` compared with `b`.
@@ -177,8 +191,28 @@ pub(super) fn cvt_float(a: u64, from: Format, to: Format, mxcsr: u32, flags: &mu
     let mut env = mx_env(mxcsr, to);
     env.denormal_input = d.denormal;
     let r = sf::convert(d.v, &mut env);
+    unbounded_precision(&mut env, mxcsr, |e| {
+        sf::convert(d.v, e);
+    });
     *flags |= env.flags;
     sf::pack(r, to) as u64
+}
+
+/// With overflow or underflow unmasked and raised, no result is delivered
+/// and PE reflects rounding to the destination precision with an unbounded
+/// exponent: recompute it that way.
+fn unbounded_precision(env: &mut Env, mxcsr: u32, rerun: impl FnOnce(&mut Env)) {
+    let masks = mxcsr >> 7;
+    if env.flags & !masks & (sf::OE | sf::UE) == 0 {
+        return;
+    }
+    let mut wide = mx_env(mxcsr, env.fmt);
+    wide.denormal_input = env.denormal_input;
+    wide.ftz = false;
+    wide.fmt.emin = -(1 << 20);
+    wide.fmt.emax = 1 << 20;
+    rerun(&mut wide);
+    env.flags = (env.flags & !PE) | (wide.flags & PE);
 }
 
 /// Float-to-integer conversion (`bits` 32 or 64); `truncate` for CVTT*.
@@ -237,9 +271,13 @@ fn lane_put(v: u128, i: usize, fmt: Format, x: u64) -> u128 {
 impl FpuState {
     /// Merge `flags` into MXCSR; an unmasked one raises #XM or #UD.
     fn sse_flags(&mut self, flags: u32, ctx: &dyn FpuContext) -> Result<(), FpuError> {
-        let flags = flags & 0x3f;
+        let masks = self.mxcsr >> 7;
+        let pre = flags & (IE | DE | sf::ZE);
+        // An unmasked pre-computation exception (any lane) stops the
+        // post-computation checks (SDM vol. 1, 11.5.2).
+        let flags = if pre & !masks != 0 { pre } else { flags & 0x3f };
         self.mxcsr |= flags;
-        if flags & !(self.mxcsr >> 7) & 0x3f != 0 {
+        if flags & !masks & 0x3f != 0 {
             let vector = if ctx.cr4() & CR4_OSXMMEXCPT != 0 {
                 19
             } else {
