@@ -1669,7 +1669,7 @@ fn sse_unmasked_exceptions_match_host() {
     // SIGFPE.
     unsafe {
         let mut sa: libc::sigaction = core::mem::zeroed();
-        sa.sa_sigaction = sigfpe_skip as usize;
+        sa.sa_sigaction = sigfpe_skip as *const () as usize;
         sa.sa_flags = libc::SA_SIGINFO;
         assert_eq!(libc::sigaction(libc::SIGFPE, &sa, core::ptr::null_mut()), 0);
     }

@@ -115,13 +115,13 @@ pub(super) fn lane(op: FOp, a: u64, b: u64, fmt: Format, mxcsr: u32, flags: &mut
             };
             *flags |= env.flags;
             let chosen = if pick_a { da } else { db };
-            return if chosen.v.class == sf::Class::Zero {
+            if chosen.v.class == sf::Class::Zero {
                 sf::pack(chosen.v, fmt) as u64
             } else if pick_a {
                 a
             } else {
                 b
-            };
+            }
         }
         FOp::Cmp(p) => {
             let signaling = matches!(p & 7, 1 | 2 | 5 | 6);
