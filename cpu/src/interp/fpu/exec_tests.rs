@@ -1663,16 +1663,30 @@ extern "C" fn sigfpe_skip(_sig: libc::c_int, _info: *mut libc::siginfo_t, uc: *m
 /// MXCSR flags and the same (unchanged) destination.
 #[test]
 fn sse_unmasked_exceptions_match_host() {
-    use std::sync::atomic::Ordering::SeqCst;
+    // SAFETY: an all-zero sigaction is a valid value to be overwritten.
+    let mut previous: libc::sigaction = unsafe { core::mem::zeroed() };
     // SAFETY: installs a process-wide SIGFPE handler that only adjusts RIP
-    // by the length of the single test instruction; no other test raises
-    // SIGFPE.
+    // by the length of the single test instruction (no other test raises
+    // SIGFPE); the previous action is kept and restored below.
     unsafe {
         let mut sa: libc::sigaction = core::mem::zeroed();
         sa.sa_sigaction = sigfpe_skip as *const () as usize;
         sa.sa_flags = libc::SA_SIGINFO;
-        assert_eq!(libc::sigaction(libc::SIGFPE, &sa, core::ptr::null_mut()), 0);
+        assert_eq!(libc::sigaction(libc::SIGFPE, &sa, &mut previous), 0);
     }
+    let result = unmasked_sse_rounds();
+    // SAFETY: reinstates the action that was in place before this test.
+    unsafe {
+        libc::sigaction(libc::SIGFPE, &previous, core::ptr::null_mut());
+    }
+    match result {
+        Ok(faults) => assert!(faults > 100, "only {faults} rounds faulted"),
+        Err(e) => panic!("{e}"),
+    }
+}
+
+fn unmasked_sse_rounds() -> Result<usize, String> {
+    use std::sync::atomic::Ordering::SeqCst;
     type Emit = fn(&mut CodeAssembler) -> Result<(), IcedError>;
     let ops: [Emit; 20] = [
         |a| a.addps(xmm0, xmm1),
@@ -1725,19 +1739,20 @@ fn sse_unmasked_exceptions_match_host() {
                 };
             emu_faulted
         })
-        .expect("emulated run");
+        .map_err(|e| format!("round {round}: emulation raised {e:?}"))?;
         faults += usize::from(host_faulted);
-        assert_eq!(
-            host_faulted, emu_faulted,
-            "round {round} mxcsr {mx:#x}: #XM"
-        );
+        if host_faulted != emu_faulted {
+            return Err(format!(
+                "round {round} mxcsr {mx:#x}: host #XM {host_faulted}, emulated {emu_faulted}"
+            ));
+        }
         if host != emu {
-            panic!(
+            return Err(format!(
                 "round {round} mxcsr {mx:#x}\n--- host\n{}--- emulated\n{}",
                 describe(&host),
                 describe(&emu)
-            );
+            ));
         }
     }
-    assert!(faults > 100, "only {faults} rounds faulted");
+    Ok(faults)
 }
