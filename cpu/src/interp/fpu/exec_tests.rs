@@ -1065,7 +1065,17 @@ fn nm_and_ud_follow_cr0_and_cr4() {
 #[test]
 fn x87_unmasked_exceptions_match_host() {
     type Emit = fn(&mut CodeAssembler) -> Result<(), IcedError>;
-    let ops: [Emit; 12] = [
+    let ops: [Emit; 22] = [
+        |a| a.fld(dword_ptr(rdi + 0x204)),
+        |a| a.fld(qword_ptr(rdi + 0x108)),
+        |a| a.fbstp(ptr(rdi + 0x300)),
+        |a| a.fist(dword_ptr(rdi + 0x300)),
+        |a| a.fprem1(),
+        |a| a.fxtract(),
+        |a| a.frndint(),
+        |a| a.fcomi(st0, st1),
+        |a| a.fst(qword_ptr(rdi + 0x300)),
+        |a| a.fidiv(word_ptr(rdi + 0x206)),
         |a| a.fcomp_2(st0, st1),
         |a| a.fucomip(st0, st1),
         |a| a.fcompp(),

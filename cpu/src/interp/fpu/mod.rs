@@ -5,6 +5,25 @@
 //! [`execute`] with an [`FpuContext`] that gives access to general
 //! registers, the instruction's memory operand and the arithmetic flags.
 //! This module owns all floating-point and vector state ([`FpuState`]).
+//!
+//! Layout:
+//! - `softfloat`: one IEEE-754 core for f32, f64 and the x87 80-bit format
+//!   (exact integer arithmetic, one rounding per operation, every rounding
+//!   mode, precision control, flags, tininess after rounding);
+//! - `x87`: the x87 instruction set on that core (stack, tags, condition
+//!   codes, masked and unmasked exception responses, environments);
+//! - `sse`: SSE/SSE2 floating point per lane (MXCSR RC/DAZ/FTZ, #XM);
+//! - `simd`: SSE2 and MMX integer operations and data movement;
+//! - `state`: the register file and its FXSAVE image.
+//!
+//! Every result, flag and condition code is checked bit for bit against
+//! the test host's own x87/SSE unit (`host_tests`, `exec_tests`), except
+//! the transcendentals (FSIN, FCOS, FSINCOS, FPTAN, FPATAN, F2XM1, FYL2X,
+//! FYL2XP1), which are computed through f64 and may differ from the
+//! hardware in the last bits. Not implemented (#UD): RCPPS/RCPSS/RSQRTPS/
+//! RSQRTSS (their approximations differ between vendors), MASKMOVQ and
+//! MASKMOVDQU. FOP is not tracked; FIP needs
+//! [`FpuContext::instruction_address`], FCMOVcc needs [`FpuContext::rflags`].
 
 use iced_x86::{Instruction, Mnemonic, OpKind, Register};
 

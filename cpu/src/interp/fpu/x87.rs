@@ -510,9 +510,10 @@ impl FpuState {
                         let mut env = self.x87_env(false);
                         env.denormal_input = d.denormal;
                         let v = sf::convert(d.v, &mut env);
-                        // Widening is exact: only IE (SNaN) and DE can arise.
-                        let ok = self.x87_flags(env.flags, false);
-                        if !ok {
+                        // Widening is exact: only IE (SNaN) and DE can arise;
+                        // an unmasked DE still loads the value.
+                        self.x87_flags(env.flags, false);
+                        if env.flags & IE != 0 && self.fcw & 1 == 0 {
                             return Ok(());
                         }
                         F80::encode(v)
@@ -1096,18 +1097,20 @@ impl FpuState {
                 env.flags |= DE;
             }
             computed = true;
-            if a.v.class == Class::Zero || b.v.class == Class::Inf {
+            let r = if a.v.class == Class::Zero || b.v.class == Class::Inf {
                 a.v
             } else {
                 let (r, q, partial) = remainder(a.v, b.v, ieee);
                 cc = (q & 2 != 0, partial, q & 1 != 0, q & 4 != 0);
-                let r = if r.class == Class::Zero {
+                if r.class == Class::Zero {
                     Fp::zero(a.v.sign)
                 } else {
                     r
-                };
-                sf::round_value(r, &mut env)
-            }
+                }
+            };
+            // A tiny remainder underflows (exactly) like any result.
+            let masked = sf::round_value(r, &mut env);
+            self.bias_adjust(&mut env, masked, |e| sf::round_value(r, e))
         };
         if self.x87_flags(env.flags, false) {
             self.set_st(0, F80::encode(r));
