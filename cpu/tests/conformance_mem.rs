@@ -3,56 +3,35 @@
 
 mod conformance;
 
-use conformance::native::{self, Ctx};
+use conformance::asm::asm;
+use conformance::compare::{self, initial_state, Undefined, AF, ARITH, CF, DF, OF, PF, SF, ZF};
 use cpu::interp::SnippetMachine;
-use cpu::snippet::{SnippetEnd, SnippetState, DATA_BASE, DATA_SIZE};
+use cpu::snippet::DATA_BASE;
 use iced_x86::code_asm::*;
 
-const CF: u64 = 1;
-const PF: u64 = 4;
-const AF: u64 = 0x10;
-const ZF: u64 = 0x40;
-const SF: u64 = 0x80;
-const OF: u64 = 0x800;
-const ARITH: u64 = CF | PF | AF | ZF | SF | OF;
-const DF: u64 = 0x400;
-
-fn asm(f: impl FnOnce(&mut CodeAssembler) -> Result<(), IcedError>) -> Vec<u8> {
-    let mut a = CodeAssembler::new(64).unwrap();
-    f(&mut a).unwrap();
-    a.assemble(cpu::snippet::CODE_BASE).unwrap()
-}
-
-fn pattern() -> Vec<u8> {
-    (0..DATA_SIZE).map(|i| (i * 37 + 11) as u8).collect()
-}
-
-fn check(m: &mut SnippetMachine, code: &[u8], gprs: [u64; 16], flags: u64, undef: u64, what: &str) {
-    let mut n = Ctx {
-        gprs,
-        rflags: (flags & (ARITH | DF)) | 2,
-    };
-    let mut ndata = pattern();
-    native::run_with_data(code, &mut n, &mut ndata);
-    let mut fx = [0u8; 512];
-    fx[0..2].copy_from_slice(&0x037fu16.to_le_bytes());
-    fx[24..28].copy_from_slice(&0x1f80u32.to_le_bytes());
-    let mut s = SnippetState {
-        gprs,
-        rflags: (flags & (ARITH | DF)) | 2,
-        fxsave: fx,
-        data: pattern(),
-    };
-    assert_eq!(m.run(code, &mut s), SnippetEnd::Completed, "{what}");
-    let mut ng = n.gprs;
-    let mut ig = s.gprs;
-    ng[4] = 0;
-    ig[4] = 0;
-    let mask = (ARITH | DF) & !undef;
-    assert_eq!(ig, ng, "{what}: registers");
-    assert_eq!(s.rflags & mask, n.rflags & mask, "{what}: flags");
-    let diff = s.data.iter().zip(&ndata).position(|(a, b)| a != b);
-    assert!(diff.is_none(), "{what}: data differs at offset {diff:?}");
+/// Runs `code` natively and on the interpreter from `gprs`/`flags` and the
+/// default data pattern; registers, flags but `undef`, and data must match.
+fn check(
+    _m: &mut SnippetMachine,
+    code: &[u8],
+    gprs: [u64; 16],
+    flags: u64,
+    undef: u64,
+    what: &str,
+) {
+    let mut s = initial_state();
+    s.gprs = gprs;
+    s.rflags = flags & (ARITH | DF);
+    if let Err(report) = compare::compare(
+        code,
+        &s,
+        Undefined {
+            flags: undef,
+            ..Undefined::NONE
+        },
+    ) {
+        panic!("{what}: native and interpreter differ\n{report}");
+    }
 }
 
 fn regs(dst: u64, src: u64, count: u64, acc: u64, other: u64) -> [u64; 16] {
@@ -220,7 +199,7 @@ fn string_instructions_with_df_both_ways_and_rep() {
                     (DATA_BASE + 1024, DATA_BASE + 4000)
                 };
                 let mut g = regs(dst, src, count, 0x4b, 0);
-                g[0] = u64::from(pattern()[2048 + 5]);
+                g[0] = u64::from(compare::data_pattern()[2048 + 5]);
                 let code = {
                     let mut c = if df == 0 { vec![0xfc] } else { vec![0xfd] };
                     c.extend_from_slice(code);

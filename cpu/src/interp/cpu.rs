@@ -637,6 +637,13 @@ impl FpuContext for FpuCtx<'_> {
     fn long_mode(&self) -> bool {
         self.cpu.st.long64()
     }
+    fn rflags(&self) -> Option<u64> {
+        Some(self.cpu.st.rflags)
+    }
+    fn instruction_address(&self) -> Option<u64> {
+        let cs = self.cpu.st.seg[Seg::Cs as usize].base;
+        Some(cs.wrapping_add(self.ins.ip()))
+    }
 }
 
 /// A memory context that leaves `self.st` free to borrow mutably.

@@ -816,7 +816,12 @@ impl Cpu {
                     let s = self.read_op(i, 1)?;
                     self.write_op(i, 0, s)?;
                 } else {
-                    self.write_op(i, 0, d)?;
+                    // Memory sees its own value written back (the locked
+                    // cycle); a register destination is left untouched,
+                    // upper half included.
+                    if i.op0_kind() == OpKind::Memory {
+                        self.write_op(i, 0, d)?;
+                    }
                     self.set_reg(acc, d);
                 }
             }

@@ -1,4 +1,11 @@
-//! Native-execution oracle shared by the conformance tests.
+//! The conformance harness shared by the `conformance_*` test binaries:
+//! the host CPU is the oracle ([`native`]), [`compare`] runs a snippet on
+//! it and on the interpreter and reports differences readably, [`rng`] is
+//! the seeded generator of the randomized tests, [`asm`] assembles and
+//! disassembles snippets.
 #![allow(dead_code)]
 
+pub mod asm;
+pub mod compare;
 pub mod native;
+pub mod rng;

@@ -455,7 +455,7 @@ macro_rules! host_sse {
         let mut r: u64 = 0;
         let mut mxo: u32 = 0;
         let def: u32 = 0x1f80;
-        // SAFETY: the block only touches xmm0/xmm1 (declared clobbered),
+        // SAFETY: the block only touches rax/xmm0/xmm1 (declared clobbered),
         // MXCSR (restored to the ABI default at the end) and the local
         // variables whose addresses it receives.
         unsafe {
@@ -473,7 +473,7 @@ macro_rules! host_sse {
                 r = in(reg) &mut r,
                 mxo = in(reg) &mut mxo,
                 def = in(reg) &def,
-                out("xmm0") _, out("xmm1") _,
+                out("rax") _, out("xmm0") _, out("xmm1") _,
                 options(nostack),
             );
         }
