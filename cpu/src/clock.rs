@@ -23,6 +23,14 @@ pub struct Clock {
     start: Instant,
     /// Instructions retired (instruction-counted mode), summed over vCPUs.
     icount: AtomicU64,
+    /// Guest time skipped while every vCPU was idle (instruction-counted
+    /// mode): the clock jumps to the next timer deadline instead of
+    /// waiting for instructions that never come.
+    warp_ns: AtomicU64,
+    /// The next timer deadline (instruction-counted mode; `u64::MAX`:
+    /// none): vCPUs stop executing exactly there, so timers fire at the
+    /// same instruction on every run.
+    deadline_ns: AtomicU64,
     /// TSC frequency in kHz the guest is told about.
     tsc_khz: u64,
 }
@@ -34,6 +42,8 @@ impl Clock {
             mode,
             start: Instant::now(),
             icount: AtomicU64::new(0),
+            warp_ns: AtomicU64::new(0),
+            deadline_ns: AtomicU64::new(u64::MAX),
             tsc_khz,
         }
     }
@@ -47,7 +57,52 @@ impl Clock {
     pub fn now_ns(&self) -> u64 {
         match self.mode {
             ClockMode::Host => u64::try_from(self.start.elapsed().as_nanos()).unwrap_or(u64::MAX),
-            ClockMode::InstructionCounted { shift } => self.icount.load(Ordering::Relaxed) << shift,
+            ClockMode::InstructionCounted { shift } => (self.icount.load(Ordering::Relaxed)
+                << shift)
+                .saturating_add(self.warp_ns.load(Ordering::Relaxed)),
+        }
+    }
+
+    /// True when time advances with executed instructions.
+    pub fn is_instruction_counted(&self) -> bool {
+        matches!(self.mode, ClockMode::InstructionCounted { .. })
+    }
+
+    /// Record the next timer deadline (instruction-counted mode).
+    pub fn set_deadline(&self, ns: Option<u64>) {
+        self.deadline_ns
+            .store(ns.unwrap_or(u64::MAX), Ordering::Relaxed);
+    }
+
+    /// The next timer deadline recorded with [`Clock::set_deadline`].
+    pub fn deadline(&self) -> Option<u64> {
+        Some(self.deadline_ns.load(Ordering::Relaxed)).filter(|&d| d != u64::MAX)
+    }
+
+    /// How many instructions may run before the next deadline (at least
+    /// one); unlimited on the host clock or without a deadline.
+    pub fn instruction_budget(&self) -> u64 {
+        let ClockMode::InstructionCounted { shift } = self.mode else {
+            return u64::MAX;
+        };
+        match self.deadline() {
+            None => u64::MAX,
+            Some(d) => {
+                let left = d.saturating_sub(self.now_ns());
+                // Round up: the deadline is reached after the last one.
+                left.div_ceil(1 << shift).max(1)
+            }
+        }
+    }
+
+    /// Jump guest time forward to `ns` (instruction-counted mode, when
+    /// every vCPU is idle); never backwards.
+    pub fn warp_to(&self, ns: u64) {
+        if self.is_instruction_counted() {
+            let now = self.now_ns();
+            if ns > now {
+                self.warp_ns.fetch_add(ns - now, Ordering::Relaxed);
+            }
         }
     }
 
@@ -108,5 +163,24 @@ mod tests {
         c.add_instructions(10);
         assert_eq!(c.now_ns(), 40);
         assert_eq!(c.tsc(), 40);
+    }
+
+    #[test]
+    fn budget_reaches_the_deadline_and_warp_jumps_to_it() {
+        let c = Clock::new(ClockMode::InstructionCounted { shift: 3 }, 1_000_000);
+        assert_eq!(c.instruction_budget(), u64::MAX);
+        c.add_instructions(2);
+        c.set_deadline(Some(100));
+        // 16 ns done, 84 left at 8 ns each: 11 instructions (rounded up).
+        assert_eq!(c.instruction_budget(), 11);
+        c.warp_to(100);
+        assert_eq!(c.now_ns(), 100);
+        assert_eq!(c.instruction_budget(), 1);
+        c.warp_to(50);
+        assert_eq!(c.now_ns(), 100, "never backwards");
+        assert_eq!(c.instructions(), 2);
+        let h = Clock::new(ClockMode::Host, 1_000_000);
+        h.set_deadline(Some(1));
+        assert_eq!(h.instruction_budget(), u64::MAX);
     }
 }

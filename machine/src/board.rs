@@ -312,6 +312,7 @@ impl Machine {
             self.snapshots.clone(),
             self.mem.clone(),
             self.monitors.clone(),
+            self.clock.clone(),
         );
         let version = qmp::VersionInfo {
             major: 10,

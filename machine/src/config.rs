@@ -159,6 +159,12 @@ pub struct MachineConfig {
     pub debug_exit: Option<DebugExitConfig>,
     /// `-icount shift=N`: deterministic instruction-counted time.
     pub icount_shift: Option<u32>,
+    /// `-icount sleep=on|off` (default on): whether an idle guest's
+    /// instruction-counted time follows the host clock or jumps ahead.
+    pub icount_sleep: bool,
+    /// `-rtc base=DATETIME`: the RTC's start, in seconds since the Unix
+    /// epoch (`None`: the host's time at start).
+    pub rtc_base: Option<u64>,
     /// `-chardev` definitions.
     pub chardevs: Vec<Chardev>,
     /// `-qmp`/`-mon`/`-monitor` arguments in order, for the monitor layer.
@@ -246,6 +252,8 @@ impl Default for MachineConfig {
             start_paused: false,
             debug_exit: None,
             icount_shift: None,
+            icount_sleep: true,
+            rtc_base: None,
             chardevs: Vec::new(),
             monitors: Vec::new(),
             globals: Vec::new(),

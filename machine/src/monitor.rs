@@ -41,6 +41,8 @@ pub struct MonitorContext {
     pub monitors: Vec<MonitorConfig>,
     /// Block backends, for `query-block`.
     pub drives: Vec<crate::config::DriveConfig>,
+    /// The guest clock (`query-replay` reports its instruction count).
+    pub clock: Arc<cpu::Clock>,
 }
 
 impl std::fmt::Debug for MonitorContext {
@@ -63,6 +65,7 @@ impl MonitorContext {
         snapshots: RegisterSnapshots,
         mem: Arc<GuestMemory>,
         monitors: Vec<MonitorConfig>,
+        clock: Arc<cpu::Clock>,
     ) -> Self {
         MonitorContext {
             requests: Mutex::new(requests),
@@ -76,6 +79,7 @@ impl MonitorContext {
             serial: cfg.serial.clone(),
             monitors,
             drives: cfg.drives.clone(),
+            clock,
         }
     }
 
@@ -384,6 +388,9 @@ impl CommandHandler for MonitorContext {
             }),
             "query-uuid" => Ok(json!({"UUID": "00000000-0000-0000-0000-000000000000"})),
             "query-target" => Ok(json!({"arch": "x86_64"})),
+            // No record/replay; as in QEMU, `icount` is the number of
+            // instructions executed under `-icount` (0 without it).
+            "query-replay" => Ok(json!({"mode": "none", "icount": self.clock.instructions()})),
             "query-kvm" => Ok(json!({
                 "enabled": self.accel == AccelKind::Kvm,
                 "present": std::fs::OpenOptions::new().read(true).write(true).open("/dev/kvm").is_ok()

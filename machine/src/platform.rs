@@ -153,6 +153,17 @@ struct InterpInterrupts {
     chip: IrqChip,
     notifier: Arc<BoardNotifier>,
     clock: Arc<Clock>,
+    /// Instruction-counted time: the vCPU threads service the timers.
+    icount: Option<IcountTimers>,
+}
+
+/// `-icount`: timers are serviced on the vCPU threads at deterministic
+/// points instead of by the host-time timer thread.
+struct IcountTimers {
+    timers: Arc<TimerService>,
+    /// `sleep=on`: an idle guest's time follows the host's; `off`: it
+    /// jumps straight to the next deadline.
+    sleep: bool,
 }
 
 /// Longest a halted vCPU sleeps before re-checking the control state.
@@ -161,6 +172,9 @@ const HALT_POLL: Duration = Duration::from_millis(20);
 impl VcpuInterrupts for InterpInterrupts {
     fn inject(&self, vcpu: &mut dyn Vcpu) -> Result<(), CpuError> {
         let id = vcpu.id();
+        if let Some(ic) = &self.icount {
+            self.clock.set_deadline(ic.timers.service());
+        }
         while let Some(ev) = self.chip.take_init_sipi(id) {
             match ev {
                 InitSipi::Init => vcpu.deliver_init()?,
@@ -190,6 +204,27 @@ impl VcpuInterrupts for InterpInterrupts {
 
     fn halted(&self, vcpu: u32, control: &VcpuControl) {
         if self.chip.pending_interrupt(vcpu).is_some() || control.should_stop() {
+            return;
+        }
+        if let Some(ic) = &self.icount {
+            // Idle with instruction-counted time: no instruction will move
+            // the clock, so move it to the next deadline (paced by the
+            // host's clock with sleep=on). The guest is halted meanwhile,
+            // so its instruction stream is the same either way.
+            if let Some(t) = ic.timers.service() {
+                let now = self.clock.now_ns();
+                if ic.sleep {
+                    let wait = Duration::from_nanos(t.saturating_sub(now)).min(HALT_POLL);
+                    let slept = std::time::Instant::now();
+                    self.notifier.park(vcpu, wait);
+                    let elapsed = u64::try_from(slept.elapsed().as_nanos()).unwrap_or(u64::MAX);
+                    self.clock.warp_to(t.min(now.saturating_add(elapsed)));
+                } else {
+                    self.clock.warp_to(t);
+                }
+                return;
+            }
+            self.notifier.park(vcpu, HALT_POLL);
             return;
         }
         let wait = match (self.chip.next_timer_deadline(vcpu), self.clock.mode()) {
@@ -348,11 +383,16 @@ pub fn build(
     let transports = build_virtio(cfg, mem, &irqchip, &mut mmio)?;
     let mut io = BoardIo::new(pio, mmio);
     let t = timers.clone();
-    io.set_timer_hooks(
-        devices.timer_ports(),
-        vec![(0xfee0_0000, 0x1000)],
-        Arc::new(move || t.wake()),
-    );
+    let c = clock.clone();
+    // A guest that programs a timer moves the next deadline: the timer
+    // thread re-plans, or (instruction-counted time) the running vCPU's
+    // budget shrinks to it.
+    let wake: Arc<dyn Fn() + Send + Sync> = if clock.is_instruction_counted() {
+        Arc::new(move || c.set_deadline(t.service()))
+    } else {
+        Arc::new(move || t.wake())
+    };
+    io.set_timer_hooks(devices.timer_ports(), vec![(0xfee0_0000, 0x1000)], wake);
     let interrupts: Arc<dyn VcpuInterrupts> = if userspace {
         io.set_msr_handler(Arc::new(LapicMsrs {
             chip: irqchip.clone(),
@@ -361,6 +401,10 @@ pub fn build(
             chip: irqchip.clone(),
             notifier: notifier.clone(),
             clock: clock.clone(),
+            icount: clock.is_instruction_counted().then(|| IcountTimers {
+                timers: timers.clone(),
+                sleep: cfg.icount_sleep,
+            }),
         })
     } else {
         Arc::new(KvmInterrupts {

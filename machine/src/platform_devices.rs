@@ -70,10 +70,12 @@ impl PlatformDevices {
             devs.pit = Some(pit);
         }
         if cfg.rtc_enabled(accel) {
-            let start = std::time::SystemTime::now()
-                .duration_since(std::time::UNIX_EPOCH)
-                .map(|d| d.as_secs())
-                .unwrap_or(0);
+            let start = cfg.rtc_base.unwrap_or_else(|| {
+                std::time::SystemTime::now()
+                    .duration_since(std::time::UNIX_EPOCH)
+                    .map(|d| d.as_secs())
+                    .unwrap_or(0)
+            });
             let rtc = Arc::new(Mutex::new(Rtc::new(
                 irq(chip, crate::platform::RTC_GSI)?,
                 clock.clone(),

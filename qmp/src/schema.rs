@@ -147,6 +147,12 @@ pub const COMMANDS: &[Command] = &[
         allow_oob: false,
     },
     Command {
+        name: "query-replay",
+        args: &[],
+        ret: Ret::Object(&[("mode", "str"), ("icount", "int")]),
+        allow_oob: false,
+    },
+    Command {
         name: "query-kvm",
         args: &[],
         ret: Ret::Object(&[("enabled", "bool"), ("present", "bool")]),

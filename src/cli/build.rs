@@ -165,7 +165,11 @@ pub fn build(opts: &[Opt]) -> Result<Action, CliError> {
                             })?;
                             cfg.icount_shift = Some(shift as u32);
                         }
-                        "sleep" | "align" => {
+                        "sleep" => {
+                            cfg.icount_sleep =
+                                parse_bool(&p.value).ok_or_else(|| bad_bool(&loc, &p))?;
+                        }
+                        "align" => {
                             parse_bool(&p.value).ok_or_else(|| bad_bool(&loc, &p))?;
                         }
                         _ => {
@@ -186,7 +190,8 @@ pub fn build(opts: &[Opt]) -> Result<Action, CliError> {
                     ),
                 ))
             }
-            "D" | "d" | "rtc" | "boot" | "uuid" => {}
+            "rtc" => rtc_opt(&mut cfg, &loc, val)?,
+            "D" | "d" | "boot" | "uuid" => {}
             other => return Err(CliError::at(format!("-{other}"), "invalid option")),
         }
     }
@@ -258,6 +263,43 @@ fn strip_os_error(e: &std::io::Error) -> String {
 
 fn not_found(loc: &str, class: &str, key: &str) -> CliError {
     CliError::at(loc, format!("Property '{class}.{key}' not found"))
+}
+
+/// `-rtc [base=utc|localtime|DATETIME][,clock=host|rt|vm][,driftfix=none|slew]`.
+/// The RTC always runs on the guest clock (QEMU's `clock=vm`), which
+/// follows the host unless `-icount` is given; `base=` fixes its start.
+fn rtc_opt(cfg: &mut MachineConfig, loc: &str, val: &str) -> Result<(), CliError> {
+    for p in keyval::parse(val, None) {
+        match p.key.as_str() {
+            "base" => {
+                cfg.rtc_base = match p.value.as_str() {
+                    "utc" | "localtime" => None,
+                    v => Some(super::datetime::parse_unix_secs(v).ok_or_else(|| {
+                        CliError::at(
+                            loc,
+                            "invalid datetime format\nvalid formats: '2006-06-17T16:01:21' or '2006-06-17'",
+                        )
+                    })?),
+                }
+            }
+            "clock" if matches!(p.value.as_str(), "host" | "rt" | "vm") => {}
+            "clock" => {
+                return Err(CliError::at(
+                    loc,
+                    format!("invalid option value '{}'", p.value),
+                ))
+            }
+            "driftfix" if matches!(p.value.as_str(), "none" | "slew") => {}
+            "driftfix" => {
+                return Err(CliError::at(
+                    loc,
+                    format!("invalid option value '{}'", p.value),
+                ))
+            }
+            _ => return Err(CliError::at(loc, format!("Invalid parameter '{}'", p.key))),
+        }
+    }
+    Ok(())
 }
 
 fn bad_bool(loc: &str, p: &Param) -> CliError {

@@ -2,6 +2,7 @@
 
 mod argv;
 mod build;
+mod datetime;
 mod error;
 pub mod help;
 mod keyval;

@@ -142,6 +142,11 @@ impl Cpu {
         }
     }
 
+    /// The guest clock this CPU runs on.
+    pub fn clock(&self) -> &Arc<Clock> {
+        &self.clock
+    }
+
     /// The TSC rate guests are told.
     pub fn clock_tsc_khz(&self) -> u64 {
         self.clock.tsc_khz()

@@ -16,6 +16,8 @@ use crate::{
 const SLICE: Duration = Duration::from_millis(5);
 /// Instructions between checks of the kick flag and the slice clock.
 const BATCH: u32 = 1024;
+/// Longest run, in instructions, with instruction-counted time.
+const ICOUNT_SLICE: u64 = 1 << 20;
 
 /// The interpreter's kick: a flag checked per batch of instructions.
 #[derive(Debug, Default)]
@@ -98,19 +100,29 @@ impl Vcpu for InterpVcpu {
         }
         self.cpu.attach_io(Some(io));
         let start = Instant::now();
+        let counted = self.cpu.clock().is_instruction_counted();
+        // Instruction-counted time: stop exactly at the next timer deadline
+        // and slice by instructions, never by host time, so every run of
+        // the same guest takes interrupts at the same instruction.
+        let mut budget = if counted { ICOUNT_SLICE } else { u64::MAX };
         let mut exit = VcpuExit::Continue;
+        let mut done: u64;
         'outer: loop {
-            for _ in 0..BATCH {
+            let n = if counted {
+                // Re-read per batch: the guest may have armed a nearer timer.
+                budget.min(self.cpu.clock().instruction_budget())
+            } else {
+                budget
+            }
+            .min(u64::from(BATCH));
+            done = 0;
+            while done < n {
+                done += 1;
                 match self.cpu.step() {
                     Ok((None, shadow)) => {
                         let was = self.shadow;
                         self.shadow = shadow;
-                        if was && self.want_window && self.interruptible() {
-                            self.want_window = false;
-                            exit = VcpuExit::IrqWindowOpen;
-                            break 'outer;
-                        }
-                        if !shadow && self.want_window && self.interruptible() {
+                        if (was || !shadow) && self.want_window && self.interruptible() {
                             self.want_window = false;
                             exit = VcpuExit::IrqWindowOpen;
                             break 'outer;
@@ -128,15 +140,22 @@ impl Vcpu for InterpVcpu {
                     }
                 }
             }
-            self.cpu.account(u64::from(BATCH));
+            self.cpu.account(done);
+            done = 0;
+            budget -= n;
             if self.kick.0.swap(false, Ordering::SeqCst) {
                 exit = VcpuExit::Kicked;
                 break;
             }
-            if start.elapsed() >= SLICE {
+            if budget == 0 || (counted && self.cpu.clock().instruction_budget() <= 1) {
+                // At the deadline: back to the vCPU loop to fire the timers.
+                break;
+            }
+            if !counted && start.elapsed() >= SLICE {
                 break;
             }
         }
+        self.cpu.account(done);
         self.cpu.attach_io(None);
         Ok(exit)
     }
