@@ -1,13 +1,14 @@
 //! One interpreted CPU: fetch, decode (with a per-page decode cache),
 //! execute, and deliver exceptions and interrupts through the IDT.
 
-use std::collections::HashMap;
 use std::sync::Arc;
 
 use iced_x86::{Decoder, DecoderOptions, Instruction, Register};
 
+use super::dcache::DecodeCache;
 use super::fpu::{self, FpuContext, FpuError, MemFault};
 use super::mem::{Access, Exception, Mmu};
+use super::ram::RamMap;
 use super::state::flags::*;
 use super::state::{CpuState, Seg, EFER_LMA, EFER_LME, EFER_NXE, EFER_SCE};
 use crate::{Clock, GuestMemory, IoBus};
@@ -34,9 +35,11 @@ pub struct Cpu {
     pub(super) mem: Arc<GuestMemory>,
     clock: Arc<Clock>,
     pub(super) io: Option<*const dyn IoBus>,
+    /// Host addresses of guest RAM (fast loads, stores and fetches).
+    pub(super) ram: RamMap,
     /// Decoded instructions by physical address (code bytes are
     /// re-checked against memory before use, so self-modifying code is safe).
-    cache: HashMap<(u64, u64, u32), (Instruction, [u8; 15])>,
+    cache: Box<DecodeCache>,
     /// Instructions retired.
     pub retired: u64,
     /// The last instructions executed (RIP, after-state RAX..RDI), kept
@@ -67,10 +70,11 @@ impl Cpu {
         Cpu {
             st: CpuState::default(),
             id,
+            ram: RamMap::new(mem.clone()),
             mem,
             clock,
             io: None,
-            cache: HashMap::new(),
+            cache: Box::default(),
             retired: 0,
             history: std::collections::VecDeque::new(),
             last_exception: None,
@@ -95,12 +99,17 @@ impl Cpu {
 
     /// The memory context.
     pub fn mmu(&self) -> Mmu<'_> {
-        make_mmu(&self.mem, self.io, self.id)
+        make_mmu(&self.mem, &self.ram, self.io, self.id)
     }
 }
 
 /// Build a memory context from disjoint fields (so `st` stays borrowable).
-pub fn make_mmu(mem: &GuestMemory, io: Option<*const dyn IoBus>, vcpu: u32) -> Mmu<'_> {
+pub fn make_mmu<'a>(
+    mem: &'a GuestMemory,
+    ram: &'a RamMap,
+    io: Option<*const dyn IoBus>,
+    vcpu: u32,
+) -> Mmu<'a> {
     struct NoIo;
     impl IoBus for NoIo {
         fn pio_read(&self, _: u32, _: u16, d: &mut [u8]) {
@@ -118,7 +127,7 @@ pub fn make_mmu(mem: &GuestMemory, io: Option<*const dyn IoBus>, vcpu: u32) -> M
         Some(p) => unsafe { &*p },
         None => &NO_IO,
     };
-    Mmu { mem, io, vcpu }
+    Mmu { mem, ram, io, vcpu }
 }
 
 impl Cpu {
@@ -179,25 +188,19 @@ impl Cpu {
         mmu.phys_read(pa, &mut bytes[..n]);
         // Keyed by linear RIP too: iced stores branch targets and
         // RIP-relative addresses absolutely.
-        let key = (pa, self.st.rip, bitness);
-        if let Some((ins, code)) = self.cache.get(&key) {
-            let len = ins.len();
-            if len <= n && code[..len] == bytes[..len] {
-                return Ok(*ins);
-            }
+        let rip = self.st.rip;
+        if let Some(ins) = self.cache.get(pa, rip, bitness, &bytes[..n]) {
+            return Ok(ins);
         }
-        let mut dec = Decoder::with_ip(bitness, &bytes[..n], self.st.rip, DecoderOptions::NONE);
+        let mut dec = Decoder::with_ip(bitness, &bytes[..n], rip, DecoderOptions::NONE);
         let mut ins = dec.decode();
         if ins.is_invalid() && n < 15 {
             // The instruction crosses a page: fetch the rest.
             mmu.read(&mut self.st, la, &mut bytes, Access::Exec)?;
-            let mut dec = Decoder::with_ip(bitness, &bytes, self.st.rip, DecoderOptions::NONE);
+            let mut dec = Decoder::with_ip(bitness, &bytes, rip, DecoderOptions::NONE);
             ins = dec.decode();
         } else if ins.len() <= n {
-            if self.cache.len() > 1 << 20 {
-                self.cache.clear();
-            }
-            self.cache.insert(key, (ins, bytes));
+            self.cache.insert(pa, rip, bitness, &bytes[..n], ins);
         }
         if ins.is_invalid() {
             return Err(Exception::UD);
@@ -656,6 +659,6 @@ impl FpuContext for FpuCtx<'_> {
 #[doc(hidden)]
 macro_rules! interp_mmu {
     ($cpu:expr) => {
-        $crate::interp::cpu::make_mmu(&$cpu.mem, $cpu.io, $cpu.id)
+        $crate::interp::cpu::make_mmu(&$cpu.mem, &$cpu.ram, $cpu.io, $cpu.id)
     };
 }

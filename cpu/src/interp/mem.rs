@@ -3,6 +3,7 @@
 
 use vm_memory::{Bytes, GuestAddress};
 
+use super::ram::RamMap;
 use super::state::{CpuState, CR0_PG, CR0_WP, CR4_PAE, CR4_PSE, EFER_LMA, EFER_NXE};
 use crate::{GuestMemory, IoBus};
 
@@ -52,6 +53,8 @@ pub enum Access {
 pub struct Mmu<'a> {
     /// Guest RAM.
     pub mem: &'a GuestMemory,
+    /// Direct host access to RAM (the fast path).
+    pub ram: &'a RamMap,
     /// Everything else.
     pub io: &'a dyn IoBus,
     /// The vCPU index (for MMIO routing).
@@ -70,19 +73,24 @@ const ADDR: u64 = 0x000f_ffff_ffff_f000;
 impl Mmu<'_> {
     /// Read physical memory (RAM or MMIO).
     pub fn phys_read(&self, gpa: u64, buf: &mut [u8]) {
-        if self.mem.read_slice(buf, GuestAddress(gpa)).is_err() {
+        if !self.ram.read(gpa, buf) && self.mem.read_slice(buf, GuestAddress(gpa)).is_err() {
             self.io.mmio_read(self.vcpu, gpa, buf);
         }
     }
 
     /// Write physical memory (RAM or MMIO).
     pub fn phys_write(&self, gpa: u64, buf: &[u8]) {
-        if self.mem.write_slice(buf, GuestAddress(gpa)).is_err() {
+        if !self.ram.write(gpa, buf) && self.mem.write_slice(buf, GuestAddress(gpa)).is_err() {
             self.io.mmio_write(self.vcpu, gpa, buf);
         }
     }
 
     fn read_pte(&self, gpa: u64, wide: bool) -> u64 {
+        let mut b = [0u8; 8];
+        let n = if wide { 8 } else { 4 };
+        if self.ram.read(gpa, &mut b[..n]) {
+            return u64::from_le_bytes(b);
+        }
         if wide {
             self.mem.read_obj::<u64>(GuestAddress(gpa)).unwrap_or(0)
         } else {

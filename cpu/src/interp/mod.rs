@@ -9,10 +9,12 @@
 pub mod alu;
 pub mod cpu;
 mod cpuid;
+mod dcache;
 pub mod desc;
 pub mod exec;
 pub mod fpu;
 pub mod mem;
+pub mod ram;
 pub mod snippet_runner;
 pub mod state;
 pub mod vcpu;

@@ -1,0 +1,117 @@
+//! The decoded-instruction cache: a direct-mapped table keyed by physical
+//! address, linear RIP and code size. Each entry keeps the instruction's
+//! bytes, and a hit is used only if guest memory still holds them, so code
+//! patched through any mapping (or overwritten by DMA) is decoded afresh.
+
+use iced_x86::Instruction;
+
+/// Number of entries (a power of two).
+const ENTRIES: usize = 1 << 15;
+
+/// One cached decode.
+#[derive(Clone, Copy)]
+struct Entry {
+    pa: u64,
+    rip: u64,
+    bitness: u32,
+    len: u32,
+    bytes: [u8; 16],
+    ins: Instruction,
+}
+
+/// The cache (one per vCPU).
+pub struct DecodeCache {
+    entries: Vec<Entry>,
+}
+
+impl std::fmt::Debug for DecodeCache {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("DecodeCache").finish_non_exhaustive()
+    }
+}
+
+impl Default for DecodeCache {
+    fn default() -> Self {
+        let empty = Entry {
+            pa: u64::MAX,
+            rip: 0,
+            bitness: 0,
+            len: 0,
+            bytes: [0; 16],
+            ins: Instruction::default(),
+        };
+        DecodeCache {
+            entries: vec![empty; ENTRIES],
+        }
+    }
+}
+
+#[inline]
+fn slot(pa: u64) -> usize {
+    ((pa ^ (pa >> 15)) as usize) & (ENTRIES - 1)
+}
+
+impl DecodeCache {
+    /// The cached instruction at (`pa`, `rip`, `bitness`) if memory still
+    /// holds its bytes; `code` is what memory holds at `pa` now (at least
+    /// as many bytes as the instruction, else it is a miss).
+    #[inline]
+    pub fn get(&self, pa: u64, rip: u64, bitness: u32, code: &[u8]) -> Option<Instruction> {
+        let e = &self.entries[slot(pa)];
+        let len = e.len as usize;
+        (e.pa == pa
+            && e.rip == rip
+            && e.bitness == bitness
+            && len <= code.len()
+            && e.bytes[..len] == code[..len])
+            .then_some(e.ins)
+    }
+
+    /// Remember `ins`, decoded from `code` at (`pa`, `rip`, `bitness`).
+    #[inline]
+    pub fn insert(&mut self, pa: u64, rip: u64, bitness: u32, code: &[u8], ins: Instruction) {
+        let len = ins.len();
+        if len > code.len() || len > 16 {
+            return;
+        }
+        let e = &mut self.entries[slot(pa)];
+        e.pa = pa;
+        e.rip = rip;
+        e.bitness = bitness;
+        e.len = len as u32;
+        e.bytes[..len].copy_from_slice(&code[..len]);
+        e.ins = ins;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use iced_x86::{Decoder, DecoderOptions};
+
+    fn decode(code: &[u8], rip: u64) -> Instruction {
+        Decoder::with_ip(64, code, rip, DecoderOptions::NONE).decode()
+    }
+
+    #[test]
+    fn hits_only_with_the_same_key_and_bytes() {
+        let mut c = DecodeCache::default();
+        let code = [0x48, 0x01, 0xd8, 0x90]; // add rax, rbx; nop
+        let ins = decode(&code, 0x1000);
+        assert!(c.get(0x5000, 0x1000, 64, &code).is_none());
+        c.insert(0x5000, 0x1000, 64, &code, ins);
+        assert_eq!(c.get(0x5000, 0x1000, 64, &code), Some(ins));
+        // Trailing bytes beyond the instruction do not matter.
+        assert_eq!(c.get(0x5000, 0x1000, 64, &code[..3]), Some(ins));
+        assert!(c.get(0x5000, 0x2000, 64, &code).is_none(), "other RIP");
+        assert!(c.get(0x5000, 0x1000, 32, &code).is_none(), "other mode");
+        assert!(
+            c.get(0x5000, 0x1000, 64, &[0x48, 0x29, 0xd8]).is_none(),
+            "patched"
+        );
+        assert!(
+            c.get(0x5000, 0x1000, 64, &code[..2]).is_none(),
+            "too few bytes"
+        );
+    }
+}
