@@ -181,26 +181,36 @@ impl Cpu {
         };
         let bitness = self.st.bitness();
         let mmu = crate::interp_mmu!(self);
-        let pa = mmu.translate(&mut self.st, la, Access::Exec)?;
+        let pa = match self.st.tlb_hit(la, Access::Exec) {
+            Some(pa) => pa,
+            None => mmu.translate(&mut self.st, la, Access::Exec)?,
+        };
         let room = (0x1000 - (la & 0xfff)) as usize;
-        let mut bytes = [0u8; 15];
+        let mut bytes = [0u8; 16];
         let n = room.min(15);
-        mmu.phys_read(pa, &mut bytes[..n]);
+        match self.ram.host(pa, 16) {
+            Some(p) if room >= 16 => {
+                // SAFETY: `host` checked that 16 bytes of RAM lie at `p`;
+                // a plain unaligned copy of guest bytes.
+                bytes = unsafe { std::ptr::read_unaligned(p as *const [u8; 16]) };
+            }
+            _ => mmu.phys_read(pa, &mut bytes[..n]),
+        }
         // Keyed by linear RIP too: iced stores branch targets and
         // RIP-relative addresses absolutely.
         let rip = self.st.rip;
-        if let Some(ins) = self.cache.get(pa, rip, bitness, &bytes[..n]) {
+        if let Some(ins) = self.cache.get(pa, rip, bitness, &bytes, n) {
             return Ok(ins);
         }
         let mut dec = Decoder::with_ip(bitness, &bytes[..n], rip, DecoderOptions::NONE);
         let mut ins = dec.decode();
         if ins.is_invalid() && n < 15 {
             // The instruction crosses a page: fetch the rest.
-            mmu.read(&mut self.st, la, &mut bytes, Access::Exec)?;
-            let mut dec = Decoder::with_ip(bitness, &bytes, rip, DecoderOptions::NONE);
+            mmu.read(&mut self.st, la, &mut bytes[..15], Access::Exec)?;
+            let mut dec = Decoder::with_ip(bitness, &bytes[..15], rip, DecoderOptions::NONE);
             ins = dec.decode();
         } else if ins.len() <= n {
-            self.cache.insert(pa, rip, bitness, &bytes[..n], ins);
+            self.cache.insert(pa, rip, bitness, &bytes, n, ins);
         }
         if ins.is_invalid() {
             return Err(Exception::UD);

@@ -53,25 +53,42 @@ fn slot(pa: u64) -> usize {
 
 impl DecodeCache {
     /// The cached instruction at (`pa`, `rip`, `bitness`) if memory still
-    /// holds its bytes; `code` is what memory holds at `pa` now (at least
-    /// as many bytes as the instruction, else it is a miss).
+    /// holds its bytes; `code` is what memory holds at `pa` now, of which
+    /// the first `valid` bytes are real (fewer than the instruction: a miss).
     #[inline]
-    pub fn get(&self, pa: u64, rip: u64, bitness: u32, code: &[u8]) -> Option<Instruction> {
+    pub fn get(
+        &self,
+        pa: u64,
+        rip: u64,
+        bitness: u32,
+        code: &[u8; 16],
+        valid: usize,
+    ) -> Option<Instruction> {
         let e = &self.entries[slot(pa)];
         let len = e.len as usize;
-        (e.pa == pa
-            && e.rip == rip
-            && e.bitness == bitness
-            && len <= code.len()
-            && e.bytes[..len] == code[..len])
-            .then_some(e.ins)
+        if e.pa != pa || e.rip != rip || e.bitness != bitness || len > valid {
+            return None;
+        }
+        // Compare the instruction's bytes in one 128-bit step (len <= 15).
+        let mask = (1u128 << (len * 8)) - 1;
+        let same = (u128::from_le_bytes(e.bytes) ^ u128::from_le_bytes(*code)) & mask == 0;
+        same.then_some(e.ins)
     }
 
-    /// Remember `ins`, decoded from `code` at (`pa`, `rip`, `bitness`).
+    /// Remember `ins`, decoded from the first `valid` bytes of `code` at
+    /// (`pa`, `rip`, `bitness`).
     #[inline]
-    pub fn insert(&mut self, pa: u64, rip: u64, bitness: u32, code: &[u8], ins: Instruction) {
+    pub fn insert(
+        &mut self,
+        pa: u64,
+        rip: u64,
+        bitness: u32,
+        code: &[u8; 16],
+        valid: usize,
+        ins: Instruction,
+    ) {
         let len = ins.len();
-        if len > code.len() || len > 16 {
+        if len > valid || len > 15 {
             return;
         }
         let e = &mut self.entries[slot(pa)];
@@ -79,7 +96,7 @@ impl DecodeCache {
         e.rip = rip;
         e.bitness = bitness;
         e.len = len as u32;
-        e.bytes[..len].copy_from_slice(&code[..len]);
+        e.bytes = *code;
         e.ins = ins;
     }
 }
@@ -96,21 +113,24 @@ mod tests {
     #[test]
     fn hits_only_with_the_same_key_and_bytes() {
         let mut c = DecodeCache::default();
-        let code = [0x48, 0x01, 0xd8, 0x90]; // add rax, rbx; nop
+        let mut code = [0u8; 16];
+        code[..4].copy_from_slice(&[0x48, 0x01, 0xd8, 0x90]); // add rax, rbx; nop
         let ins = decode(&code, 0x1000);
-        assert!(c.get(0x5000, 0x1000, 64, &code).is_none());
-        c.insert(0x5000, 0x1000, 64, &code, ins);
-        assert_eq!(c.get(0x5000, 0x1000, 64, &code), Some(ins));
-        // Trailing bytes beyond the instruction do not matter.
-        assert_eq!(c.get(0x5000, 0x1000, 64, &code[..3]), Some(ins));
-        assert!(c.get(0x5000, 0x2000, 64, &code).is_none(), "other RIP");
-        assert!(c.get(0x5000, 0x1000, 32, &code).is_none(), "other mode");
+        assert_eq!(ins.len(), 3);
+        assert!(c.get(0x5000, 0x1000, 64, &code, 16).is_none());
+        c.insert(0x5000, 0x1000, 64, &code, 16, ins);
+        assert_eq!(c.get(0x5000, 0x1000, 64, &code, 16), Some(ins));
+        // Bytes beyond the instruction do not matter.
+        let mut other_tail = code;
+        other_tail[3] = 0xcc;
+        assert_eq!(c.get(0x5000, 0x1000, 64, &other_tail, 3), Some(ins));
+        assert!(c.get(0x5000, 0x2000, 64, &code, 16).is_none(), "other RIP");
+        assert!(c.get(0x5000, 0x1000, 32, &code, 16).is_none(), "other mode");
+        let mut patched = code;
+        patched[1] = 0x29;
+        assert!(c.get(0x5000, 0x1000, 64, &patched, 16).is_none(), "patched");
         assert!(
-            c.get(0x5000, 0x1000, 64, &[0x48, 0x29, 0xd8]).is_none(),
-            "patched"
-        );
-        assert!(
-            c.get(0x5000, 0x1000, 64, &code[..2]).is_none(),
+            c.get(0x5000, 0x1000, 64, &code, 2).is_none(),
             "too few bytes"
         );
     }

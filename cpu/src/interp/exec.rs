@@ -115,8 +115,36 @@ impl Cpu {
         self.linear(s, self.effective(i))
     }
 
+    /// The host address of `bytes` bytes at `la` when the TLB already
+    /// allows `access` there, they stay in one page, and they are RAM.
+    #[inline]
+    fn ram_fast(&self, la: u64, bytes: usize, access: Access) -> Option<*mut u8> {
+        if (la & 0xfff) as usize + bytes > 0x1000 {
+            return None;
+        }
+        let pa = self.st.tlb_hit(la, access)?;
+        self.ram.host(pa, bytes)
+    }
+
     /// Read `bytes` (1..=8) at a linear address.
     pub fn read_la(&mut self, la: u64, bytes: usize) -> R<u64> {
+        if let Some(p) = self.ram_fast(la, bytes, Access::Read) {
+            // SAFETY: `ram_fast` found `bytes` bytes of RAM at `p`; plain
+            // unaligned loads of guest bytes.
+            return Ok(unsafe {
+                match bytes {
+                    1 => u64::from(*p),
+                    2 => u64::from(std::ptr::read_unaligned(p as *const u16)),
+                    4 => u64::from(std::ptr::read_unaligned(p as *const u32)),
+                    8 => std::ptr::read_unaligned(p as *const u64),
+                    _ => {
+                        let mut b = [0u8; 8];
+                        std::ptr::copy_nonoverlapping(p, b.as_mut_ptr(), bytes);
+                        u64::from_le_bytes(b)
+                    }
+                }
+            });
+        }
         let mut b = [0u8; 8];
         let mmu = crate::interp_mmu!(self);
         mmu.read(&mut self.st, la, &mut b[..bytes], Access::Read)?;
@@ -125,6 +153,19 @@ impl Cpu {
 
     /// Write `bytes` (1..=8) at a linear address.
     pub fn write_la(&mut self, la: u64, v: u64, bytes: usize) -> R<()> {
+        if let Some(p) = self.ram_fast(la, bytes, Access::Write) {
+            // SAFETY: as in `read_la`, for stores.
+            unsafe {
+                match bytes {
+                    1 => *p = v as u8,
+                    2 => std::ptr::write_unaligned(p as *mut u16, v as u16),
+                    4 => std::ptr::write_unaligned(p as *mut u32, v as u32),
+                    8 => std::ptr::write_unaligned(p as *mut u64, v),
+                    _ => std::ptr::copy_nonoverlapping(v.to_le_bytes().as_ptr(), p, bytes),
+                }
+            }
+            return Ok(());
+        }
         let mmu = crate::interp_mmu!(self);
         mmu.write(&mut self.st, la, &v.to_le_bytes()[..bytes])
     }

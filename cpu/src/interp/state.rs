@@ -232,6 +232,26 @@ impl CpuState {
         }
     }
 
+    /// The physical address of `la` if the TLB already holds a translation
+    /// allowing `access` (or paging is off): the inline fast path of
+    /// [`super::mem::Mmu::translate`].
+    #[inline]
+    pub fn tlb_hit(&self, la: u64, access: super::mem::Access) -> Option<u64> {
+        use super::mem::Access;
+        if self.cr0 & CR0_PG == 0 {
+            return Some(la & 0xffff_ffff);
+        }
+        let vpn = la >> 12;
+        let e = &self.tlb.0[(vpn & 511) as usize];
+        let user = self.cpl() == 3 && !self.sys_access;
+        let allowed = match access {
+            Access::Read => true,
+            Access::Write => e.write,
+            Access::Exec => e.exec,
+        };
+        (e.tag == vpn + 1 && (!user || e.user) && allowed).then_some((e.ppn << 12) | (la & 0xfff))
+    }
+
     /// Current privilege level.
     pub fn cpl(&self) -> u8 {
         if !self.protected() {
