@@ -71,6 +71,36 @@ fn bzimage_with_acpi() {
     assert_boots("microvm,acpi=on", "bzImage", &[]);
 }
 
+/// Two vCPUs: the AP is started by INIT/SIPI through the userspace LAPIC,
+/// both run Linux (spinlocks need LOCK'd instructions that are atomic
+/// against the other vCPU's plain stores), and the reboot takes both down.
+fn assert_boots_two_cpus(machine: &str, kernel: &str) {
+    let Some((code, out, err)) = boot(
+        machine,
+        kernel,
+        &["-smp", "2"],
+        "console=ttyS0 reboot=t panic=-1",
+    ) else {
+        return;
+    };
+    assert!(
+        out.contains("smp: Brought up 1 node, 2 CPUs"),
+        "console:\n{out}\nstderr:\n{err}"
+    );
+    assert!(out.contains("BOOT-OK"), "{out}");
+    assert_eq!(code, 0, "{err}");
+}
+
+#[test]
+fn bzimage_two_cpus_without_acpi() {
+    assert_boots_two_cpus("microvm,acpi=off", "bzImage");
+}
+
+#[test]
+fn pvh_vmlinux_two_cpus_with_acpi() {
+    assert_boots_two_cpus("microvm,acpi=on", "vmlinux");
+}
+
 #[test]
 fn pvh_vmlinux_with_acpi_and_no_extra_kernel_arguments() {
     // No tsc_early_khz= or pic=off: CPUID leaf 0x15 tells the TSC and

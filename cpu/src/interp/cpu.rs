@@ -35,6 +35,8 @@ pub struct Cpu {
     pub(super) mem: Arc<GuestMemory>,
     clock: Arc<Clock>,
     pub(super) io: Option<*const dyn IoBus>,
+    /// The memory operand of the LOCK'd instruction being executed.
+    pub(super) locked: super::atomic::LockedOperand,
     /// Host addresses of guest RAM (fast loads, stores and fetches).
     pub(super) ram: RamMap,
     /// Decoded instructions by physical address (code bytes are
@@ -70,6 +72,7 @@ impl Cpu {
         Cpu {
             st: CpuState::default(),
             id,
+            locked: super::atomic::LockedOperand::Off,
             ram: RamMap::new(mem.clone()),
             mem,
             clock,
@@ -171,7 +174,7 @@ impl Cpu {
         (self.clock.tsc() as i64).wrapping_add(self.st.msr.tsc_offset) as u64
     }
 
-    fn fetch(&mut self) -> Result<Instruction, Exception> {
+    fn fetch(&mut self, out: &mut Instruction) -> Result<(), Exception> {
         let cs = Seg::Cs;
         let la = self.seg_base(cs).wrapping_add(self.st.rip);
         let la = if self.st.long64() {
@@ -199,8 +202,8 @@ impl Cpu {
         // Keyed by linear RIP too: iced stores branch targets and
         // RIP-relative addresses absolutely.
         let rip = self.st.rip;
-        if let Some(ins) = self.cache.get(pa, rip, bitness, &bytes, n) {
-            return Ok(ins);
+        if self.cache.get_into(pa, rip, bitness, &bytes, n, out) {
+            return Ok(());
         }
         let mut dec = Decoder::with_ip(bitness, &bytes[..n], rip, DecoderOptions::NONE);
         let mut ins = dec.decode();
@@ -215,14 +218,17 @@ impl Cpu {
         if ins.is_invalid() {
             return Err(Exception::UD);
         }
-        Ok(ins)
+        *out = ins;
+        Ok(())
     }
 
     /// Execute one instruction; `Ok(Some(stop))` for HLT or a triple fault.
     /// Returns whether the next instruction is in an interrupt shadow.
     pub fn step(&mut self) -> Result<(Option<Stop>, bool), Stop> {
         let start_rip = self.st.rip;
-        let result = self.fetch().and_then(|i| {
+        let mut ins = Instruction::default();
+        let result = self.fetch(&mut ins).and_then(|()| {
+            let i = &ins;
             if let Some((from, count)) = trace_from() {
                 if self.st.rip == from && self.tracing == 0 {
                     self.tracing = count;
@@ -250,7 +256,7 @@ impl Cpu {
                     0xffff_ffff
                 };
             }
-            self.execute(&i)
+            self.execute(i)
         });
         self.retired += 1;
         match result {

@@ -52,27 +52,32 @@ fn slot(pa: u64) -> usize {
 }
 
 impl DecodeCache {
-    /// The cached instruction at (`pa`, `rip`, `bitness`) if memory still
-    /// holds its bytes; `code` is what memory holds at `pa` now, of which
-    /// the first `valid` bytes are real (fewer than the instruction: a miss).
+    /// Copy the cached instruction at (`pa`, `rip`, `bitness`) into `out`
+    /// if memory still holds its bytes; `code` is what memory holds at `pa`
+    /// now, of which the first `valid` bytes are real (fewer than the
+    /// instruction: a miss).
     #[inline]
-    pub fn get(
+    pub fn get_into(
         &self,
         pa: u64,
         rip: u64,
         bitness: u32,
         code: &[u8; 16],
         valid: usize,
-    ) -> Option<Instruction> {
+        out: &mut Instruction,
+    ) -> bool {
         let e = &self.entries[slot(pa)];
         let len = e.len as usize;
         if e.pa != pa || e.rip != rip || e.bitness != bitness || len > valid {
-            return None;
+            return false;
         }
-        // Compare the instruction's bytes in one 128-bit step (len <= 15).
         let mask = (1u128 << (len * 8)) - 1;
-        let same = (u128::from_le_bytes(e.bytes) ^ u128::from_le_bytes(*code)) & mask == 0;
-        same.then_some(e.ins)
+        if (u128::from_le_bytes(e.bytes) ^ u128::from_le_bytes(*code)) & mask != 0 {
+            return false;
+        }
+        // SAFETY: plain copy of a `Copy` value between valid references.
+        unsafe { std::ptr::copy_nonoverlapping(&e.ins, out, 1) };
+        true
     }
 
     /// Remember `ins`, decoded from the first `valid` bytes of `code` at
@@ -105,6 +110,21 @@ impl DecodeCache {
 mod tests {
     use super::*;
     use iced_x86::{Decoder, DecoderOptions};
+
+    impl DecodeCache {
+        fn get(
+            &self,
+            pa: u64,
+            rip: u64,
+            b: u32,
+            code: &[u8; 16],
+            valid: usize,
+        ) -> Option<Instruction> {
+            let mut out = Instruction::default();
+            self.get_into(pa, rip, b, code, valid, &mut out)
+                .then_some(out)
+        }
+    }
 
     fn decode(code: &[u8], rip: u64) -> Instruction {
         Decoder::with_ip(64, code, rip, DecoderOptions::NONE).decode()

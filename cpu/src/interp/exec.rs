@@ -3,6 +3,7 @@
 use iced_x86::{ConditionCode, Instruction, Mnemonic, OpKind, Register};
 
 use super::alu::{self, mask};
+use super::atomic::LockedOperand;
 use super::cpu::Cpu;
 use super::desc;
 use super::mem::{Access, Exception};
@@ -128,6 +129,11 @@ impl Cpu {
 
     /// Read `bytes` (1..=8) at a linear address.
     pub fn read_la(&mut self, la: u64, bytes: usize) -> R<u64> {
+        if !matches!(self.locked, LockedOperand::Off) {
+            if let Some(v) = self.locked_read(la, bytes)? {
+                return Ok(v);
+            }
+        }
         if let Some(p) = self.ram_fast(la, bytes, Access::Read) {
             // SAFETY: `ram_fast` found `bytes` bytes of RAM at `p`; plain
             // unaligned loads of guest bytes.
@@ -153,6 +159,9 @@ impl Cpu {
 
     /// Write `bytes` (1..=8) at a linear address.
     pub fn write_la(&mut self, la: u64, v: u64, bytes: usize) -> R<()> {
+        if !matches!(self.locked, LockedOperand::Off) && self.locked_write(la, v, bytes) {
+            return Ok(());
+        }
         if let Some(p) = self.ram_fast(la, bytes, Access::Write) {
             // SAFETY: as in `read_la`, for stores.
             unsafe {
@@ -311,21 +320,19 @@ impl Cpu {
     }
 
     /// Execute one instruction (RIP already points past it). LOCK'd
-    /// read-modify-writes (and XCHG with memory, implicitly locked) run
-    /// under one process-wide lock, so they are atomic across vCPUs.
+    /// read-modify-writes (and XCHG with memory, implicitly locked) are
+    /// atomic across vCPUs and devices (see `atomic`).
     pub fn execute(&mut self, i: &Instruction) -> R<Outcome> {
         let locked = i.has_lock_prefix()
             || (i.mnemonic() == Mnemonic::Xchg
                 && (i.op_kind(0) == OpKind::Memory || i.op_kind(1) == OpKind::Memory));
         if locked {
-            static BUS_LOCK: std::sync::Mutex<()> = std::sync::Mutex::new(());
-            let _bus = BUS_LOCK.lock().unwrap_or_else(|p| p.into_inner());
-            return self.execute_unlocked(i);
+            return self.execute_locked(i);
         }
         self.execute_unlocked(i)
     }
 
-    fn execute_unlocked(&mut self, i: &Instruction) -> R<Outcome> {
+    pub(super) fn execute_unlocked(&mut self, i: &Instruction) -> R<Outcome> {
         use Mnemonic as M;
         let m = i.mnemonic();
         match m {

@@ -7,6 +7,7 @@
 //! plugs it into the board as a [`crate::Vcpu`].
 
 pub mod alu;
+mod atomic;
 pub mod cpu;
 mod cpuid;
 mod dcache;
