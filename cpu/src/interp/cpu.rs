@@ -183,21 +183,38 @@ impl Cpu {
             la & 0xffff_ffff
         };
         let bitness = self.st.bitness();
-        let mmu = crate::interp_mmu!(self);
-        let pa = match self.st.tlb_hit(la, Access::Exec) {
-            Some(pa) => pa,
-            None => mmu.translate(&mut self.st, la, Access::Exec)?,
+        let cpl = self.st.cpl();
+        let page = la & !0xfff;
+        let cp = self.st.tlb.1;
+        let (pa, host) = if cp.la == page && cp.cpl == cpl {
+            (cp.pa | (la & 0xfff), cp.host)
+        } else {
+            let mmu = crate::interp_mmu!(self);
+            let pa = match self.st.tlb_hit(la, Access::Exec) {
+                Some(pa) => pa,
+                None => mmu.translate(&mut self.st, la, Access::Exec)?,
+            };
+            let host = self.ram.host(pa & !0xfff, 0x1000).map_or(0, |p| p as usize);
+            self.st.tlb.1 = super::state::CodePage {
+                la: page,
+                pa: pa & !0xfff,
+                host,
+                cpl,
+            };
+            (pa, host)
         };
         let room = (0x1000 - (la & 0xfff)) as usize;
         let mut bytes = [0u8; 16];
         let n = room.min(15);
-        match self.ram.host(pa, 16) {
-            Some(p) if room >= 16 => {
-                // SAFETY: `host` checked that 16 bytes of RAM lie at `p`;
-                // a plain unaligned copy of guest bytes.
-                bytes = unsafe { std::ptr::read_unaligned(p as *const [u8; 16]) };
-            }
-            _ => mmu.phys_read(pa, &mut bytes[..n]),
+        let mmu = crate::interp_mmu!(self);
+        if host != 0 && room >= 16 {
+            // SAFETY: `host` maps the whole RAM page and 16 bytes from
+            // this offset stay inside it; a plain unaligned copy.
+            bytes = unsafe {
+                std::ptr::read_unaligned((host + (la & 0xfff) as usize) as *const [u8; 16])
+            };
+        } else {
+            mmu.phys_read(pa, &mut bytes[..n]);
         }
         // Keyed by linear RIP too: iced stores branch targets and
         // RIP-relative addresses absolutely.

@@ -73,7 +73,7 @@ impl Cpu {
         }
     }
 
-    fn linear(&self, s: Seg, off: u64) -> u64 {
+    pub(super) fn linear(&self, s: Seg, off: u64) -> u64 {
         let la = self.seg_base(s).wrapping_add(off);
         if self.st.long64() {
             la
@@ -1126,9 +1126,32 @@ impl Cpu {
         };
         let src_seg = Seg::from_reg(i.memory_segment()).unwrap_or(Seg::Ds);
         let mut budget = 4096u32;
+        let bulk = rep
+            && matches!(
+                m,
+                M::Movsb
+                    | M::Movsw
+                    | M::Movsd
+                    | M::Movsq
+                    | M::Stosb
+                    | M::Stosw
+                    | M::Stosd
+                    | M::Stosq
+            );
         loop {
             if rep && self.st.gpr[1] & amask == 0 {
                 break;
+            }
+            if bulk {
+                let done = self.rep_string_bulk(i, size, string_addr_bits(i), budget)?;
+                if done > 0 {
+                    budget -= done;
+                    if budget == 0 && self.st.gpr[1] & amask != 0 {
+                        self.st.rip = self.st.rip.wrapping_sub(i.len() as u64);
+                        break;
+                    }
+                    continue;
+                }
             }
             let si = self.st.gpr[6] & amask;
             let di = self.st.gpr[7] & amask;

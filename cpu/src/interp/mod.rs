@@ -18,6 +18,7 @@ pub mod mem;
 pub mod ram;
 pub mod snippet_runner;
 pub mod state;
+mod string_fast;
 pub mod vcpu;
 
 pub use snippet_runner::{run_snippet, SnippetMachine};

@@ -143,13 +143,37 @@ pub struct TlbEntry {
     pub exec: bool,
 }
 
-/// A direct-mapped software TLB.
+/// A direct-mapped software TLB, plus the page instructions are being
+/// fetched from.
 #[derive(Debug, Clone)]
-pub struct Tlb(pub [TlbEntry; 512]);
+pub struct Tlb(pub [TlbEntry; 512], pub CodePage);
+
+/// The translation of the page the CPU last fetched from (a hit skips the
+/// TLB and the RAM lookup on every instruction of a straight run).
+#[derive(Debug, Clone, Copy)]
+pub struct CodePage {
+    /// Linear page address, or `u64::MAX` when empty.
+    pub la: u64,
+    /// Physical page address.
+    pub pa: u64,
+    /// Host address of the page when it is RAM (0 otherwise).
+    pub host: usize,
+    /// The CPL the fetch permission was checked at.
+    pub cpl: u8,
+}
+
+impl CodePage {
+    const EMPTY: CodePage = CodePage {
+        la: u64::MAX,
+        pa: 0,
+        host: 0,
+        cpl: 0,
+    };
+}
 
 impl Default for Tlb {
     fn default() -> Self {
-        Tlb([TlbEntry::default(); 512])
+        Tlb([TlbEntry::default(); 512], CodePage::EMPTY)
     }
 }
 
@@ -159,6 +183,7 @@ impl Tlb {
         for e in self.0.iter_mut() {
             e.tag = 0;
         }
+        self.1 = CodePage::EMPTY;
     }
 }
 
