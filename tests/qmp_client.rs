@@ -6,19 +6,26 @@ mod common;
 
 use std::process::Command;
 
-fn suite(accel: &str) {
-    let Some(guest) = common::guest_file("tiny-pvh.elf") else {
-        return;
-    };
-    let have_client = Command::new("python3")
+/// True when python3 can import qemu.qmp (else says why the test skips).
+fn have_client() -> bool {
+    let ok = Command::new("python3")
         .args(["-c", "import qemu.qmp"])
         .status()
         .map(|s| s.success())
         .unwrap_or(false);
-    if !have_client {
+    if !ok {
         eprintln!(
             "skipping: python3 with qemu.qmp is not installed (scripts/setup.sh installs it)"
         );
+    }
+    ok
+}
+
+fn suite(accel: &str) {
+    let Some(guest) = common::guest_file("tiny-pvh.elf") else {
+        return;
+    };
+    if !have_client() {
         return;
     }
     let suite = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/qmp/qmp_suite.py");
@@ -56,4 +63,32 @@ fn qemu_qmp_client_suite_on_kvm() {
 #[test]
 fn qemu_qmp_client_suite_on_the_software_cpu() {
     suite("tcg");
+}
+
+#[test]
+fn linux_guest_lifecycle_through_qemu_qmp_on_the_software_cpu() {
+    let (Some(kernel), Some(initrd)) = (
+        common::guest_file("vmlinux"),
+        common::guest_file("initramfs.cpio"),
+    ) else {
+        return;
+    };
+    if !have_client() {
+        return;
+    }
+    let script = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/qmp/linux_hold.py");
+    let out = Command::new("python3")
+        .arg(&script)
+        .arg(common::kindling())
+        .arg(&kernel)
+        .arg(&initrd)
+        .output()
+        .expect("run python3");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    println!("{stdout}");
+    assert!(
+        out.status.success() && stdout.contains("all steps passed"),
+        "{stdout}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
 }
