@@ -258,3 +258,106 @@ fn icount_boots_are_identical_instruction_for_instruction() {
     assert!(n1 > 1_000_000, "a Linux boot executes millions: {n1}");
     assert_eq!(n1, n2, "instruction counts differ");
 }
+
+/// Boots Linux with a shell as init and `disk` as a virtio drive, types
+/// `commands` (ending with `reboot -f`), and returns the console.
+fn shell_with_disk(disk: &std::path::Path, read_only: bool, commands: &[&str]) -> Option<String> {
+    let k = common::guest_file("vmlinux")?;
+    let initrd = common::guest_file("initramfs.cpio")?;
+    let drive = format!(
+        "id=d0,file={},format=raw,if=none{}",
+        disk.display(),
+        if read_only { ",readonly=on" } else { "" }
+    );
+    let mut vm = Vm::start_interactive(&[
+        "-M",
+        "microvm,acpi=off",
+        "-accel",
+        "tcg",
+        "-m",
+        "256m",
+        "-nodefaults",
+        "-no-reboot",
+        "-serial",
+        "stdio",
+        "-kernel",
+        k.to_str().unwrap(),
+        "-initrd",
+        initrd.to_str().unwrap(),
+        "-drive",
+        &drive,
+        "-device",
+        "virtio-blk-device,drive=d0",
+        "-append",
+        "console=ttyS0 reboot=t panic=-1 quiet rdinit=/bin/sh",
+    ]);
+    assert!(vm.wait_for("#", 1, T), "no shell prompt:\n{}", vm.output());
+    for c in commands {
+        vm.type_text(c);
+        vm.type_text("\n");
+    }
+    assert_eq!(vm.wait_exit(T).code(), Some(0), "{}", vm.output());
+    Some(vm.output())
+}
+
+/// A scratch copy of the shared disk image.
+fn scratch_disk(tag: &str) -> Option<(std::path::PathBuf, Vec<u8>)> {
+    let original = std::fs::read(common::guest_file("disk.img")?).ok()?;
+    let path = std::env::temp_dir().join(format!("kindling-disk-{}-{tag}.img", std::process::id()));
+    std::fs::write(&path, &original).unwrap();
+    Some((path, original))
+}
+
+const PATTERN: &str = "KINDLING-WROTE-THIS";
+
+#[test]
+fn guest_writes_reach_the_disk_file_after_fsync() {
+    let Some((disk, original)) = scratch_disk("rw") else {
+        return;
+    };
+    let dd = format!(
+        "echo {PATTERN} > /p; dd if=/p of=/dev/vda bs=512 seek=3 conv=fsync; echo dd-status=$?"
+    );
+    let Some(out) = shell_with_disk(
+        &disk,
+        false,
+        &["mount -t devtmpfs dev /dev", &dd, "reboot -f"],
+    ) else {
+        return;
+    };
+    assert!(out.contains("dd-status=0"), "{out}");
+    let now = std::fs::read(&disk).unwrap();
+    let at = 3 * 512;
+    let want = format!("{PATTERN}\n");
+    assert_eq!(&now[at..at + want.len()], want.as_bytes(), "{out}");
+    assert_eq!(now[..at], original[..at], "bytes before the write changed");
+    assert_eq!(
+        now[at + want.len()..],
+        original[at + want.len()..],
+        "bytes after the write changed"
+    );
+    let _ = std::fs::remove_file(&disk);
+}
+
+#[test]
+fn read_only_drive_refuses_guest_writes() {
+    let Some((disk, original)) = scratch_disk("ro") else {
+        return;
+    };
+    let dd = format!(
+        "echo {PATTERN} > /p; dd if=/p of=/dev/vda bs=512 seek=3 conv=fsync; echo dd-status=$?"
+    );
+    let Some(out) = shell_with_disk(
+        &disk,
+        true,
+        &["mount -t devtmpfs dev /dev", &dd, "reboot -f"],
+    ) else {
+        return;
+    };
+    assert!(
+        out.contains("dd-status=1"),
+        "the write must fail on a read-only drive:\n{out}"
+    );
+    assert_eq!(std::fs::read(&disk).unwrap(), original, "the image changed");
+    let _ = std::fs::remove_file(&disk);
+}
