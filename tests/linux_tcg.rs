@@ -361,3 +361,39 @@ fn read_only_drive_refuses_guest_writes() {
     assert_eq!(std::fs::read(&disk).unwrap(), original, "the image changed");
     let _ = std::fs::remove_file(&disk);
 }
+
+#[test]
+fn guest_discards_reach_the_disk_file() {
+    let Some((disk, original)) = scratch_disk("discard") else {
+        return;
+    };
+    let Some(out) = shell_with_disk(
+        &disk,
+        false,
+        &[
+            "mount -t devtmpfs dev /dev; mount -t sysfs sys /sys",
+            "echo max=$(cat /sys/block/vda/queue/discard_max_bytes)",
+            "busybox blkdiscard -o 65536 -l 65536 /dev/vda; echo discard-status=$?",
+            "reboot -f",
+        ],
+    ) else {
+        return;
+    };
+    assert!(out.contains("discard-status=0"), "{out}");
+    assert!(
+        !out.contains("max=0\r"),
+        "the guest sees discard support:\n{out}"
+    );
+    let now = std::fs::read(&disk).unwrap();
+    assert_eq!(now.len(), original.len());
+    assert_eq!(now[..65536], original[..65536]);
+    assert_eq!(now[131072..], original[131072..]);
+    // Punched (reads as zeros) where the file system has holes; discard
+    // is advisory, so elsewhere the data may stay.
+    let range = &now[65536..131072];
+    assert!(
+        range.iter().all(|&b| b == 0) || range == &original[65536..131072],
+        "{out}"
+    );
+    let _ = std::fs::remove_file(&disk);
+}

@@ -1,6 +1,8 @@
 //! virtio-blk on a raw image file: read, write, flush (fdatasync before
-//! completion), get-id; read-only drives refuse writes with IOERR; image
-//! files are locked against a second writer as QEMU does.
+//! completion), get-id, discard (hole punching) and write-zeroes; read-only
+//! drives refuse every change with IOERR; image files are locked against a
+//! second writer as QEMU does. Guest buffers are moved in bounded chunks,
+//! so no descriptor length makes the VMM allocate more than a chunk.
 
 use std::fs::File;
 use std::os::unix::fs::FileExt;
@@ -19,6 +21,8 @@ const T_IN: u32 = 0;
 const T_OUT: u32 = 1;
 const T_FLUSH: u32 = 4;
 const T_GET_ID: u32 = 8;
+const T_DISCARD: u32 = 11;
+const T_WRITE_ZEROES: u32 = 13;
 const S_OK: u8 = 0;
 const S_IOERR: u8 = 1;
 const S_UNSUPP: u8 = 2;
@@ -28,6 +32,14 @@ const F_SEG_MAX: u64 = 1 << 2;
 const F_RO: u64 = 1 << 5;
 /// VIRTIO_BLK_F_FLUSH.
 const F_FLUSH: u64 = 1 << 9;
+/// VIRTIO_BLK_F_DISCARD.
+const F_DISCARD: u64 = 1 << 13;
+/// VIRTIO_BLK_F_WRITE_ZEROES.
+const F_WRITE_ZEROES: u64 = 1 << 14;
+/// Largest discard / write-zeroes segment, in sectors (the config's limit).
+const MAX_RANGE_SECTORS: u32 = 0x3f_ffff;
+/// Largest piece of a guest buffer moved at once.
+const CHUNK: usize = 64 << 10;
 const QUEUE_SIZE: u16 = 256;
 
 /// Why an image could not be opened.
@@ -149,12 +161,10 @@ impl Block {
                     if !d.is_write_only() {
                         return Err(Self::bad("read request into a read-only buffer"));
                     }
-                    let mut buf = vec![0u8; d.len() as usize];
-                    if self.file.read_exact_at(&mut buf, off).is_err() {
+                    if !self.read_into_guest(mem, d, off)? {
                         st = S_IOERR;
                         break;
                     }
-                    mem.write_slice(&buf, d.addr()).map_err(Self::bad)?;
                     written += d.len();
                     off += u64::from(d.len());
                 }
@@ -168,9 +178,7 @@ impl Block {
                     if d.is_write_only() {
                         return Err(Self::bad("write request from a write-only buffer"));
                     }
-                    let mut buf = vec![0u8; d.len() as usize];
-                    mem.read_slice(&mut buf, d.addr()).map_err(Self::bad)?;
-                    if self.file.write_all_at(&buf, off).is_err() {
+                    if !self.write_from_guest(mem, d, off)? {
                         st = S_IOERR;
                         break;
                     }
@@ -185,6 +193,8 @@ impl Block {
                     S_IOERR
                 }
             }
+            T_DISCARD | T_WRITE_ZEROES if self.read_only => S_IOERR,
+            T_DISCARD | T_WRITE_ZEROES => self.ranges(kind, data, mem)?,
             T_GET_ID => match data.first() {
                 Some(d) if d.is_write_only() => {
                     let n = (d.len() as usize).min(self.serial.len());
@@ -202,6 +212,130 @@ impl Block {
     }
 }
 
+impl Block {
+    /// Copy image bytes at `off` into the guest buffer `d`, a chunk at a
+    /// time; false on an I/O error.
+    fn read_into_guest(
+        &self,
+        mem: &GuestMemory,
+        d: &Descriptor,
+        off: u64,
+    ) -> Result<bool, DeviceError> {
+        let mut buf = vec![0u8; CHUNK.min(d.len() as usize)];
+        let mut done = 0u64;
+        while done < u64::from(d.len()) {
+            let n = (u64::from(d.len()) - done).min(CHUNK as u64) as usize;
+            if self.file.read_exact_at(&mut buf[..n], off + done).is_err() {
+                return Ok(false);
+            }
+            mem.write_slice(&buf[..n], GuestAddress(d.addr().0 + done))
+                .map_err(Self::bad)?;
+            done += n as u64;
+        }
+        Ok(true)
+    }
+
+    /// Copy the guest buffer `d` to the image at `off`, a chunk at a time.
+    fn write_from_guest(
+        &self,
+        mem: &GuestMemory,
+        d: &Descriptor,
+        off: u64,
+    ) -> Result<bool, DeviceError> {
+        let mut buf = vec![0u8; CHUNK.min(d.len() as usize)];
+        let mut done = 0u64;
+        while done < u64::from(d.len()) {
+            let n = (u64::from(d.len()) - done).min(CHUNK as u64) as usize;
+            mem.read_slice(&mut buf[..n], GuestAddress(d.addr().0 + done))
+                .map_err(Self::bad)?;
+            if self.file.write_all_at(&buf[..n], off + done).is_err() {
+                return Ok(false);
+            }
+            done += n as u64;
+        }
+        Ok(true)
+    }
+
+    /// DISCARD / WRITE_ZEROES: the data buffers hold 16-byte segments
+    /// (sector, sector count, flags; flag bit 0 = may unmap).
+    fn ranges(&self, kind: u32, data: &[Descriptor], mem: &GuestMemory) -> Result<u8, DeviceError> {
+        for d in data {
+            if d.is_write_only() || d.len() % 16 != 0 {
+                return Err(Self::bad("discard/write-zeroes segments malformed"));
+            }
+            for k in 0..u64::from(d.len() / 16) {
+                let mut seg = [0u8; 16];
+                mem.read_slice(&mut seg, GuestAddress(d.addr().0 + k * 16))
+                    .map_err(Self::bad)?;
+                let sector = u64::from_le_bytes(seg[..8].try_into().unwrap_or([0; 8]));
+                let count = u32::from_le_bytes(seg[8..12].try_into().unwrap_or([0; 4]));
+                let flags = u32::from_le_bytes(seg[12..16].try_into().unwrap_or([0; 4]));
+                let end = sector.checked_add(u64::from(count));
+                if count > MAX_RANGE_SECTORS || end.is_none_or(|e| e > self.capacity_sectors) {
+                    return Ok(S_IOERR);
+                }
+                if flags & !1 != 0 || (kind == T_DISCARD && flags != 0) {
+                    return Ok(S_UNSUPP);
+                }
+                let (off, len) = (sector * SECTOR, u64::from(count) * SECTOR);
+                let ok = if kind == T_DISCARD {
+                    // Advisory: a file system without holes just keeps the data.
+                    let _ = self.punch_hole(off, len);
+                    true
+                } else {
+                    (flags & 1 != 0 && self.punch_hole(off, len))
+                        || self.zero_range(off, len)
+                        || self.write_zeroes(off, len)
+                };
+                if !ok {
+                    return Ok(S_IOERR);
+                }
+            }
+        }
+        Ok(S_OK)
+    }
+
+    fn fallocate(&self, mode: libc::c_int, off: u64, len: u64) -> bool {
+        let (Ok(off), Ok(len)) = (libc::off_t::try_from(off), libc::off_t::try_from(len)) else {
+            return false;
+        };
+        // SAFETY: fallocate on our own open descriptor; no memory involved.
+        unsafe { libc::fallocate(self.file.as_raw_fd(), mode, off, len) == 0 }
+    }
+
+    /// Deallocate a range; it reads back as zeros.
+    fn punch_hole(&self, off: u64, len: u64) -> bool {
+        self.fallocate(
+            libc::FALLOC_FL_PUNCH_HOLE | libc::FALLOC_FL_KEEP_SIZE,
+            off,
+            len,
+        )
+    }
+
+    /// Zero a range, keeping it allocated.
+    fn zero_range(&self, off: u64, len: u64) -> bool {
+        self.fallocate(
+            libc::FALLOC_FL_ZERO_RANGE | libc::FALLOC_FL_KEEP_SIZE,
+            off,
+            len,
+        )
+    }
+
+    /// Zero a range by writing zeros (file systems without fallocate modes).
+    fn write_zeroes(&self, off: u64, len: u64) -> bool {
+        let zeros = vec![0u8; CHUNK.min(len as usize)];
+        let mut done = 0;
+        while done < len {
+            let n = (len - done).min(CHUNK as u64) as usize;
+            if self.file.write_all_at(&zeros[..n], off + done).is_err() {
+                return false;
+            }
+            done += n as u64;
+        }
+        true
+    }
+}
+
 impl VirtioDevice for Block {
     fn device_type(&self) -> u32 {
         2
@@ -212,7 +346,13 @@ impl VirtioDevice for Block {
     }
 
     fn features(&self) -> u64 {
-        F_SEG_MAX | F_FLUSH | if self.read_only { F_RO } else { 0 }
+        F_SEG_MAX
+            | F_FLUSH
+            | if self.read_only {
+                F_RO
+            } else {
+                F_DISCARD | F_WRITE_ZEROES
+            }
     }
 
     fn queue_max_sizes(&self) -> &[u16] {
@@ -220,10 +360,23 @@ impl VirtioDevice for Block {
     }
 
     fn read_config(&self, offset: u64, data: &mut [u8]) {
-        // capacity (u64) at 0, size_max (u32) at 8, seg_max (u32) at 12.
-        let mut cfg = [0u8; 16];
+        // capacity (u64) at 0, size_max at 8, seg_max at 12; the discard
+        // limits at 36 (max sectors, max segments, alignment) and the
+        // write-zeroes ones at 48 (max sectors, max segments, may-unmap).
+        let mut cfg = [0u8; 60];
         cfg[..8].copy_from_slice(&self.capacity_sectors.to_le_bytes());
         cfg[12..16].copy_from_slice(&u32::from(QUEUE_SIZE - 2).to_le_bytes());
+        let u32s = [
+            (36, MAX_RANGE_SECTORS),
+            (40, 1),
+            (44, 1),
+            (48, MAX_RANGE_SECTORS),
+            (52, 1),
+        ];
+        for (at, v) in u32s {
+            cfg[at..at + 4].copy_from_slice(&v.to_le_bytes());
+        }
+        cfg[56] = 1;
         for (i, b) in data.iter_mut().enumerate() {
             *b = cfg.get(offset as usize + i).copied().unwrap_or(0);
         }

@@ -293,3 +293,98 @@ fn empty_slot_reads_device_id_zero() {
     t.read(at(8), &mut b);
     assert_eq!(u32::from_le_bytes(b), 0);
 }
+
+#[test]
+fn blk_discard_and_write_zeroes_clear_ranges_and_respect_limits() {
+    let content = vec![0x5au8; 8 * 512];
+    let path = image(&content);
+    let mut d = Driver::new(Box::new(Block::open(&path, false, "").unwrap()));
+    assert_eq!(
+        d.rd(0x10) & (1 << 13 | 1 << 14),
+        1 << 13 | 1 << 14,
+        "offered"
+    );
+    let mut limits = [0u8; 24];
+    d.t.read(at(0x100 + 36), &mut limits[..4]);
+    assert!(
+        u32::from_le_bytes(limits[..4].try_into().unwrap()) > 0,
+        "max_discard_sectors"
+    );
+    let segment = |d: &Driver, at: u64, sector: u64, count: u32, flags: u32| {
+        d.mem.write_obj(sector, GuestAddress(at)).unwrap();
+        d.mem.write_obj(count, GuestAddress(at + 8)).unwrap();
+        d.mem.write_obj(flags, GuestAddress(at + 12)).unwrap();
+    };
+    let status = |d: &Driver| d.mem.read_obj::<u8>(GuestAddress(0x7000)).unwrap();
+    // Write-zeroes sectors 1-2 (no unmap), discard sectors 4-5.
+    d.header(0x5000, 13, 0);
+    segment(&d, 0x6000, 1, 2, 0);
+    d.post(0, &[(0x5000, 16, 0), (0x6000, 16, 0), (0x7000, 1, WRITE)]);
+    assert_eq!(status(&d), 0);
+    d.header(0x5000, 11, 0);
+    segment(&d, 0x6000, 4, 2, 0);
+    d.post(3, &[(0x5000, 16, 0), (0x6000, 16, 0), (0x7000, 1, WRITE)]);
+    assert_eq!(status(&d), 0);
+    let disk = std::fs::read(&path).unwrap();
+    assert_eq!(disk.len(), content.len(), "the image keeps its size");
+    assert!(disk[512..1536].iter().all(|&b| b == 0), "write-zeroes");
+    assert!(
+        disk[..512]
+            .iter()
+            .chain(&disk[1536..2048])
+            .all(|&b| b == 0x5a),
+        "neighbours kept"
+    );
+    // Discard may keep the data on file systems without holes; if it
+    // punched, the range reads as zeros.
+    assert!(
+        disk[2048..3072].iter().all(|&b| b == 0) || disk[2048..3072].iter().all(|&b| b == 0x5a)
+    );
+    assert!(disk[3072..].iter().all(|&b| b == 0x5a));
+    // Write-zeroes with unmap, then a range past the end and a bad flag.
+    d.header(0x5000, 13, 0);
+    segment(&d, 0x6000, 7, 1, 1);
+    d.post(6, &[(0x5000, 16, 0), (0x6000, 16, 0), (0x7000, 1, WRITE)]);
+    assert_eq!(status(&d), 0);
+    assert!(std::fs::read(&path).unwrap()[3584..]
+        .iter()
+        .all(|&b| b == 0));
+    d.header(0x5000, 13, 0);
+    segment(&d, 0x6000, 7, 2, 0);
+    d.post(9, &[(0x5000, 16, 0), (0x6000, 16, 0), (0x7000, 1, WRITE)]);
+    assert_eq!(status(&d), 1, "IOERR past the end");
+    d.header(0x5000, 11, 0);
+    segment(&d, 0x6000, 0, 1, 1);
+    d.post(12, &[(0x5000, 16, 0), (0x6000, 16, 0), (0x7000, 1, WRITE)]);
+    assert_eq!(status(&d), 2, "UNSUPP: unmap is not a discard flag");
+    let _ = std::fs::remove_file(path);
+}
+
+#[test]
+fn read_only_drive_refuses_discard_and_write_zeroes() {
+    let content = vec![0x77u8; 4 * 512];
+    let path = image(&content);
+    let mut d = Driver::new(Box::new(Block::open(&path, true, "").unwrap()));
+    assert_eq!(
+        d.rd(0x10) & (1 << 13 | 1 << 14),
+        0,
+        "not offered when read-only"
+    );
+    for (i, kind) in [11u32, 13].into_iter().enumerate() {
+        d.header(0x5000, kind, 0);
+        d.mem.write_obj(0u64, GuestAddress(0x6000)).unwrap();
+        d.mem.write_obj(1u32, GuestAddress(0x6008)).unwrap();
+        d.mem.write_obj(0u32, GuestAddress(0x600c)).unwrap();
+        d.post(
+            3 * i as u16,
+            &[(0x5000, 16, 0), (0x6000, 16, 0), (0x7000, 1, WRITE)],
+        );
+        assert_eq!(
+            d.mem.read_obj::<u8>(GuestAddress(0x7000)).unwrap(),
+            1,
+            "IOERR"
+        );
+    }
+    assert_eq!(std::fs::read(&path).unwrap(), content);
+    let _ = std::fs::remove_file(path);
+}
