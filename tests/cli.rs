@@ -78,3 +78,35 @@ fn version_and_help_listings() {
     let (_, out, _) = kindling(&["-cpu", "help"]);
     assert!(out.contains("x86 host"));
 }
+
+#[test]
+fn virtconsole_needs_a_virtio_serial_device_and_a_known_chardev() {
+    let (code, _, err) = common::vm::run(
+        &[
+            "-chardev",
+            "null,id=c0",
+            "-device",
+            "virtconsole,chardev=c0",
+        ],
+        std::time::Duration::from_secs(10),
+    );
+    assert_eq!(code.code(), Some(1));
+    assert!(
+        err.contains("No 'virtio-serial-bus' bus found for device 'virtconsole'"),
+        "{err}"
+    );
+    let (code, _, err) = common::vm::run(
+        &[
+            "-device",
+            "virtio-serial-device",
+            "-device",
+            "virtconsole,chardev=nope",
+        ],
+        std::time::Duration::from_secs(10),
+    );
+    assert_eq!(code.code(), Some(1));
+    assert!(
+        err.contains("Property 'virtconsole.chardev' can't find value 'nope'"),
+        "{err}"
+    );
+}

@@ -160,15 +160,13 @@ fn guest_reads_the_virtio_disk() {
     assert_eq!(code, 0);
 }
 
-#[test]
-fn interactive_shell_on_the_serial_console() {
-    let (Some(k), Some(initrd)) = (
-        common::guest_file("vmlinux"),
-        common::guest_file("initramfs.cpio"),
-    ) else {
-        return;
-    };
-    let mut vm = Vm::start_interactive(&[
+/// Starts vmlinux with a shell as init (`rdinit=/bin/sh`) on `console`
+/// (ttyS0 or hvc0), with `extra` arguments, and waits for its prompt.
+fn shell(console: &str, extra: &[&str]) -> Option<Vm> {
+    let k = common::guest_file("vmlinux")?;
+    let initrd = common::guest_file("initramfs.cpio")?;
+    let append = format!("console={console} reboot=t panic=-1 quiet rdinit=/bin/sh");
+    let mut args = vec![
         "-M",
         "microvm,acpi=off",
         "-accel",
@@ -177,16 +175,24 @@ fn interactive_shell_on_the_serial_console() {
         "256m",
         "-nodefaults",
         "-no-reboot",
-        "-serial",
-        "stdio",
         "-kernel",
         k.to_str().unwrap(),
         "-initrd",
         initrd.to_str().unwrap(),
         "-append",
-        "console=ttyS0 reboot=t panic=-1 quiet rdinit=/bin/sh",
-    ]);
+        &append,
+    ];
+    args.extend_from_slice(extra);
+    let mut vm = Vm::start_interactive(&args);
     assert!(vm.wait_for("#", 1, T), "no shell prompt:\n{}", vm.output());
+    Some(vm)
+}
+
+#[test]
+fn interactive_shell_on_the_serial_console() {
+    let Some(mut vm) = shell("ttyS0", &["-serial", "stdio"]) else {
+        return;
+    };
     vm.type_text("echo answer=$((6*7))\n");
     assert!(vm.wait_for("answer=42", 1, T), "{}", vm.output());
     vm.type_text("reboot -f\n");
@@ -262,36 +268,22 @@ fn icount_boots_are_identical_instruction_for_instruction() {
 /// Boots Linux with a shell as init and `disk` as a virtio drive, types
 /// `commands` (ending with `reboot -f`), and returns the console.
 fn shell_with_disk(disk: &std::path::Path, read_only: bool, commands: &[&str]) -> Option<String> {
-    let k = common::guest_file("vmlinux")?;
-    let initrd = common::guest_file("initramfs.cpio")?;
     let drive = format!(
         "id=d0,file={},format=raw,if=none{}",
         disk.display(),
         if read_only { ",readonly=on" } else { "" }
     );
-    let mut vm = Vm::start_interactive(&[
-        "-M",
-        "microvm,acpi=off",
-        "-accel",
-        "tcg",
-        "-m",
-        "256m",
-        "-nodefaults",
-        "-no-reboot",
-        "-serial",
-        "stdio",
-        "-kernel",
-        k.to_str().unwrap(),
-        "-initrd",
-        initrd.to_str().unwrap(),
-        "-drive",
-        &drive,
-        "-device",
-        "virtio-blk-device,drive=d0",
-        "-append",
-        "console=ttyS0 reboot=t panic=-1 quiet rdinit=/bin/sh",
-    ]);
-    assert!(vm.wait_for("#", 1, T), "no shell prompt:\n{}", vm.output());
+    let mut vm = shell(
+        "ttyS0",
+        &[
+            "-serial",
+            "stdio",
+            "-drive",
+            &drive,
+            "-device",
+            "virtio-blk-device,drive=d0",
+        ],
+    )?;
     for c in commands {
         vm.type_text(c);
         vm.type_text("\n");
@@ -396,4 +388,34 @@ fn guest_discards_reach_the_disk_file() {
         "{out}"
     );
     let _ = std::fs::remove_file(&disk);
+}
+
+#[test]
+fn virtio_console_is_an_interactive_hvc0() {
+    let Some(mut vm) = shell(
+        "hvc0",
+        &[
+            "-display",
+            "none",
+            "-serial",
+            "none",
+            "-chardev",
+            "stdio,id=con0",
+            "-device",
+            "virtio-serial-device",
+            "-device",
+            "virtconsole,chardev=con0",
+        ],
+    ) else {
+        return;
+    };
+    vm.type_text("mount -t sysfs sys /sys\n");
+    vm.type_text("echo hvc-answer=$((6*7)) on $(cat /sys/class/tty/console/active)\n");
+    assert!(
+        vm.wait_for("hvc-answer=42 on hvc0", 1, T),
+        "{}",
+        vm.output()
+    );
+    vm.type_text("reboot -f\n");
+    assert_eq!(vm.wait_exit(T).code(), Some(0));
 }

@@ -285,10 +285,17 @@ impl Machine {
                 .spawn()
                 .map_err(|e| MachineError::host("spawn timer thread", e))?;
         }
-        if self.cfg.serial == Some(CharBackend::Stdio) && !self.cfg.daemonize {
+        let serial_on_stdio = self.cfg.serial == Some(CharBackend::Stdio);
+        let stdin_used = serial_on_stdio || self.platform.stdio_console().is_some();
+        if stdin_used && !self.cfg.daemonize {
             terminal::enter_raw_mode();
-            platform::spawn_console_input(&self.platform, self.cfg.nographic, &self.events_tx)
-                .map_err(|e| MachineError::host("spawn console thread", e))?;
+            platform::spawn_console_input(
+                &self.platform,
+                serial_on_stdio,
+                self.cfg.nographic,
+                &self.events_tx,
+            )
+            .map_err(|e| MachineError::host("spawn console thread", e))?;
         }
         Ok(())
     }

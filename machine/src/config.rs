@@ -202,6 +202,11 @@ pub enum VirtioKind {
     },
     /// `virtio-rng-device`.
     Rng,
+    /// `virtio-serial-device`, with its one `virtconsole,chardev=ID` port.
+    Console {
+        /// The port's chardev (`None`: no port yet; output is dropped).
+        chardev: Option<String>,
+    },
 }
 
 /// One `-device virtio-*-device`.

@@ -23,6 +23,7 @@ pub mod signals;
 pub mod terminal;
 pub mod timers;
 pub mod vcpu_thread;
+pub mod virtio_console;
 
 /// The QEMU release whose command line and QMP behaviour Kindling follows.
 pub const QEMU_COMPAT_VERSION: &str = "10.0.2";

@@ -14,13 +14,14 @@ use devices::irqchip::{
 };
 
 use crate::accel::ChosenAccel;
-use crate::config::MachineConfig;
+use crate::config::{CharBackend, MachineConfig};
 use crate::control::VcpuControl;
 use crate::error::MachineError;
 use crate::io::{BoardIo, MsrHandler};
 use crate::runstate::BoardEvent;
 use crate::timers::TimerService;
 use crate::vcpu_thread::VcpuInterrupts;
+use crate::virtio_console::VirtioConsolePort;
 
 /// COM1's interrupt.
 pub const SERIAL_GSI: u32 = 4;
@@ -262,6 +263,7 @@ pub struct Platform {
     notifier: Arc<BoardNotifier>,
     devices: crate::platform_devices::PlatformDevices,
     transports: Vec<firmware::VirtioMmioTransport>,
+    consoles: Vec<VirtioConsolePort>,
 }
 
 impl std::fmt::Debug for Platform {
@@ -329,6 +331,11 @@ impl Platform {
         self.devices.serial_input(bytes)
     }
 
+    /// The virtio console reading stdin, if any.
+    pub fn stdio_console(&self) -> Option<VirtioConsolePort> {
+        crate::virtio_console::stdio_port(&self.consoles)
+    }
+
     /// The populated virtio-mmio transports (window and GSI).
     pub fn virtio_transports(&self) -> Vec<firmware::VirtioMmioTransport> {
         self.transports.clone()
@@ -380,7 +387,7 @@ pub fn build(
     let devices = crate::platform_devices::PlatformDevices::build(
         cfg, accel.kind, &irqchip, clock, timers, events, &mut pio, &mut mmio,
     )?;
-    let transports = build_virtio(cfg, mem, &irqchip, &mut mmio)?;
+    let (transports, consoles) = build_virtio(cfg, mem, &irqchip, &mut mmio)?;
     let mut io = BoardIo::new(pio, mmio);
     let t = timers.clone();
     let c = clock.clone();
@@ -418,6 +425,7 @@ pub fn build(
         notifier,
         devices,
         transports,
+        consoles,
     };
     platform.firmware_setup();
     Ok(platform)
@@ -477,6 +485,7 @@ pub fn load_kernel(
 /// the console is the `-nographic` mux.
 pub fn spawn_console_input(
     platform: &Platform,
+    serial_on_stdio: bool,
     mux: bool,
     events: &Sender<BoardEvent>,
 ) -> std::io::Result<()> {
@@ -485,6 +494,12 @@ pub fn spawn_console_input(
     use crate::terminal::{ConsoleInput, EscapeDecoder, ESCAPE_HELP};
 
     let devices = platform.devices.clone();
+    // stdin feeds COM1 when it is on stdio, else a virtio console on stdio.
+    let virtio = if serial_on_stdio {
+        None
+    } else {
+        platform.stdio_console()
+    };
     let events = events.clone();
     std::thread::Builder::new()
         .name("console".into())
@@ -521,7 +536,10 @@ pub fn spawn_console_input(
                 // The UART's FIFO is small: hand bytes over as the guest drains it.
                 let mut rest = &guest[..];
                 while !rest.is_empty() {
-                    let taken = devices.serial_input(rest);
+                    let taken = match &virtio {
+                        Some(port) => port.feed(rest),
+                        None => devices.serial_input(rest),
+                    };
                     rest = &rest[taken..];
                     if !rest.is_empty() {
                         std::thread::sleep(Duration::from_millis(1));
@@ -541,8 +559,9 @@ fn build_virtio(
     mem: &Arc<GuestMemory>,
     chip: &IrqChip,
     mmio: &mut Bus,
-) -> Result<Vec<firmware::VirtioMmioTransport>, MachineError> {
+) -> Result<(Vec<firmware::VirtioMmioTransport>, Vec<VirtioConsolePort>), MachineError> {
     use devices::virtio::blk::Block;
+    use devices::virtio::console::Console;
     use devices::virtio::mmio::{MmioTransport, MMIO_WINDOW};
     use devices::virtio::rng::Rng;
     use devices::virtio::VirtioDevice;
@@ -555,11 +574,30 @@ fn build_virtio(
         (8, 5)
     };
     let mut slots: Vec<Option<Box<dyn VirtioDevice>>> = (0..count).map(|_| None).collect();
+    type ConsoleSlot = (
+        Arc<devices::virtio::console::ConsoleInput>,
+        Option<CharBackend>,
+    );
+    let mut console_slots: Vec<Option<ConsoleSlot>> = (0..count).map(|_| None).collect();
     let mut order = Vec::new();
     for d in &cfg.virtio {
         let bad = |m: String| MachineError::Config(format!("{}: {m}", d.location));
+        let mut console = None;
         let dev: Box<dyn VirtioDevice> = match &d.kind {
             VirtioKind::Rng => Box::new(Rng),
+            VirtioKind::Console { chardev } => {
+                let backend = chardev.as_ref().and_then(|id| {
+                    cfg.chardevs
+                        .iter()
+                        .find(|c| &c.id == id)
+                        .map(|c| c.backend.clone())
+                });
+                let out =
+                    crate::chardev::open_output(backend.as_ref().unwrap_or(&CharBackend::Null))?;
+                let (dev, input) = Console::new(out);
+                console = Some((input, backend));
+                Box::new(dev)
+            }
             VirtioKind::Block { drive, serial } => {
                 let drv = cfg
                     .drives
@@ -586,8 +624,10 @@ fn build_virtio(
                 .ok_or_else(|| bad("no free virtio-mmio transport".into()))?,
         };
         slots[slot] = Some(dev);
+        console_slots[slot] = console;
         order.push(slot as u32);
     }
+    let mut consoles = Vec::new();
     for (i, dev) in slots.into_iter().enumerate() {
         let i = i as u32;
         let gsi = gsi_base + i;
@@ -595,12 +635,20 @@ fn build_virtio(
         let irq = chip
             .irq_line(gsi)
             .map_err(|e| MachineError::Config(e.to_string()))?;
-        let transport = MmioTransport::new(dev, mem.clone(), irq);
-        mmio.insert(Arc::new(Mutex::new(transport)), t.base, MMIO_WINDOW)?;
+        let transport = Arc::new(Mutex::new(MmioTransport::new(dev, mem.clone(), irq)));
+        if let Some((input, backend)) = console_slots[i as usize].take() {
+            consoles.push(VirtioConsolePort {
+                input,
+                transport: transport.clone(),
+                backend,
+            });
+        }
+        mmio.insert(transport, t.base, MMIO_WINDOW)?;
     }
     // QEMU announces them in -device order (first device, highest slot, first).
-    Ok(order
+    let announced = order
         .into_iter()
         .map(|i| firmware::VirtioMmioTransport::slot(i, gsi_base + i))
-        .collect())
+        .collect();
+    Ok((announced, consoles))
 }

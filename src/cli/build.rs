@@ -618,7 +618,43 @@ fn device_opt(cfg: &mut MachineConfig, loc: &str, val: &str) -> Result<Option<Ac
             cfg.debug_exit = Some(dev);
             Ok(None)
         }
-        "virtio-blk-device" | "virtio-rng-device" => {
+        "virtconsole" => {
+            let mut chardev = None;
+            for p in &params[1..] {
+                match p.key.as_str() {
+                    "chardev" => chardev = Some(p.value.clone()),
+                    "id" | "name" | "bus" | "nr" => {}
+                    _ => return Err(not_found(loc, "virtconsole", &p.key)),
+                }
+            }
+            let chardev = chardev
+                .ok_or_else(|| CliError::at(loc, "Property 'virtconsole.chardev' is required"))?;
+            if !cfg.chardevs.iter().any(|c| c.id == chardev) {
+                return Err(CliError::at(
+                    loc,
+                    format!("Property 'virtconsole.chardev' can't find value '{chardev}'"),
+                ));
+            }
+            let port = cfg.virtio.iter_mut().rev().find_map(|d| match &mut d.kind {
+                VirtioKind::Console { chardev } => Some(chardev),
+                _ => None,
+            });
+            match port {
+                None => Err(CliError::at(
+                    loc,
+                    "No 'virtio-serial-bus' bus found for device 'virtconsole'",
+                )),
+                Some(Some(_)) => Err(CliError::at(
+                    loc,
+                    "virtconsole: this virtio-serial-device already has its port (Kindling's has one, without multiport)",
+                )),
+                Some(slot) => {
+                    *slot = Some(chardev);
+                    Ok(None)
+                }
+            }
+        }
+        "virtio-blk-device" | "virtio-rng-device" | "virtio-serial-device" => {
             let mut bus = None;
             let mut drive = None;
             let mut serial = String::new();
@@ -642,6 +678,8 @@ fn device_opt(cfg: &mut MachineConfig, loc: &str, val: &str) -> Result<Option<Ac
             }
             let kind = if driver == "virtio-rng-device" {
                 VirtioKind::Rng
+            } else if driver == "virtio-serial-device" {
+                VirtioKind::Console { chardev: None }
             } else {
                 VirtioKind::Block {
                     drive: drive.ok_or_else(|| CliError::at(loc, "drive property not set"))?,

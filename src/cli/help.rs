@@ -52,6 +52,12 @@ Boot options:
 Devices and character backends:
 -device isa-debug-exit[,iobase=0x501,iosize=2]
                 a write of V to iobase exits with status (V<<1)|1
+-device virtio-blk-device,drive=id[,serial=][,bus=virtio-mmio-bus.N]
+-device virtio-rng-device[,bus=]
+-device virtio-serial-device[,bus=] -device virtconsole,chardev=id
+                the guest's /dev/hvc0 on a character backend
+-drive id=id,file=path,format=raw,if=none[,readonly=on][,cache=][,aio=]
+-blockdev driver=raw,node-name=id,file.driver=file,file.filename=path
 -device help    list devices
 -serial stdio|mon:stdio|null|none|file:path|chardev:id
 -chardev stdio|null|file|socket,id=id[,path=path][,host=,port=,server=on,wait=off]
@@ -114,5 +120,17 @@ pub fn accels() -> String {
 
 /// `-device help`.
 pub fn devices() -> String {
-    "Misc devices:\nname \"isa-debug-exit\", bus ISA\n".to_string()
+    concat!(
+        "Storage devices:\n",
+        "name \"virtio-blk-device\", bus virtio-bus\n",
+        "\n",
+        "Input devices:\n",
+        "name \"virtconsole\", bus virtio-serial-bus\n",
+        "name \"virtio-serial-device\", bus virtio-bus\n",
+        "\n",
+        "Misc devices:\n",
+        "name \"isa-debug-exit\", bus ISA\n",
+        "name \"virtio-rng-device\", bus virtio-bus\n",
+    )
+    .to_string()
 }

@@ -120,6 +120,12 @@ impl MmioTransport {
             .unwrap_or(0)
     }
 
+    /// Process queue `index` now, as if the driver had notified it (a
+    /// device with work from the host side, e.g. console input).
+    pub fn process(&mut self, index: usize) {
+        self.notify(index);
+    }
+
     fn notify(&mut self, index: usize) {
         if self.status & STATUS_DRIVER_OK == 0 || self.status & STATUS_NEEDS_RESET != 0 {
             return;

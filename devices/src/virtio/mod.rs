@@ -6,6 +6,7 @@
 //! QueueNotify is handled synchronously on the vCPU thread that wrote it.
 
 pub mod blk;
+pub mod console;
 pub mod mmio;
 pub mod rng;
 
