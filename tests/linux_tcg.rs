@@ -419,3 +419,32 @@ fn virtio_console_is_an_interactive_hvc0() {
     vm.type_text("reboot -f\n");
     assert_eq!(vm.wait_exit(T).code(), Some(0));
 }
+
+#[test]
+fn virtio_rng_feeds_dev_hwrng() {
+    let Some(mut vm) = shell(
+        "ttyS0",
+        &["-serial", "stdio", "-device", "virtio-rng-device"],
+    ) else {
+        return;
+    };
+    vm.type_text("mount -t devtmpfs dev /dev; mount -t sysfs sys /sys\n");
+    vm.type_text("echo rng=$(cat /sys/class/misc/hw_random/rng_current)\n");
+    vm.type_text("for i in 1 2; do dd if=/dev/hwrng bs=32 count=1 2>/dev/null | md5sum; done\n");
+    vm.type_text("reboot -f\n");
+    assert_eq!(vm.wait_exit(T).code(), Some(0), "{}", vm.output());
+    let out = vm.output();
+    assert!(out.contains("rng=virtio_rng."), "{out}");
+    let sums: Vec<&str> = out
+        .lines()
+        .filter_map(|l| l.trim().strip_suffix("  -"))
+        .filter(|s| s.len() == 32)
+        .collect();
+    assert_eq!(sums.len(), 2, "{out}");
+    assert_ne!(sums[0], sums[1], "two reads gave the same bytes");
+    // md5 of 32 zero bytes and of nothing: the device must give real bytes.
+    for s in &sums {
+        assert_ne!(*s, "70bc8f4b72a86921468bf8e8441dce51");
+        assert_ne!(*s, "d41d8cd98f00b204e9800998ecf8427e");
+    }
+}
