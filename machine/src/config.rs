@@ -173,6 +173,8 @@ pub struct MachineConfig {
     pub globals: Vec<(String, String)>,
     /// Block backends.
     pub drives: Vec<DriveConfig>,
+    /// Network backends.
+    pub netdevs: Vec<NetdevConfig>,
     /// virtio devices in command-line order.
     pub virtio: Vec<VirtioDeviceConfig>,
 }
@@ -202,11 +204,29 @@ pub enum VirtioKind {
     },
     /// `virtio-rng-device`.
     Rng,
+    /// `virtio-net-device,netdev=ID[,mac=]`.
+    Net {
+        /// The `-netdev` id.
+        netdev: String,
+        /// The MAC address.
+        mac: [u8; 6],
+    },
     /// `virtio-serial-device`, with its one `virtconsole,chardev=ID` port.
     Console {
         /// The port's chardev (`None`: no port yet; output is dropped).
         chardev: Option<String>,
     },
+}
+
+/// A `-netdev` backend.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NetdevConfig {
+    /// `id=`.
+    pub id: String,
+    /// `tap,ifname=NAME`: the host interface (`tap%d`: the kernel picks).
+    pub ifname: String,
+    /// The option as typed, for error messages.
+    pub location: String,
 }
 
 /// One `-device virtio-*-device`.
@@ -263,6 +283,7 @@ impl Default for MachineConfig {
             monitors: Vec::new(),
             globals: Vec::new(),
             drives: Vec::new(),
+            netdevs: Vec::new(),
             virtio: Vec::new(),
         }
     }

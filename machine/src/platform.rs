@@ -579,12 +579,31 @@ fn build_virtio(
         Option<CharBackend>,
     );
     let mut console_slots: Vec<Option<ConsoleSlot>> = (0..count).map(|_| None).collect();
+    type NetSlot = (
+        Arc<devices::virtio::net::NetInput>,
+        devices::virtio::tap::Tap,
+    );
+    let mut net_slots: Vec<Option<NetSlot>> = (0..count).map(|_| None).collect();
     let mut order = Vec::new();
     for d in &cfg.virtio {
         let bad = |m: String| MachineError::Config(format!("{}: {m}", d.location));
         let mut console = None;
+        let mut net_rx = None;
         let dev: Box<dyn VirtioDevice> = match &d.kind {
             VirtioKind::Rng => Box::new(Rng),
+            VirtioKind::Net { netdev, mac } => {
+                let nd = cfg
+                    .netdevs
+                    .iter()
+                    .find(|n| &n.id == netdev)
+                    .ok_or_else(|| bad(format!("netdev '{netdev}' not found")))?;
+                let tap = devices::virtio::tap::Tap::open(&nd.ifname)
+                    .map_err(|e| MachineError::Config(format!("{}: {e}", nd.location)))?;
+                let rx = tap.try_clone().map_err(|e| MachineError::host("tap", e))?;
+                let (dev, input) = devices::virtio::net::Net::new(*mac, Box::new(TapSender(tap)));
+                net_rx = Some((input, rx));
+                Box::new(dev)
+            }
             VirtioKind::Console { chardev } => {
                 let backend = chardev.as_ref().and_then(|id| {
                     cfg.chardevs
@@ -625,6 +644,7 @@ fn build_virtio(
         };
         slots[slot] = Some(dev);
         console_slots[slot] = console;
+        net_slots[slot] = net_rx;
         order.push(slot as u32);
     }
     let mut consoles = Vec::new();
@@ -636,6 +656,9 @@ fn build_virtio(
             .irq_line(gsi)
             .map_err(|e| MachineError::Config(e.to_string()))?;
         let transport = Arc::new(Mutex::new(MmioTransport::new(dev, mem.clone(), irq)));
+        if let Some((input, tap)) = net_slots[i as usize].take() {
+            spawn_net_receiver(tap, input, transport.clone())?;
+        }
         if let Some((input, backend)) = console_slots[i as usize].take() {
             consoles.push(VirtioConsolePort {
                 input,
@@ -651,4 +674,42 @@ fn build_virtio(
         .map(|i| firmware::VirtioMmioTransport::slot(i, gsi_base + i))
         .collect();
     Ok((announced, consoles))
+}
+
+/// Sends a NIC's frames to its TAP interface.
+struct TapSender(devices::virtio::tap::Tap);
+
+impl devices::virtio::net::NetBackend for TapSender {
+    fn send(&mut self, frame: &[u8]) {
+        if let Err(e) = self.0.send(frame) {
+            log::debug!("tap {}: frame dropped: {e}", self.0.name());
+        }
+    }
+}
+
+/// A thread per TAP interface: each frame the host sends is queued for the
+/// guest and the receive queue processed at once (interrupting the guest
+/// when a buffer was filled).
+fn spawn_net_receiver(
+    mut tap: devices::virtio::tap::Tap,
+    input: Arc<devices::virtio::net::NetInput>,
+    transport: Arc<Mutex<devices::virtio::mmio::MmioTransport>>,
+) -> Result<(), MachineError> {
+    std::thread::Builder::new()
+        .name(format!("net-{}", tap.name()))
+        .spawn(move || {
+            let mut buf = vec![0u8; 65_550];
+            loop {
+                let n = match tap.recv(&mut buf) {
+                    Ok(0) | Err(_) => return,
+                    Ok(n) => n,
+                };
+                input.push(buf[..n].to_vec());
+                if let Ok(mut t) = transport.lock() {
+                    t.process(0);
+                }
+            }
+        })
+        .map(|_| ())
+        .map_err(|e| MachineError::host("spawn the network receiver", e))
 }

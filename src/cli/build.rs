@@ -4,7 +4,8 @@ use std::path::PathBuf;
 
 use machine::config::{
     AccelKind, CharBackend, Chardev, CpuConfig, CpuModel, DebugExitConfig, DriveConfig,
-    KernelIrqchip, MachineConfig, MonitorArg, OnOffAuto, VirtioDeviceConfig, VirtioKind,
+    KernelIrqchip, MachineConfig, MonitorArg, NetdevConfig, OnOffAuto, VirtioDeviceConfig,
+    VirtioKind,
 };
 
 use super::argv::Opt;
@@ -181,7 +182,8 @@ pub fn build(opts: &[Opt]) -> Result<Action, CliError> {
                     }
                 }
             }
-            "netdev" | "object" => {
+            "netdev" => netdev_opt(&mut cfg, &loc, val)?,
+            "object" => {
                 return Err(CliError::at(
                     loc,
                     format!(
@@ -261,8 +263,68 @@ fn strip_os_error(e: &std::io::Error) -> String {
     }
 }
 
+/// `bus=virtio-mmio-bus.N`.
+fn virtio_bus(loc: &str, value: &str) -> Result<u32, CliError> {
+    value
+        .strip_prefix("virtio-mmio-bus.")
+        .and_then(|n| n.parse::<u32>().ok())
+        .ok_or_else(|| CliError::at(loc, format!("Bus '{value}' not found")))
+}
+
 fn not_found(loc: &str, class: &str, key: &str) -> CliError {
     CliError::at(loc, format!("Property '{class}.{key}' not found"))
+}
+
+/// `-netdev tap,id=ID[,ifname=NAME][,script=no][,downscript=no]`;
+/// user-mode networking is refused with a clear message.
+fn netdev_opt(cfg: &mut MachineConfig, loc: &str, val: &str) -> Result<(), CliError> {
+    let params = keyval::parse(val, Some("type"));
+    let kind = params.first().map(|p| p.value.as_str()).unwrap_or("");
+    match kind {
+        "tap" => {}
+        "user" => {
+            return Err(CliError::at(
+                loc,
+                "user-mode networking (-netdev user) is not supported by this version of Kindling yet; use -netdev tap",
+            ))
+        }
+        other => {
+            return Err(CliError::at(
+                loc,
+                format!("Parameter 'type' does not accept value '{other}'"),
+            ))
+        }
+    }
+    let mut id = None;
+    let mut ifname = "tap%d".to_string();
+    for p in &params[1..] {
+        match p.key.as_str() {
+            "id" => id = Some(p.value.clone()),
+            "ifname" => ifname = p.value.clone(),
+            "script" | "downscript" if p.value == "no" => {}
+            "script" | "downscript" => {
+                return Err(CliError::at(
+                    loc,
+                    format!(
+                        "{}={}: Kindling runs no network scripts; configure the interface beforehand and use {}=no",
+                        p.key, p.value, p.key
+                    ),
+                ))
+            }
+            "vhost" if p.value == "off" => {}
+            _ => return Err(CliError::at(loc, format!("Invalid parameter '{}'", p.key))),
+        }
+    }
+    let id = id.ok_or_else(|| CliError::at(loc, "Parameter 'id' is missing"))?;
+    if cfg.netdevs.iter().any(|n| n.id == id) {
+        return Err(CliError::at(loc, format!("Duplicate ID '{id}' for netdev")));
+    }
+    cfg.netdevs.push(NetdevConfig {
+        id,
+        ifname,
+        location: loc.to_string(),
+    });
+    Ok(())
 }
 
 /// `-rtc [base=utc|localtime|DATETIME][,clock=host|rt|vm][,driftfix=none|slew]`.
@@ -618,6 +680,58 @@ fn device_opt(cfg: &mut MachineConfig, loc: &str, val: &str) -> Result<Option<Ac
             cfg.debug_exit = Some(dev);
             Ok(None)
         }
+        "virtio-net-device" => {
+            let mut bus = None;
+            let mut netdev = None;
+            let nics = cfg
+                .virtio
+                .iter()
+                .filter(|d| matches!(d.kind, VirtioKind::Net { .. }))
+                .count();
+            // QEMU's default: 52:54:00:12:34:56, then ...:57 and so on.
+            let mut mac = [
+                0x52,
+                0x54,
+                0x00,
+                0x12,
+                0x34,
+                0x56u8.wrapping_add(nics as u8),
+            ];
+            for p in &params[1..] {
+                match p.key.as_str() {
+                    "netdev" => netdev = Some(p.value.clone()),
+                    "mac" => {
+                        mac = devices::virtio::net::parse_mac(&p.value).ok_or_else(|| {
+                            CliError::at(
+                                loc,
+                                format!(
+                                    "Property 'virtio-net-device.mac' doesn't take value '{}'",
+                                    p.value
+                                ),
+                            )
+                        })?
+                    }
+                    "bus" => bus = Some(virtio_bus(loc, &p.value)?),
+                    "id" => {}
+                    _ => return Err(not_found(loc, "virtio-net-device", &p.key)),
+                }
+            }
+            let netdev = netdev.ok_or_else(|| {
+                CliError::at(loc, "Property 'virtio-net-device.netdev' is required")
+            })?;
+            if !cfg.netdevs.iter().any(|n| n.id == netdev) {
+                return Err(CliError::at(
+                    loc,
+                    format!("Property 'virtio-net-device.netdev' can't find value '{netdev}'"),
+                ));
+            }
+            cfg.virtio.push(VirtioDeviceConfig {
+                kind: VirtioKind::Net { netdev, mac },
+                bus,
+                location: loc.to_string(),
+            });
+            Ok(None)
+        }
         "virtconsole" => {
             let mut chardev = None;
             for p in &params[1..] {
@@ -660,16 +774,7 @@ fn device_opt(cfg: &mut MachineConfig, loc: &str, val: &str) -> Result<Option<Ac
             let mut serial = String::new();
             for p in &params[1..] {
                 match p.key.as_str() {
-                    "bus" => {
-                        let n = p
-                            .value
-                            .strip_prefix("virtio-mmio-bus.")
-                            .and_then(|n| n.parse::<u32>().ok())
-                            .ok_or_else(|| {
-                                CliError::at(loc, format!("Bus '{}' not found", p.value))
-                            })?;
-                        bus = Some(n);
-                    }
+                    "bus" => bus = Some(virtio_bus(loc, &p.value)?),
                     "drive" if driver == "virtio-blk-device" => drive = Some(p.value.clone()),
                     "serial" if driver == "virtio-blk-device" => serial = p.value.clone(),
                     "id" => {}

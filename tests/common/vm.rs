@@ -50,8 +50,18 @@ impl Vm {
         }
     }
 
+    /// Start `program` (which runs kindling, e.g. `ip netns exec`) with a
+    /// pipe on its stdin.
+    pub fn start_program(program: &str, args: &[&str]) -> Vm {
+        Self::spawn_program(program.as_ref(), args, Stdio::piped())
+    }
+
     fn spawn(args: &[&str], stdin: Stdio) -> Vm {
-        let mut child = Command::new(super::kindling())
+        Self::spawn_program(&super::kindling(), args, stdin)
+    }
+
+    fn spawn_program(program: &std::path::Path, args: &[&str], stdin: Stdio) -> Vm {
+        let mut child = Command::new(program)
             .args(args)
             .stdin(stdin)
             .stdout(Stdio::piped())

@@ -8,7 +8,9 @@
 pub mod blk;
 pub mod console;
 pub mod mmio;
+pub mod net;
 pub mod rng;
+pub mod tap;
 
 #[cfg(test)]
 mod tests;
