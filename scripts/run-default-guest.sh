@@ -6,6 +6,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
+scripts/setup.sh
 cargo build --release --quiet
 guest=$(scripts/guest/path.sh)
 

@@ -3,11 +3,15 @@
 # machine (idempotent; quick when everything is already there).
 #   - Rust: the machine's toolchain (cargo) must already be installed.
 #   - Python: qemu.qmp (QEMU's own QMP client library) for the monitor tests.
-#   - Debian: qemu-system-x86 (the reference emulator for side-by-side
-#     tests and benchmarks), iasl (ACPI table checks), socat.
+#   - Debian: libslirp-dev, libglib2.0-dev and pkg-config (user-mode
+#     networking links libslirp, as QEMU does), qemu-system-x86 (the
+#     reference emulator for side-by-side tests and benchmarks), iasl (ACPI
+#     table checks), iproute2 (network-namespace tests).
 set -euo pipefail
 
 need_apt=()
+pkg-config --exists slirp 2>/dev/null || need_apt+=(libslirp-dev libglib2.0-dev pkg-config)
+command -v ip >/dev/null || need_apt+=(iproute2)
 command -v qemu-system-x86_64 >/dev/null || need_apt+=(qemu-system-x86)
 command -v iasl >/dev/null || need_apt+=(acpica-tools)
 if [ ${#need_apt[@]} -gt 0 ]; then

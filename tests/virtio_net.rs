@@ -1,6 +1,8 @@
-//! virtio-net on a TAP interface, end to end on the software CPU: inside a
-//! network namespace the test creates, the guest pings the host and the
-//! host opens a TCP connection to the guest. Needs root, /dev/net/tun and iproute2 (CI has them); says why it
+//! virtio-net end to end on the software CPU. TAP: inside a network
+//! namespace the test creates, the guest pings the host and the host opens
+//! a TCP connection to the guest. User mode (libslirp): the guest fetches
+//! from a host server at 10.0.2.2 and a host client reaches a guest server
+//! through `hostfwd=`. Needs root, /dev/net/tun and iproute2 (CI has them); says why it
 //! skips elsewhere.
 
 mod common;
@@ -159,10 +161,132 @@ fn network_options_fail_with_qemus_messages() {
         err.contains("Property 'virtio-net-device.mac' doesn't take value '52:54:zz:00:00:01'"),
         "{err}"
     );
-    let (code, _, err) = run(&["-netdev", "user,id=n0"]);
+    let (code, _, err) = run(&["-netdev", "user,id=n0,hostfwd=tcp::80"]);
     assert_eq!(code.code(), Some(1));
-    assert!(err.contains("-netdev user"), "{err}");
+    assert!(
+        err.contains("Invalid host forwarding rule 'tcp::80'"),
+        "{err}"
+    );
     let (code, _, err) = run(&["-netdev", "tap,id=n0,script=/etc/qemu-ifup"]);
     assert_eq!(code.code(), Some(1));
     assert!(err.contains("script=no"), "{err}");
+}
+
+/// A free TCP port on the host's loopback.
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("a free port")
+}
+
+#[test]
+fn user_networking_reaches_the_host_and_forwards_host_ports() {
+    use std::io::{Read, Write};
+    let (Some(k), Some(initrd)) = (
+        common::guest_file("vmlinux"),
+        common::guest_file("initramfs.cpio"),
+    ) else {
+        return;
+    };
+    // A host server the guest reaches at 10.0.2.2 (QEMU's host address).
+    let server = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let server_port = server.local_addr().unwrap().port();
+    let served = std::thread::spawn(move || {
+        let (mut c, _) = server.accept().unwrap();
+        let mut req = [0u8; 1024];
+        let n = c.read(&mut req).unwrap_or(0);
+        c.write_all(b"HTTP/1.0 200 OK\r\n\r\nserved-by-the-host\n")
+            .unwrap();
+        String::from_utf8_lossy(&req[..n]).to_string()
+    });
+    let fwd_port = free_port();
+    let netdev = format!("user,id=n0,hostfwd=tcp:127.0.0.1:{fwd_port}-:7777");
+    let mut vm = Vm::start_interactive(&[
+        "-M",
+        "microvm,acpi=off",
+        "-accel",
+        "tcg",
+        "-m",
+        "256m",
+        "-nodefaults",
+        "-no-reboot",
+        "-serial",
+        "stdio",
+        "-netdev",
+        &netdev,
+        "-device",
+        "virtio-net-device,netdev=n0",
+        "-kernel",
+        k.to_str().unwrap(),
+        "-initrd",
+        initrd.to_str().unwrap(),
+        "-append",
+        "console=ttyS0 reboot=t panic=-1 quiet rdinit=/bin/sh",
+    ]);
+    assert!(vm.wait_for("#", 1, T), "no shell:\n{}", vm.output());
+    // The shared kernel has no AF_PACKET, so udhcpc cannot run: configure
+    // the address slirp's DHCP server would give.
+    vm.type_text(
+        "busybox ip link set eth0 up; busybox ip addr add 10.0.2.15/24 dev eth0; \
+         busybox ip route add default via 10.0.2.2\n",
+    );
+    vm.type_text(&format!(
+        "busybox wget -q -O - http://10.0.2.2:{server_port}/index\n"
+    ));
+    assert!(vm.wait_for("served-by-the-host", 1, T), "{}", vm.output());
+    let request = served.join().unwrap();
+    assert!(request.starts_with("GET /index"), "{request}");
+    // hostfwd: a host client reaches a guest server.
+    vm.type_text("busybox nc -l -p 7777 | busybox tr a-z A-Z\n");
+    // Until the guest's nc listens, slirp accepts and then drops the
+    // connection: retry until the message comes through.
+    let mut through = false;
+    for _ in 0..20 {
+        if let Ok(mut s) = std::net::TcpStream::connect(("127.0.0.1", fwd_port)) {
+            let _ = s.write_all(b"through hostfwd\n");
+        }
+        if vm.wait_for("THROUGH HOSTFWD", 1, Duration::from_secs(3)) {
+            through = true;
+            break;
+        }
+    }
+    assert!(
+        through,
+        "nothing came through the forwarded port:\n{}",
+        vm.output()
+    );
+    vm.type_text("reboot -f\n");
+    assert_eq!(vm.wait_exit(T).code(), Some(0), "{}", vm.output());
+}
+
+#[test]
+fn a_busy_forwarded_port_is_refused_like_qemu() {
+    let Some(k) = common::guest_file("tiny-pvh.elf") else {
+        return;
+    };
+    let busy = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = busy.local_addr().unwrap().port();
+    let netdev = format!("user,id=n0,hostfwd=tcp:127.0.0.1:{port}-:22");
+    let (code, _, err) = common::vm::run(
+        &[
+            "-accel",
+            "tcg",
+            "-nodefaults",
+            "-netdev",
+            &netdev,
+            "-device",
+            "virtio-net-device,netdev=n0",
+            "-kernel",
+            k.to_str().unwrap(),
+        ],
+        Duration::from_secs(20),
+    );
+    assert_eq!(code.code(), Some(1), "{err}");
+    assert!(
+        err.contains(&format!(
+            "could not set up host forwarding rule 'tcp:127.0.0.1:{port}-:22'"
+        )),
+        "{err}"
+    );
 }

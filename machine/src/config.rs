@@ -223,10 +223,25 @@ pub enum VirtioKind {
 pub struct NetdevConfig {
     /// `id=`.
     pub id: String,
-    /// `tap,ifname=NAME`: the host interface (`tap%d`: the kernel picks).
-    pub ifname: String,
+    /// What it is.
+    pub kind: NetdevKind,
     /// The option as typed, for error messages.
     pub location: String,
+}
+
+/// The kinds of `-netdev`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum NetdevKind {
+    /// `tap,ifname=NAME`: the host interface (`tap%d`: the kernel picks).
+    Tap {
+        /// The interface name.
+        ifname: String,
+    },
+    /// `user[,hostfwd=RULE]...`: libslirp user-mode networking.
+    User {
+        /// Host forwarding rules.
+        hostfwd: Vec<devices::virtio::slirp::HostFwd>,
+    },
 }
 
 /// One `-device virtio-*-device`.

@@ -14,7 +14,7 @@ use devices::irqchip::{
 };
 
 use crate::accel::ChosenAccel;
-use crate::config::{CharBackend, MachineConfig};
+use crate::config::{CharBackend, MachineConfig, NetdevKind};
 use crate::control::VcpuControl;
 use crate::error::MachineError;
 use crate::io::{BoardIo, MsrHandler};
@@ -579,10 +579,7 @@ fn build_virtio(
         Option<CharBackend>,
     );
     let mut console_slots: Vec<Option<ConsoleSlot>> = (0..count).map(|_| None).collect();
-    type NetSlot = (
-        Arc<devices::virtio::net::NetInput>,
-        devices::virtio::tap::Tap,
-    );
+    type NetSlot = (Arc<devices::virtio::net::NetInput>, NetReceiver);
     let mut net_slots: Vec<Option<NetSlot>> = (0..count).map(|_| None).collect();
     let mut order = Vec::new();
     for d in &cfg.virtio {
@@ -597,11 +594,25 @@ fn build_virtio(
                     .iter()
                     .find(|n| &n.id == netdev)
                     .ok_or_else(|| bad(format!("netdev '{netdev}' not found")))?;
-                let tap = devices::virtio::tap::Tap::open(&nd.ifname)
-                    .map_err(|e| MachineError::Config(format!("{}: {e}", nd.location)))?;
-                let rx = tap.try_clone().map_err(|e| MachineError::host("tap", e))?;
-                let (dev, input) = devices::virtio::net::Net::new(*mac, Box::new(TapSender(tap)));
-                net_rx = Some((input, rx));
+                let fail = |e: String| MachineError::Config(format!("{}: {e}", nd.location));
+                let (backend, receiver): (Box<dyn devices::virtio::net::NetBackend>, NetReceiver) =
+                    match &nd.kind {
+                        NetdevKind::Tap { ifname } => {
+                            let tap = devices::virtio::tap::Tap::open(ifname).map_err(fail)?;
+                            let rx = tap.try_clone().map_err(|e| MachineError::host("tap", e))?;
+                            (Box::new(TapSender(tap)), NetReceiver::Tap(rx))
+                        }
+                        NetdevKind::User { hostfwd } => {
+                            let (tx, pending) =
+                                devices::virtio::slirp::user_net(hostfwd.clone()).map_err(fail)?;
+                            (
+                                Box::new(tx),
+                                NetReceiver::User(pending, nd.location.clone()),
+                            )
+                        }
+                    };
+                let (dev, input) = devices::virtio::net::Net::new(*mac, backend);
+                net_rx = Some((input, receiver));
                 Box::new(dev)
             }
             VirtioKind::Console { chardev } => {
@@ -656,8 +667,22 @@ fn build_virtio(
             .irq_line(gsi)
             .map_err(|e| MachineError::Config(e.to_string()))?;
         let transport = Arc::new(Mutex::new(MmioTransport::new(dev, mem.clone(), irq)));
-        if let Some((input, tap)) = net_slots[i as usize].take() {
-            spawn_net_receiver(tap, input, transport.clone())?;
+        match net_slots[i as usize].take() {
+            Some((input, NetReceiver::Tap(tap))) => {
+                spawn_net_receiver(tap, input, transport.clone())?
+            }
+            Some((input, NetReceiver::User(pending, location))) => {
+                let t = transport.clone();
+                let deliver = Box::new(move || {
+                    if let Ok(mut t) = t.lock() {
+                        t.process(0);
+                    }
+                });
+                pending
+                    .start(input, deliver)
+                    .map_err(|e| MachineError::Config(format!("{location}: {e}")))?;
+            }
+            None => {}
         }
         if let Some((input, backend)) = console_slots[i as usize].take() {
             consoles.push(VirtioConsolePort {
@@ -674,6 +699,14 @@ fn build_virtio(
         .map(|i| firmware::VirtioMmioTransport::slot(i, gsi_base + i))
         .collect();
     Ok((announced, consoles))
+}
+
+/// Where a NIC's received frames come from.
+enum NetReceiver {
+    /// A thread reading the TAP interface.
+    Tap(devices::virtio::tap::Tap),
+    /// libslirp's thread (with the option as typed, for errors).
+    User(devices::virtio::slirp::PendingUserNet, String),
 }
 
 /// Sends a NIC's frames to its TAP interface.

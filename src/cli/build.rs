@@ -4,8 +4,8 @@ use std::path::PathBuf;
 
 use machine::config::{
     AccelKind, CharBackend, Chardev, CpuConfig, CpuModel, DebugExitConfig, DriveConfig,
-    KernelIrqchip, MachineConfig, MonitorArg, NetdevConfig, OnOffAuto, VirtioDeviceConfig,
-    VirtioKind,
+    KernelIrqchip, MachineConfig, MonitorArg, NetdevConfig, NetdevKind, OnOffAuto,
+    VirtioDeviceConfig, VirtioKind,
 };
 
 use super::argv::Opt;
@@ -275,32 +275,40 @@ fn not_found(loc: &str, class: &str, key: &str) -> CliError {
     CliError::at(loc, format!("Property '{class}.{key}' not found"))
 }
 
-/// `-netdev tap,id=ID[,ifname=NAME][,script=no][,downscript=no]`;
-/// user-mode networking is refused with a clear message.
+/// `-netdev tap,id=ID[,ifname=NAME][,script=no][,downscript=no]` and
+/// `-netdev user,id=ID[,hostfwd=RULE]...`.
 fn netdev_opt(cfg: &mut MachineConfig, loc: &str, val: &str) -> Result<(), CliError> {
     let params = keyval::parse(val, Some("type"));
     let kind = params.first().map(|p| p.value.as_str()).unwrap_or("");
-    match kind {
-        "tap" => {}
-        "user" => {
-            return Err(CliError::at(
-                loc,
-                "user-mode networking (-netdev user) is not supported by this version of Kindling yet; use -netdev tap",
-            ))
-        }
-        other => {
-            return Err(CliError::at(
-                loc,
-                format!("Parameter 'type' does not accept value '{other}'"),
-            ))
-        }
+    if !matches!(kind, "tap" | "user") {
+        return Err(CliError::at(
+            loc,
+            format!("Parameter 'type' does not accept value '{kind}'"),
+        ));
     }
     let mut id = None;
     let mut ifname = "tap%d".to_string();
+    let mut hostfwd = Vec::new();
     for p in &params[1..] {
         match p.key.as_str() {
             "id" => id = Some(p.value.clone()),
-            "ifname" => ifname = p.value.clone(),
+            "ifname" if kind == "tap" => ifname = p.value.clone(),
+            "hostfwd" if kind == "user" => hostfwd.push(
+                devices::virtio::slirp::HostFwd::parse(&p.value).ok_or_else(|| {
+                    CliError::at(loc, format!("Invalid host forwarding rule '{}'", p.value))
+                })?,
+            ),
+            "net" | "host" | "dhcpstart" | "dns" | "ipv4" | "ipv6" | "restrict"
+                if kind == "user" =>
+            {
+                return Err(CliError::at(
+                    loc,
+                    format!(
+                        "-netdev user: '{}=' is not supported yet (Kindling gives QEMU's default 10.0.2.0/24 network)",
+                        p.key
+                    ),
+                ))
+            }
             "script" | "downscript" if p.value == "no" => {}
             "script" | "downscript" => {
                 return Err(CliError::at(
@@ -319,9 +327,14 @@ fn netdev_opt(cfg: &mut MachineConfig, loc: &str, val: &str) -> Result<(), CliEr
     if cfg.netdevs.iter().any(|n| n.id == id) {
         return Err(CliError::at(loc, format!("Duplicate ID '{id}' for netdev")));
     }
+    let kind = if kind == "user" {
+        NetdevKind::User { hostfwd }
+    } else {
+        NetdevKind::Tap { ifname }
+    };
     cfg.netdevs.push(NetdevConfig {
         id,
-        ifname,
+        kind,
         location: loc.to_string(),
     });
     Ok(())

@@ -10,6 +10,7 @@ pub mod console;
 pub mod mmio;
 pub mod net;
 pub mod rng;
+pub mod slirp;
 pub mod tap;
 
 #[cfg(test)]

@@ -1,0 +1,509 @@
+//! User-mode networking (`-netdev user`) through libslirp, the library QEMU
+//! uses: the guest sees QEMU's 10.0.2.0/24 network (gateway and host
+//! 10.0.2.2, DNS 10.0.2.3, DHCP from 10.0.2.15) and reaches the host's
+//! network through ordinary sockets; `hostfwd=` rules forward host ports
+//! to the guest.
+//!
+//! libslirp-sys (by libslirp's maintainer) provides the C declarations; its
+//! companion crate `libslirp` wraps them but has no host forwarding and a
+//! `Context` that cannot leave its thread, so the event loop here is our
+//! own: one thread per netdev owns the Slirp instance, polls its sockets
+//! and timers, feeds it the guest's frames and hands its frames to the NIC.
+
+use std::collections::VecDeque;
+use std::ffi::{c_char, c_int, c_void, CStr};
+use std::net::{Ipv4Addr, Ipv6Addr};
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+use std::sync::{mpsc, Arc, Mutex};
+use std::time::Instant;
+
+use libslirp_sys as sys;
+
+use super::net::{NetBackend, NetInput};
+
+/// One `hostfwd=` rule.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct HostFwd {
+    /// UDP (else TCP).
+    pub udp: bool,
+    /// Host address to listen on (0.0.0.0: all).
+    pub host_addr: Ipv4Addr,
+    /// Host port.
+    pub host_port: u16,
+    /// Guest address (0.0.0.0: the first DHCP address).
+    pub guest_addr: Ipv4Addr,
+    /// Guest port.
+    pub guest_port: u16,
+}
+
+impl HostFwd {
+    /// Parse QEMU's `[tcp|udp]:[hostaddr]:hostport-[guestaddr]:guestport`.
+    pub fn parse(rule: &str) -> Option<HostFwd> {
+        let (proto, rest) = match rule.split_once(':') {
+            Some(("tcp" | "", r)) => (false, r),
+            Some(("udp", r)) => (true, r),
+            _ => return None,
+        };
+        let (host, guest) = rest.split_once('-')?;
+        let addr_port = |s: &str| -> Option<(Ipv4Addr, u16)> {
+            let (a, p) = s.rsplit_once(':')?;
+            let addr = if a.is_empty() {
+                Ipv4Addr::UNSPECIFIED
+            } else {
+                a.parse().ok()?
+            };
+            Some((addr, p.parse().ok()?))
+        };
+        let (host_addr, host_port) = addr_port(host)?;
+        let (guest_addr, guest_port) = addr_port(guest)?;
+        (guest_port != 0).then_some(HostFwd {
+            udp: proto,
+            host_addr,
+            host_port,
+            guest_addr,
+            guest_port,
+        })
+    }
+}
+
+/// The guest side's handle: frames the guest transmits go to the slirp
+/// thread through here.
+#[derive(Debug)]
+pub struct UserNet {
+    tx: Arc<Mutex<VecDeque<Vec<u8>>>>,
+    wake: Arc<OwnedFd>,
+}
+
+impl NetBackend for UserNet {
+    fn send(&mut self, frame: &[u8]) {
+        if let Ok(mut q) = self.tx.lock() {
+            if q.len() < 1024 {
+                q.push_back(frame.to_vec());
+            }
+        }
+        poke(&self.wake);
+    }
+}
+
+fn poke(fd: &OwnedFd) {
+    let b = 1u8;
+    // SAFETY: a one-byte write from a valid buffer to our own pipe; a full
+    // pipe (EAGAIN) already guarantees a wake-up.
+    unsafe { libc::write(fd.as_raw_fd(), (&b as *const u8).cast(), 1) };
+}
+
+/// What the slirp thread delivers to: the NIC's receive queue, and a
+/// callback that makes the device take the frames (process its queue).
+pub type Deliver = Box<dyn Fn() + Send>;
+
+/// A netdev waiting for its NIC: [`UserNet`] is the NIC's backend, and
+/// [`PendingUserNet::start`] runs the network once the NIC exists.
+pub struct PendingUserNet {
+    tx: Arc<Mutex<VecDeque<Vec<u8>>>>,
+    wake_r: OwnedFd,
+    wake_w: Arc<OwnedFd>,
+    rules: Vec<HostFwd>,
+}
+
+impl std::fmt::Debug for PendingUserNet {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PendingUserNet")
+            .field("rules", &self.rules)
+            .finish()
+    }
+}
+
+/// Create a user-mode network with `rules`.
+pub fn user_net(rules: Vec<HostFwd>) -> Result<(UserNet, PendingUserNet), String> {
+    let mut fds = [0 as c_int; 2];
+    // SAFETY: pipe2 fills the two-element array on success.
+    if unsafe { libc::pipe2(fds.as_mut_ptr(), libc::O_NONBLOCK | libc::O_CLOEXEC) } != 0 {
+        return Err(format!("pipe: {}", std::io::Error::last_os_error()));
+    }
+    // SAFETY: both descriptors were just created and are owned only here.
+    let (r, w) = unsafe { (OwnedFd::from_raw_fd(fds[0]), OwnedFd::from_raw_fd(fds[1])) };
+    let tx = Arc::new(Mutex::new(VecDeque::new()));
+    let wake_w = Arc::new(w);
+    Ok((
+        UserNet {
+            tx: tx.clone(),
+            wake: wake_w.clone(),
+        },
+        PendingUserNet {
+            tx,
+            wake_r: r,
+            wake_w,
+            rules,
+        },
+    ))
+}
+
+impl PendingUserNet {
+    /// Start the network thread delivering to `input` (then `deliver()`);
+    /// fails as QEMU does when a forwarding rule cannot be set up.
+    pub fn start(self, input: Arc<NetInput>, deliver: Deliver) -> Result<(), String> {
+        let (done_tx, done_rx) = mpsc::channel();
+        std::thread::Builder::new()
+            .name("slirp".into())
+            .spawn(move || run(self, input, deliver, done_tx))
+            .map_err(|e| format!("could not start user-mode networking: {e}"))?;
+        done_rx
+            .recv()
+            .unwrap_or_else(|_| Err("user-mode networking stopped".into()))
+    }
+}
+
+/// A libslirp timer.
+struct Timer {
+    cb: sys::SlirpTimerCb,
+    cb_opaque: *mut c_void,
+    /// Expiry in milliseconds of [`State::start`], if armed.
+    expire_ms: Option<i64>,
+}
+
+/// Everything the callbacks reach through their `opaque` pointer.
+struct State {
+    start: Instant,
+    input: Arc<NetInput>,
+    deliver: Deliver,
+    wake_w: Arc<OwnedFd>,
+    timers: Vec<*mut Timer>,
+}
+
+impl State {
+    fn now_ms(&self) -> i64 {
+        i64::try_from(self.start.elapsed().as_millis()).unwrap_or(i64::MAX)
+    }
+}
+
+/// # Safety
+/// Called by libslirp with the `opaque` given to `slirp_new` (a `State`).
+unsafe extern "C" fn send_packet(buf: *const c_void, len: usize, opaque: *mut c_void) -> isize {
+    // SAFETY: see the function's contract; `buf` holds `len` bytes.
+    let (st, frame) = unsafe {
+        (
+            &*(opaque as *const State),
+            std::slice::from_raw_parts(buf as *const u8, len),
+        )
+    };
+    st.input.push(frame.to_vec());
+    (st.deliver)();
+    len as isize
+}
+
+unsafe extern "C" fn guest_error(msg: *const c_char, _opaque: *mut c_void) {
+    // SAFETY: libslirp passes a NUL-terminated message.
+    let msg = unsafe { CStr::from_ptr(msg) }.to_string_lossy();
+    log::warn!("user-mode networking: guest error: {msg}");
+}
+
+unsafe extern "C" fn clock_get_ns(opaque: *mut c_void) -> i64 {
+    // SAFETY: `opaque` is our `State`.
+    let st = unsafe { &*(opaque as *const State) };
+    i64::try_from(st.start.elapsed().as_nanos()).unwrap_or(i64::MAX)
+}
+
+unsafe extern "C" fn timer_new(
+    cb: sys::SlirpTimerCb,
+    cb_opaque: *mut c_void,
+    opaque: *mut c_void,
+) -> *mut c_void {
+    // SAFETY: `opaque` is our `State`, used only on the slirp thread.
+    let st = unsafe { &mut *(opaque as *mut State) };
+    let t = Box::into_raw(Box::new(Timer {
+        cb,
+        cb_opaque,
+        expire_ms: None,
+    }));
+    st.timers.push(t);
+    t.cast()
+}
+
+unsafe extern "C" fn timer_free(timer: *mut c_void, opaque: *mut c_void) {
+    // SAFETY: as in `timer_new`; `timer` came from it.
+    let st = unsafe { &mut *(opaque as *mut State) };
+    let t = timer as *mut Timer;
+    if let Some(i) = st.timers.iter().position(|&x| x == t) {
+        st.timers.swap_remove(i);
+        // SAFETY: created by Box::into_raw in `timer_new`, freed once.
+        drop(unsafe { Box::from_raw(t) });
+    }
+}
+
+unsafe extern "C" fn timer_mod(timer: *mut c_void, expire_ms: i64, _opaque: *mut c_void) {
+    // SAFETY: `timer` came from `timer_new` and is still live.
+    unsafe { (*(timer as *mut Timer)).expire_ms = Some(expire_ms) };
+}
+
+unsafe extern "C" fn register_poll_fd(_fd: c_int, _opaque: *mut c_void) {}
+
+unsafe extern "C" fn notify(opaque: *mut c_void) {
+    // SAFETY: `opaque` is our `State`.
+    let st = unsafe { &*(opaque as *const State) };
+    poke(&st.wake_w);
+}
+
+unsafe extern "C" fn add_poll(fd: c_int, events: c_int, opaque: *mut c_void) -> c_int {
+    // SAFETY: `opaque` is the poll list of `run`.
+    let fds = unsafe { &mut *(opaque as *mut Vec<libc::pollfd>) };
+    let mut ev = 0;
+    if events & sys::SLIRP_POLL_IN != 0 {
+        ev |= libc::POLLIN;
+    }
+    if events & sys::SLIRP_POLL_OUT != 0 {
+        ev |= libc::POLLOUT;
+    }
+    if events & sys::SLIRP_POLL_PRI != 0 {
+        ev |= libc::POLLPRI;
+    }
+    fds.push(libc::pollfd {
+        fd,
+        events: ev,
+        revents: 0,
+    });
+    (fds.len() - 1) as c_int
+}
+
+unsafe extern "C" fn get_revents(idx: c_int, opaque: *mut c_void) -> c_int {
+    // SAFETY: `opaque` is the poll list of `run`; `idx` came from `add_poll`.
+    let fds = unsafe { &*(opaque as *const Vec<libc::pollfd>) };
+    let Some(p) = fds.get(idx as usize) else {
+        return 0;
+    };
+    let mut r = 0;
+    if p.revents & libc::POLLIN != 0 {
+        r |= sys::SLIRP_POLL_IN;
+    }
+    if p.revents & libc::POLLOUT != 0 {
+        r |= sys::SLIRP_POLL_OUT;
+    }
+    if p.revents & libc::POLLPRI != 0 {
+        r |= sys::SLIRP_POLL_PRI;
+    }
+    if p.revents & libc::POLLERR != 0 {
+        r |= sys::SLIRP_POLL_ERR;
+    }
+    if p.revents & libc::POLLHUP != 0 {
+        r |= sys::SLIRP_POLL_HUP;
+    }
+    r
+}
+
+/// QEMU's default user network.
+fn config() -> sys::SlirpConfig {
+    sys::SlirpConfig {
+        version: 4,
+        restricted: 0,
+        in_enabled: true,
+        vnetwork: Ipv4Addr::new(10, 0, 2, 0).into(),
+        vnetmask: Ipv4Addr::new(255, 255, 255, 0).into(),
+        vhost: Ipv4Addr::new(10, 0, 2, 2).into(),
+        in6_enabled: true,
+        vprefix_addr6: "fec0::"
+            .parse::<Ipv6Addr>()
+            .unwrap_or(Ipv6Addr::UNSPECIFIED)
+            .into(),
+        vprefix_len: 64,
+        vhost6: "fec0::2"
+            .parse::<Ipv6Addr>()
+            .unwrap_or(Ipv6Addr::UNSPECIFIED)
+            .into(),
+        vhostname: std::ptr::null(),
+        tftp_server_name: std::ptr::null(),
+        tftp_path: std::ptr::null(),
+        bootfile: std::ptr::null(),
+        vdhcp_start: Ipv4Addr::new(10, 0, 2, 15).into(),
+        vnameserver: Ipv4Addr::new(10, 0, 2, 3).into(),
+        vnameserver6: "fec0::3"
+            .parse::<Ipv6Addr>()
+            .unwrap_or(Ipv6Addr::UNSPECIFIED)
+            .into(),
+        vdnssearch: std::ptr::null_mut(),
+        vdomainname: std::ptr::null(),
+        if_mtu: 0,
+        if_mru: 0,
+        disable_host_loopback: false,
+        enable_emu: false,
+        outbound_addr: std::ptr::null(),
+        outbound_addr6: std::ptr::null(),
+        disable_dns: false,
+        disable_dhcp: false,
+    }
+}
+
+/// The slirp thread.
+fn run(
+    net: PendingUserNet,
+    input: Arc<NetInput>,
+    deliver: Deliver,
+    done: mpsc::Sender<Result<(), String>>,
+) {
+    let state = Box::into_raw(Box::new(State {
+        start: Instant::now(),
+        input,
+        deliver,
+        wake_w: net.wake_w.clone(),
+        timers: Vec::new(),
+    }));
+    let callbacks = sys::SlirpCb {
+        send_packet: Some(send_packet),
+        guest_error: Some(guest_error),
+        clock_get_ns: Some(clock_get_ns),
+        timer_new: Some(timer_new),
+        timer_free: Some(timer_free),
+        timer_mod: Some(timer_mod),
+        register_poll_fd: Some(register_poll_fd),
+        unregister_poll_fd: Some(register_poll_fd),
+        notify: Some(notify),
+    };
+    let cfg = config();
+    // SAFETY: the config and callbacks outlive the call; `state` lives
+    // for the whole thread (this function never returns while slirp runs).
+    let slirp = unsafe { sys::slirp_new(&cfg, &callbacks, state.cast()) };
+    if slirp.is_null() {
+        let _ = done.send(Err("could not initialize user-mode networking".into()));
+        return;
+    }
+    for r in &net.rules {
+        // SAFETY: a live Slirp instance; plain values.
+        let rc = unsafe {
+            sys::slirp_add_hostfwd(
+                slirp,
+                c_int::from(r.udp),
+                r.host_addr.into(),
+                c_int::from(r.host_port),
+                r.guest_addr.into(),
+                c_int::from(r.guest_port),
+            )
+        };
+        if rc < 0 {
+            let _ = done.send(Err(format!(
+                "could not set up host forwarding rule '{}:{}:{}-{}:{}'",
+                if r.udp { "udp" } else { "tcp" },
+                if r.host_addr.is_unspecified() {
+                    String::new()
+                } else {
+                    r.host_addr.to_string()
+                },
+                r.host_port,
+                if r.guest_addr.is_unspecified() {
+                    String::new()
+                } else {
+                    r.guest_addr.to_string()
+                },
+                r.guest_port
+            )));
+            return;
+        }
+    }
+    let _ = done.send(Ok(()));
+    let mut fds: Vec<libc::pollfd> = Vec::new();
+    loop {
+        let frames: Vec<Vec<u8>> = net
+            .tx
+            .lock()
+            .map(|mut q| q.drain(..).collect())
+            .unwrap_or_default();
+        for f in frames {
+            // SAFETY: a live Slirp; the frame outlives the call.
+            unsafe { sys::slirp_input(slirp, f.as_ptr(), f.len() as c_int) };
+        }
+        fds.clear();
+        fds.push(libc::pollfd {
+            fd: net.wake_r.as_raw_fd(),
+            events: libc::POLLIN,
+            revents: 0,
+        });
+        let mut timeout: u32 = 1000;
+        // SAFETY: `fds` is the opaque the add_poll callback expects.
+        unsafe {
+            sys::slirp_pollfds_fill(
+                slirp,
+                &mut timeout,
+                Some(add_poll),
+                (&mut fds as *mut Vec<_>).cast(),
+            )
+        };
+        // SAFETY: `state` is live; only this thread touches it.
+        let st = unsafe { &mut *state };
+        let now = st.now_ms();
+        for &t in &st.timers {
+            // SAFETY: timers in the list are live.
+            if let Some(e) = unsafe { (*t).expire_ms } {
+                timeout = timeout.min(u32::try_from((e - now).max(0)).unwrap_or(u32::MAX));
+            }
+        }
+        // SAFETY: a valid pollfd array of `fds.len()` entries.
+        let n = unsafe {
+            libc::poll(
+                fds.as_mut_ptr(),
+                fds.len() as libc::nfds_t,
+                timeout as c_int,
+            )
+        };
+        if fds[0].revents & libc::POLLIN != 0 {
+            let mut sink = [0u8; 256];
+            // SAFETY: draining our own non-blocking pipe into a local buffer.
+            while unsafe { libc::read(fds[0].fd, sink.as_mut_ptr().cast(), sink.len()) } > 0 {}
+        }
+        // SAFETY: `fds` is the opaque the get_revents callback expects.
+        unsafe {
+            sys::slirp_pollfds_poll(
+                slirp,
+                c_int::from(n < 0),
+                Some(get_revents),
+                (&mut fds as *mut Vec<_>).cast(),
+            )
+        };
+        // Fire expired timers (a callback may re-arm or free timers).
+        let now = st.now_ms();
+        let due: Vec<*mut Timer> = st
+            .timers
+            .iter()
+            .copied()
+            // SAFETY: timers in the list are live.
+            .filter(|&t| unsafe { (*t).expire_ms }.is_some_and(|e| e <= now))
+            .collect();
+        for t in due {
+            if !st.timers.contains(&t) {
+                continue;
+            }
+            // SAFETY: still in the list, hence live.
+            let (cb, arg) = unsafe {
+                (*t).expire_ms = None;
+                ((*t).cb, (*t).cb_opaque)
+            };
+            if let Some(cb) = cb {
+                // SAFETY: libslirp's own callback with its own argument.
+                unsafe { cb(arg) };
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn hostfwd_rules_in_qemus_spelling() {
+        assert_eq!(
+            HostFwd::parse("tcp::5555-:22"),
+            Some(HostFwd {
+                udp: false,
+                host_addr: Ipv4Addr::UNSPECIFIED,
+                host_port: 5555,
+                guest_addr: Ipv4Addr::UNSPECIFIED,
+                guest_port: 22,
+            })
+        );
+        let r = HostFwd::parse("udp:127.0.0.1:6000-10.0.2.15:7000").unwrap();
+        assert!(r.udp);
+        assert_eq!(r.host_addr, Ipv4Addr::LOCALHOST);
+        assert_eq!(r.guest_addr, Ipv4Addr::new(10, 0, 2, 15));
+        assert_eq!((r.host_port, r.guest_port), (6000, 7000));
+        for bad in ["sctp::1-:2", "tcp::1", "tcp::x-:2", "tcp::1-:0", "tcp:1-2"] {
+            assert_eq!(HostFwd::parse(bad), None, "{bad}");
+        }
+    }
+}
