@@ -388,3 +388,57 @@ fn read_only_drive_refuses_discard_and_write_zeroes() {
     assert_eq!(std::fs::read(&path).unwrap(), content);
     let _ = std::fs::remove_file(path);
 }
+
+/// A NIC backend that records what the guest sent.
+#[derive(Clone, Default)]
+struct Capture(Arc<std::sync::Mutex<Vec<Vec<u8>>>>);
+
+impl super::net::NetBackend for Capture {
+    fn send(&mut self, frame: &[u8]) {
+        self.0.lock().unwrap().push(frame.to_vec());
+    }
+}
+
+#[test]
+fn net_delivers_received_frames_with_a_header_and_keeps_them_until_buffers_exist() {
+    let (net, input) = super::net::Net::new(
+        [0x52, 0x54, 0, 0x12, 0x34, 0x56],
+        Box::new(Capture::default()),
+    );
+    let mut d = Driver::new(Box::new(net));
+    let mut mac = [0u8; 8];
+    d.t.read(at(0x100), &mut mac);
+    assert_eq!(&mac[..6], &[0x52, 0x54, 0, 0x12, 0x34, 0x56]);
+    assert_eq!(u16::from_le_bytes([mac[6], mac[7]]), 1, "link up");
+    // A frame arrives before the driver posted any buffer: it waits.
+    let frame: Vec<u8> = (0..60u8).collect();
+    assert!(input.push(frame.clone()));
+    d.t.process(0);
+    assert_eq!(d.used().0, 0, "nothing used without buffers");
+    // The driver posts a buffer: the waiting frame lands with its header.
+    d.post(0, &[(0x6000, 2048, WRITE)]);
+    let (idx, head, len) = d.used();
+    assert_eq!((idx, head, len), (1, 0, 12 + 60));
+    let mut hdr = [0u8; 12];
+    d.mem.read_slice(&mut hdr, GuestAddress(0x6000)).unwrap();
+    assert_eq!(hdr, [0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1, 0], "num_buffers = 1");
+    let mut got = vec![0u8; 60];
+    d.mem.read_slice(&mut got, GuestAddress(0x600c)).unwrap();
+    assert_eq!(got, frame);
+    assert!(d.irq.level(), "the driver was interrupted");
+}
+
+#[test]
+fn net_receive_queue_with_a_read_only_buffer_breaks_the_device_only() {
+    let (net, input) = super::net::Net::new([2, 0, 0, 0, 0, 1], Box::new(Capture::default()));
+    let mut d = Driver::new(Box::new(net));
+    input.push(vec![0xee; 100]);
+    d.mem
+        .write_slice(&[0x11; 64], GuestAddress(0x9000))
+        .unwrap();
+    d.post(0, &[(0x9000, 64, 0)]);
+    assert_eq!(d.rd(0x70) & STATUS_NEEDS_RESET, STATUS_NEEDS_RESET);
+    let mut b = [0u8; 64];
+    d.mem.read_slice(&mut b, GuestAddress(0x9000)).unwrap();
+    assert_eq!(b, [0x11; 64], "the driver-only buffer was not written");
+}
