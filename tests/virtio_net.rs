@@ -237,8 +237,11 @@ fn user_networking_reaches_the_host_and_forwards_host_ports() {
     assert!(vm.wait_for("served-by-the-host", 1, T), "{}", vm.output());
     let request = served.join().unwrap();
     assert!(request.starts_with("GET /index"), "{request}");
-    // hostfwd: a host client reaches a guest server.
+    // hostfwd: a host client reaches a guest server. (Lines typed before
+    // the shell's next prompt can be lost: wait for it.)
+    assert!(vm.wait_for("/ # ", 3, T), "{}", vm.output());
     vm.type_text("busybox nc -l -p 7777 | busybox tr a-z A-Z\n");
+    assert!(vm.wait_for("tr a-z A-Z", 1, T), "{}", vm.output());
     // Until the guest's nc listens, slirp accepts and then drops the
     // connection: retry until the message comes through.
     let mut through = false;
