@@ -10,7 +10,7 @@ use std::collections::VecDeque;
 use std::sync::{Arc, Mutex};
 
 use cpu::GuestMemory;
-use virtio_queue::{Queue, QueueT};
+use virtio_queue::{Queue, QueueOwnedT, QueueT};
 use vm_memory::{Bytes, GuestAddress};
 
 use super::{DeviceError, VirtioDevice};
@@ -109,11 +109,23 @@ impl Net {
             let mut packet = Vec::with_capacity(HDR + frame.len());
             packet.extend_from_slice(&hdr);
             packet.extend_from_slice(&frame);
+            let descs: Vec<_> = chain.collect();
+            if descs.iter().any(|d| !d.is_write_only()) {
+                return Err(Self::bad("read-only buffer on the receive queue"));
+            }
+            let room: u64 = descs.iter().map(|d| u64::from(d.len())).sum();
+            if room < packet.len() as u64 {
+                // As QEMU without mergeable buffers: the frame is dropped
+                // and the buffer stays available for the next one.
+                log::warn!(
+                    "virtio-net: receive buffer of {room} bytes too small for a {}-byte frame",
+                    frame.len()
+                );
+                queue.go_to_previous_position();
+                continue;
+            }
             let mut done = 0usize;
-            for d in chain {
-                if !d.is_write_only() {
-                    return Err(Self::bad("read-only buffer on the receive queue"));
-                }
+            for d in descs {
                 let n = (d.len() as usize).min(packet.len() - done);
                 mem.write_slice(&packet[done..done + n], d.addr())
                     .map_err(Self::bad)?;
@@ -121,13 +133,6 @@ impl Net {
                 if done == packet.len() {
                     break;
                 }
-            }
-            if done < packet.len() {
-                // Buffers too small for the frame: the frame is dropped.
-                log::warn!(
-                    "virtio-net: receive buffers too small for a {}-byte frame",
-                    frame.len()
-                );
             }
             queue.add_used(mem, head, done as u32).map_err(Self::bad)?;
             used = true;
@@ -217,6 +222,10 @@ pub fn parse_mac(s: &str) -> Option<[u8; 6]> {
     }
     parts.next().is_none().then_some(mac)
 }
+
+#[cfg(test)]
+#[path = "net_tests.rs"]
+mod net_tests;
 
 #[cfg(test)]
 mod tests {
