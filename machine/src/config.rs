@@ -188,6 +188,8 @@ pub struct DriveConfig {
     pub file: PathBuf,
     /// `readonly=on` / `read-only=on`.
     pub read_only: bool,
+    /// `cache=` (or -blockdev's `cache.direct=`/`cache.no-flush=`).
+    pub cache: devices::virtio::blk::CacheMode,
     /// The option as typed, for error messages.
     pub location: String,
 }

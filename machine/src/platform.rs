@@ -634,10 +634,21 @@ fn build_virtio(
                     .iter()
                     .find(|x| &x.id == drive)
                     .ok_or_else(|| bad(format!("drive '{drive}' not found")))?;
-                Box::new(
-                    Block::open(&drv.file, drv.read_only, serial)
-                        .map_err(|e| MachineError::Config(format!("{}: {e}", drv.location)))?,
-                )
+                let opts = devices::virtio::blk::BlockOptions {
+                    read_only: drv.read_only,
+                    serial: serial.clone(),
+                    cache: drv.cache,
+                };
+                // QEMU reports open errors at the -drive and lock
+                // conflicts at the -device.
+                let mut blk = Block::open_with(&drv.file, &opts).map_err(|e| match e {
+                    devices::virtio::blk::BlockError::Locked { .. } => bad(e.to_string()),
+                    _ => MachineError::Config(format!("{}: {e}", drv.location)),
+                })?;
+                if let Some(w) = blk.take_warning() {
+                    eprintln!("kindling: {}: warning: {w}", drv.location);
+                }
+                Box::new(blk)
             }
         };
         let slot = match d.bus {

@@ -8,6 +8,8 @@ use machine::config::{
     VirtioDeviceConfig, VirtioKind,
 };
 
+use devices::virtio::blk::CacheMode;
+
 use super::argv::Opt;
 use super::error::CliError;
 use super::keyval::{self, parse_bool, parse_int, Param};
@@ -843,6 +845,8 @@ fn drive_opt(cfg: &mut MachineConfig, loc: &str, val: &str) -> Result<(), CliErr
     let mut id = None;
     let mut file = None;
     let mut read_only = false;
+    let mut cache = CacheMode::default();
+    let mut aio_native = false;
     for p in keyval::parse(val, None) {
         match p.key.as_str() {
             "id" => id = Some(p.value),
@@ -868,26 +872,25 @@ fn drive_opt(cfg: &mut MachineConfig, loc: &str, val: &str) -> Result<(), CliErr
             }
             "readonly" | "read-only" => read_only = boolean(loc, &p)?,
             "cache" => {
-                if !["none", "writeback", "unsafe", "directsync", "writethrough"]
-                    .contains(&p.value.as_str())
-                {
-                    return Err(CliError::at(
-                        loc,
-                        format!("invalid cache option '{}'", p.value),
-                    ));
-                }
+                cache = CacheMode::parse(&p.value)
+                    .ok_or_else(|| CliError::at(loc, "invalid cache option"))?;
             }
+            // Requests are served synchronously whatever the engine.
             "aio" => {
                 if !["threads", "native", "io_uring"].contains(&p.value.as_str()) {
-                    return Err(CliError::at(
-                        loc,
-                        format!("invalid aio option '{}'", p.value),
-                    ));
+                    return Err(CliError::at(loc, "invalid aio option"));
                 }
+                aio_native = p.value == "native";
             }
             "discard" | "detect-zeroes" | "media" | "snapshot" => {}
             other => return Err(CliError::at(loc, format!("Invalid parameter '{other}'"))),
         }
+    }
+    if aio_native && !cache.direct() {
+        return Err(CliError::at(
+            loc,
+            "aio=native was specified, but it requires cache.direct=on, which was not specified.",
+        ));
     }
     let file = file.ok_or_else(|| CliError::at(loc, "Parameter 'file' is missing"))?;
     let id = id.ok_or_else(|| {
@@ -903,6 +906,7 @@ fn drive_opt(cfg: &mut MachineConfig, loc: &str, val: &str) -> Result<(), CliErr
             id,
             file: PathBuf::from(file),
             read_only,
+            cache,
             location: loc.to_string(),
         },
     )
@@ -912,6 +916,7 @@ fn blockdev_opt(cfg: &mut MachineConfig, loc: &str, val: &str) -> Result<(), Cli
     let mut id = None;
     let mut file = None;
     let mut read_only = false;
+    let (mut direct, mut no_flush) = (false, false);
     for p in keyval::parse(val, None) {
         match p.key.as_str() {
             "node-name" => id = Some(p.value),
@@ -926,12 +931,20 @@ fn blockdev_opt(cfg: &mut MachineConfig, loc: &str, val: &str) -> Result<(), Cli
             "file.driver" => {}
             "file.filename" | "filename" => file = Some(p.value),
             "read-only" => read_only = boolean(loc, &p)?,
-            "cache.direct" | "cache.no-flush" | "discard" | "auto-read-only" | "file.aio" => {}
+            "cache.direct" => direct = boolean(loc, &p)?,
+            "cache.no-flush" => no_flush = boolean(loc, &p)?,
+            "discard" | "auto-read-only" | "file.aio" => {}
             other => return Err(CliError::at(loc, format!("Invalid parameter '{other}'"))),
         }
     }
     let file = file.ok_or_else(|| CliError::at(loc, "Parameter 'file.filename' is missing"))?;
     let id = id.ok_or_else(|| CliError::at(loc, "Parameter 'node-name' is missing"))?;
+    // A -blockdev node has no write-cache switch of its own (writeback).
+    let cache = match (direct, no_flush) {
+        (_, true) => CacheMode::Unsafe,
+        (true, false) => CacheMode::None,
+        (false, false) => CacheMode::Writeback,
+    };
     add_drive(
         cfg,
         loc,
@@ -939,6 +952,7 @@ fn blockdev_opt(cfg: &mut MachineConfig, loc: &str, val: &str) -> Result<(), Cli
             id,
             file: PathBuf::from(file),
             read_only,
+            cache,
             location: loc.to_string(),
         },
     )

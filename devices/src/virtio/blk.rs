@@ -1,11 +1,19 @@
 //! virtio-blk on a raw image file: read, write, flush (fdatasync before
 //! completion), get-id, discard (hole punching) and write-zeroes; read-only
 //! drives refuse every change with IOERR; image files are locked against a
-//! second writer as QEMU does. Guest buffers are moved in bounded chunks,
-//! so no descriptor length makes the VMM allocate more than a chunk.
+//! second writer with QEMU's own OFD lock bytes, so Kindling and QEMU keep
+//! each other out. Guest buffers are moved in bounded chunks, so no
+//! descriptor length makes the VMM allocate more than a chunk.
+//!
+//! `cache=` follows QEMU: the write cache (VIRTIO_BLK_F_FLUSH, and the
+//! `writeback` config byte the guest may toggle through
+//! VIRTIO_BLK_F_CONFIG_WCE) is on for `writeback`, `none` and `unsafe`;
+//! with it off every write is followed by fdatasync; `unsafe` makes flush
+//! a no-op; `none`/`directsync` bypass the host page cache (O_DIRECT) when
+//! the file system allows it.
 
 use std::fs::File;
-use std::os::unix::fs::FileExt;
+use std::os::unix::fs::{FileExt, OpenOptionsExt};
 use std::os::unix::io::AsRawFd;
 use std::path::Path;
 
@@ -30,8 +38,10 @@ const S_UNSUPP: u8 = 2;
 const F_SEG_MAX: u64 = 1 << 2;
 /// VIRTIO_BLK_F_RO.
 const F_RO: u64 = 1 << 5;
-/// VIRTIO_BLK_F_FLUSH.
+/// VIRTIO_BLK_F_FLUSH (QEMU's VIRTIO_BLK_F_WCE).
 const F_FLUSH: u64 = 1 << 9;
+/// VIRTIO_BLK_F_CONFIG_WCE: the driver may switch the write cache.
+const F_CONFIG_WCE: u64 = 1 << 11;
 /// VIRTIO_BLK_F_DISCARD.
 const F_DISCARD: u64 = 1 << 13;
 /// VIRTIO_BLK_F_WRITE_ZEROES.
@@ -41,6 +51,67 @@ const MAX_RANGE_SECTORS: u32 = 0x3f_ffff;
 /// Largest piece of a guest buffer moved at once.
 const CHUNK: usize = 64 << 10;
 const QUEUE_SIZE: u16 = 256;
+/// O_DIRECT buffer and offset alignment.
+const DIRECT_ALIGN: usize = 4096;
+/// QEMU's lock bytes (block/file-posix.c): a shared lock on
+/// `PERM_BASE + p` means "I use permission p", on `SHARED_BASE + p` "I do
+/// not let others use p".
+const LOCK_PERM_BASE: i64 = 100;
+const LOCK_SHARED_BASE: i64 = 200;
+/// QEMU's BLK_PERM_CONSISTENT_READ and BLK_PERM_WRITE bit numbers.
+const PERM_READ: i64 = 0;
+const PERM_WRITE: i64 = 1;
+
+/// `-drive cache=`, as QEMU spells it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum CacheMode {
+    /// Write cache on, host page cache used (QEMU's default).
+    #[default]
+    Writeback,
+    /// Write cache on, host page cache bypassed (O_DIRECT).
+    None,
+    /// Write cache on, flushes ignored.
+    Unsafe,
+    /// Write cache off: every write reaches the disk before completing.
+    Writethrough,
+    /// Write cache off and O_DIRECT.
+    Directsync,
+}
+
+impl CacheMode {
+    /// Parse QEMU's name.
+    pub fn parse(s: &str) -> Option<Self> {
+        Some(match s {
+            "writeback" => Self::Writeback,
+            "none" => Self::None,
+            "unsafe" => Self::Unsafe,
+            "writethrough" => Self::Writethrough,
+            "directsync" => Self::Directsync,
+            _ => return Option::None,
+        })
+    }
+
+    /// QEMU's `cache.writeback`.
+    pub fn write_cache(self) -> bool {
+        matches!(self, Self::Writeback | Self::None | Self::Unsafe)
+    }
+
+    /// QEMU's `cache.direct`.
+    pub fn direct(self) -> bool {
+        matches!(self, Self::None | Self::Directsync)
+    }
+}
+
+/// How to open an image.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct BlockOptions {
+    /// `readonly=on`.
+    pub read_only: bool,
+    /// `serial=` (up to 20 bytes reach the guest).
+    pub serial: String,
+    /// `cache=`.
+    pub cache: CacheMode,
+}
 
 /// Why an image could not be opened.
 #[derive(Debug, thiserror::Error)]
@@ -55,9 +126,10 @@ pub enum BlockError {
         source: std::io::Error,
     },
     /// Another process holds the lock.
-    #[error("Failed to get \"{kind}\" lock\nIs another process using the image [{path}]?")]
+    #[error("Failed to get {kind} lock\nIs another process using the image [{path}]?")]
     Locked {
-        /// "write" or "shared".
+        /// `"write"` (we may not write) or `shared "write"` (we cannot keep
+        /// others from writing), in QEMU's words.
         kind: &'static str,
         /// The image.
         path: String,
@@ -67,9 +139,16 @@ pub enum BlockError {
 /// A virtio block device on an image file.
 pub struct Block {
     file: File,
+    /// The same image opened with O_DIRECT (cache=none/directsync on a
+    /// file system that allows it), for aligned transfers.
+    direct: Option<File>,
     capacity_sectors: u64,
     read_only: bool,
+    cache: CacheMode,
+    /// The write cache as the driver last set it (config `writeback`).
+    write_cache: bool,
     serial: [u8; 20],
+    warning: Option<String>,
 }
 
 impl std::fmt::Debug for Block {
@@ -77,35 +156,62 @@ impl std::fmt::Debug for Block {
         f.debug_struct("Block")
             .field("sectors", &self.capacity_sectors)
             .field("read_only", &self.read_only)
+            .field("cache", &self.cache)
+            .field("direct", &self.direct.is_some())
             .finish()
     }
 }
 
 impl Block {
-    /// Open `path` (raw), locking it: exclusively for writing, shared for
-    /// read-only drives.
+    /// Open `path` (raw) with the default cache mode, locking it.
     pub fn open(path: &Path, read_only: bool, serial: &str) -> Result<Self, BlockError> {
+        Self::open_with(
+            path,
+            &BlockOptions {
+                read_only,
+                serial: serial.to_string(),
+                cache: CacheMode::default(),
+            },
+        )
+    }
+
+    /// Open `path` (raw), locking it as QEMU does: a writer against any
+    /// other user, a reader against writers.
+    pub fn open_with(path: &Path, opts: &BlockOptions) -> Result<Self, BlockError> {
         let shown = path.display().to_string();
-        let file = std::fs::OpenOptions::new()
-            .read(true)
-            .write(!read_only)
-            .open(path)
-            .map_err(|source| BlockError::Open {
-                path: shown.clone(),
-                source,
-            })?;
-        let op = if read_only {
-            libc::LOCK_SH
-        } else {
-            libc::LOCK_EX
+        let read_only = opts.read_only;
+        let open = |flags: libc::c_int| {
+            std::fs::OpenOptions::new()
+                .read(true)
+                .write(!read_only)
+                .custom_flags(flags)
+                .open(path)
+                .map_err(|source| BlockError::Open {
+                    path: shown.clone(),
+                    source,
+                })
         };
-        // SAFETY: flock on a descriptor we own.
-        if unsafe { libc::flock(file.as_raw_fd(), op | libc::LOCK_NB) } != 0 {
-            return Err(BlockError::Locked {
-                kind: if read_only { "shared" } else { "write" },
-                path: shown,
-            });
-        }
+        let file = open(0)?;
+        lock_like_qemu(&file, read_only).map_err(|kind| BlockError::Locked {
+            kind,
+            path: shown.clone(),
+        })?;
+        let mut warning = None;
+        let direct = if opts.cache.direct() {
+            match open(libc::O_DIRECT) {
+                Ok(f) => Some(f),
+                Err(e) => {
+                    warning = Some(format!(
+                        "{shown}: the file system refuses O_DIRECT ({}); cache={} goes through the host page cache",
+                        strip_os_error(&e),
+                        if opts.cache == CacheMode::None { "none" } else { "directsync" }
+                    ));
+                    None
+                }
+            }
+        } else {
+            None
+        };
         let len = file
             .metadata()
             .map_err(|source| BlockError::Open {
@@ -114,15 +220,34 @@ impl Block {
             })?
             .len();
         let mut s = [0u8; 20];
-        for (d, b) in s.iter_mut().zip(serial.bytes()) {
+        for (d, b) in s.iter_mut().zip(opts.serial.bytes()) {
             *d = b;
         }
         Ok(Block {
             file,
+            direct,
             capacity_sectors: len / SECTOR,
             read_only,
+            cache: opts.cache,
+            write_cache: opts.cache.write_cache(),
             serial: s,
+            warning,
         })
+    }
+
+    /// A warning from opening (O_DIRECT refused), to print once.
+    pub fn take_warning(&mut self) -> Option<String> {
+        self.warning.take()
+    }
+
+    /// Whether transfers bypass the host page cache.
+    pub fn is_direct(&self) -> bool {
+        self.direct.is_some()
+    }
+
+    /// fdatasync, unless cache=unsafe.
+    fn sync(&self) -> bool {
+        self.cache == CacheMode::Unsafe || self.file.sync_data().is_ok()
     }
 
     fn bad(e: impl std::fmt::Display) -> DeviceError {
@@ -184,10 +309,14 @@ impl Block {
                     }
                     off += u64::from(d.len());
                 }
+                // Write cache off: the data is on the disk before completion.
+                if st == S_OK && !self.write_cache && !self.sync() {
+                    st = S_IOERR;
+                }
                 st
             }
             T_FLUSH => {
-                if self.read_only || self.file.sync_data().is_ok() {
+                if self.read_only || self.sync() {
                     S_OK
                 } else {
                     S_IOERR
@@ -221,11 +350,12 @@ impl Block {
         d: &Descriptor,
         off: u64,
     ) -> Result<bool, DeviceError> {
-        let mut buf = vec![0u8; CHUNK.min(d.len() as usize)];
+        let mut raw = vec![0u8; CHUNK.min(d.len() as usize) + DIRECT_ALIGN];
+        let buf = aligned(&mut raw);
         let mut done = 0u64;
         while done < u64::from(d.len()) {
             let n = (u64::from(d.len()) - done).min(CHUNK as u64) as usize;
-            if self.file.read_exact_at(&mut buf[..n], off + done).is_err() {
+            if self.read_at(&mut buf[..n], off + done).is_err() {
                 return Ok(false);
             }
             mem.write_slice(&buf[..n], GuestAddress(d.addr().0 + done))
@@ -242,18 +372,48 @@ impl Block {
         d: &Descriptor,
         off: u64,
     ) -> Result<bool, DeviceError> {
-        let mut buf = vec![0u8; CHUNK.min(d.len() as usize)];
+        let mut raw = vec![0u8; CHUNK.min(d.len() as usize) + DIRECT_ALIGN];
+        let buf = aligned(&mut raw);
         let mut done = 0u64;
         while done < u64::from(d.len()) {
             let n = (u64::from(d.len()) - done).min(CHUNK as u64) as usize;
             mem.read_slice(&mut buf[..n], GuestAddress(d.addr().0 + done))
                 .map_err(Self::bad)?;
-            if self.file.write_all_at(&buf[..n], off + done).is_err() {
+            if self.write_at(&buf[..n], off + done).is_err() {
                 return Ok(false);
             }
             done += n as u64;
         }
         Ok(true)
+    }
+
+    /// Whether a transfer may use the O_DIRECT descriptor.
+    fn direct_for(&self, buf: &[u8], off: u64) -> Option<&File> {
+        let ok = buf.as_ptr() as usize % DIRECT_ALIGN == 0
+            && buf.len() % SECTOR as usize == 0
+            && off % SECTOR == 0;
+        self.direct.as_ref().filter(|_| ok)
+    }
+
+    fn read_at(&self, buf: &mut [u8], off: u64) -> std::io::Result<()> {
+        if let Some(f) = self.direct_for(buf, off) {
+            // EINVAL: the device wants a larger alignment; go buffered.
+            match f.read_exact_at(buf, off) {
+                Err(e) if e.raw_os_error() == Some(libc::EINVAL) => {}
+                r => return r,
+            }
+        }
+        self.file.read_exact_at(buf, off)
+    }
+
+    fn write_at(&self, buf: &[u8], off: u64) -> std::io::Result<()> {
+        if let Some(f) = self.direct_for(buf, off) {
+            match f.write_all_at(buf, off) {
+                Err(e) if e.raw_os_error() == Some(libc::EINVAL) => {}
+                r => return r,
+            }
+        }
+        self.file.write_all_at(buf, off)
     }
 
     /// DISCARD / WRITE_ZEROES: the data buffers hold 16-byte segments
@@ -291,6 +451,9 @@ impl Block {
                     return Ok(S_IOERR);
                 }
             }
+        }
+        if kind == T_WRITE_ZEROES && !self.write_cache && !self.sync() {
+            return Ok(S_IOERR);
         }
         Ok(S_OK)
     }
@@ -347,7 +510,8 @@ impl VirtioDevice for Block {
 
     fn features(&self) -> u64 {
         F_SEG_MAX
-            | F_FLUSH
+            | F_CONFIG_WCE
+            | if self.cache.write_cache() { F_FLUSH } else { 0 }
             | if self.read_only {
                 F_RO
             } else {
@@ -362,8 +526,10 @@ impl VirtioDevice for Block {
     fn read_config(&self, offset: u64, data: &mut [u8]) {
         // capacity (u64) at 0, size_max at 8, seg_max at 12; the discard
         // limits at 36 (max sectors, max segments, alignment) and the
-        // write-zeroes ones at 48 (max sectors, max segments, may-unmap).
+        // write-zeroes ones at 48 (max sectors, max segments, may-unmap);
+        // the write cache switch (`writeback`) at 32.
         let mut cfg = [0u8; 60];
+        cfg[32] = u8::from(self.write_cache);
         cfg[..8].copy_from_slice(&self.capacity_sectors.to_le_bytes());
         cfg[12..16].copy_from_slice(&u32::from(QUEUE_SIZE - 2).to_le_bytes());
         let u32s = [
@@ -382,6 +548,17 @@ impl VirtioDevice for Block {
         }
     }
 
+    fn write_config(&mut self, offset: u64, data: &[u8]) {
+        // Only `writeback` is writable (VIRTIO_BLK_F_CONFIG_WCE).
+        if offset == 32 && data.len() == 1 {
+            self.write_cache = data[0] != 0;
+        }
+    }
+
+    fn reset(&mut self) {
+        self.write_cache = self.cache.write_cache();
+    }
+
     fn process_queue(
         &mut self,
         _index: usize,
@@ -398,4 +575,70 @@ impl VirtioDevice for Block {
         }
         Ok(used)
     }
+}
+
+/// The `DIRECT_ALIGN`-aligned part of `raw` (which has that much slack).
+fn aligned(raw: &mut [u8]) -> &mut [u8] {
+    let skip = raw.as_ptr().align_offset(DIRECT_ALIGN).min(DIRECT_ALIGN);
+    let len = raw.len() - DIRECT_ALIGN;
+    &mut raw[skip..skip + len]
+}
+
+/// `std::io::Error`'s text without Rust's " (os error N)" suffix.
+fn strip_os_error(e: &impl std::fmt::Display) -> String {
+    let s = e.to_string();
+    match s.find(" (os error") {
+        Some(i) => s[..i].to_string(),
+        None => s,
+    }
+}
+
+/// One byte of an open file description lock: take it shared (`set`) or
+/// ask whether another description holds it.
+fn ofd_lock(file: &File, byte: i64, set: bool) -> bool {
+    // SAFETY: flock is plain data; all-zero is a valid value.
+    let mut fl: libc::flock = unsafe { std::mem::zeroed() };
+    fl.l_type = if set { libc::F_RDLCK } else { libc::F_WRLCK } as libc::c_short;
+    fl.l_whence = libc::SEEK_SET as libc::c_short;
+    fl.l_start = byte;
+    fl.l_len = 1;
+    let cmd = if set {
+        libc::F_OFD_SETLK
+    } else {
+        libc::F_OFD_GETLK
+    };
+    // SAFETY: fcntl on our own descriptor with a valid flock.
+    let r = unsafe { libc::fcntl(file.as_raw_fd(), cmd, &mut fl) };
+    if set {
+        r == 0
+    } else {
+        r == 0 && fl.l_type == libc::F_UNLCK as libc::c_short
+    }
+}
+
+/// QEMU's locking for a virtio-blk drive (share-rw=off): it uses
+/// consistent-read (and write unless read-only) and lets nobody else
+/// write. Returns the permission that conflicts, in QEMU's words.
+fn lock_like_qemu(file: &File, read_only: bool) -> Result<(), &'static str> {
+    let mut held = vec![LOCK_PERM_BASE + PERM_READ, LOCK_SHARED_BASE + PERM_WRITE];
+    if !read_only {
+        held.push(LOCK_PERM_BASE + PERM_WRITE);
+    }
+    // A file system without OFD locks (some network ones) is used unlocked,
+    // as QEMU does with locking=auto.
+    if !held.iter().all(|&b| ofd_lock(file, b, true)) {
+        return Ok(());
+    }
+    // Permissions we use, against others who refuse to share them.
+    if !ofd_lock(file, LOCK_SHARED_BASE + PERM_READ, false) {
+        return Err("\"consistent read\"");
+    }
+    if !read_only && !ofd_lock(file, LOCK_SHARED_BASE + PERM_WRITE, false) {
+        return Err("\"write\"");
+    }
+    // Permissions we refuse to share, against others who use them.
+    if !ofd_lock(file, LOCK_PERM_BASE + PERM_WRITE, false) {
+        return Err("shared \"write\"");
+    }
+    Ok(())
 }

@@ -7,7 +7,8 @@ use std::sync::Arc;
 use cpu::GuestMemory;
 use vm_memory::{Bytes, GuestAddress};
 
-use super::blk::Block;
+use super::blk::{Block, BlockOptions, CacheMode};
+use super::console::Console;
 use super::mmio::{MmioTransport, STATUS_NEEDS_RESET};
 use super::rng::Rng;
 use super::VirtioDevice;
@@ -26,7 +27,13 @@ struct Driver {
     mem: Arc<GuestMemory>,
     irq: Arc<RecordingIrq>,
     avail_idx: u16,
+    /// The queue `post` and `used` work on; queue q's rings are at the
+    /// DESC/AVAIL/USED addresses plus `q * QSTRIDE`.
+    q: u16,
+    avail: Vec<u16>,
 }
+
+const QSTRIDE: u64 = 0x10_0000;
 
 fn at(offset: u64) -> BusAccessInfo {
     BusAccessInfo {
@@ -38,7 +45,13 @@ fn at(offset: u64) -> BusAccessInfo {
 
 impl Driver {
     fn new(dev: Box<dyn VirtioDevice>) -> Driver {
-        let mem = Arc::new(GuestMemory::from_ranges(&[(GuestAddress(0), 1 << 20)]).unwrap());
+        Self::with_queues(dev, 1)
+    }
+
+    fn with_queues(dev: Box<dyn VirtioDevice>, queues: u16) -> Driver {
+        let mem = Arc::new(
+            GuestMemory::from_ranges(&[(GuestAddress(0), usize::from(queues) * QSTRIDE as usize)]).unwrap(),
+        );
         let irq = Arc::new(RecordingIrq::default());
         let t = MmioTransport::new(Some(dev), mem.clone(), irq.clone());
         let mut d = Driver {
@@ -46,6 +59,8 @@ impl Driver {
             mem,
             irq,
             avail_idx: 0,
+            q: 0,
+            avail: vec![0; usize::from(queues)],
         };
         assert_eq!(d.rd(0), 0x7472_6976);
         assert_eq!(d.rd(4), 2);
@@ -60,16 +75,19 @@ impl Driver {
         d.wr(0x20, hi);
         d.wr(0x70, 1 | 2 | 8);
         assert_eq!(d.rd(0x70) & 8, 8, "FEATURES_OK accepted");
-        d.wr(0x30, 0);
-        assert!(d.rd(0x34) >= u32::from(QSIZE));
-        d.wr(0x38, u32::from(QSIZE));
-        d.wr(0x80, DESC as u32);
-        d.wr(0x84, 0);
-        d.wr(0x90, AVAIL as u32);
-        d.wr(0x94, 0);
-        d.wr(0xa0, USED as u32);
-        d.wr(0xa4, 0);
-        d.wr(0x44, 1);
+        for q in 0..queues {
+            let base = u64::from(q) * QSTRIDE;
+            d.wr(0x30, u32::from(q));
+            assert!(d.rd(0x34) >= u32::from(QSIZE));
+            d.wr(0x38, u32::from(QSIZE));
+            d.wr(0x80, (base + DESC) as u32);
+            d.wr(0x84, 0);
+            d.wr(0x90, (base + AVAIL) as u32);
+            d.wr(0x94, 0);
+            d.wr(0xa0, (base + USED) as u32);
+            d.wr(0xa4, 0);
+            d.wr(0x44, 1);
+        }
         d.wr(0x70, 1 | 2 | 8 | 4);
         d
     }
@@ -84,13 +102,25 @@ impl Driver {
         self.t.write(at(off), &v.to_le_bytes());
     }
 
+    /// Work on queue `q` from now on.
+    fn select(&mut self, q: u16) {
+        self.avail[usize::from(self.q)] = self.avail_idx;
+        self.q = q;
+        self.avail_idx = self.avail[usize::from(q)];
+    }
+
+    fn qbase(&self) -> u64 {
+        u64::from(self.q) * QSTRIDE
+    }
+
     /// Post a chain of (addr, len, flags) starting at descriptor `first`.
     fn post(&mut self, first: u16, descs: &[(u64, u32, u16)]) {
+        let (desc, avail) = (self.qbase() + DESC, self.qbase() + AVAIL);
         for (i, (addr, len, flags)) in descs.iter().enumerate() {
             let idx = first + i as u16;
             let last = i + 1 == descs.len();
             let f = flags | if last { 0 } else { NEXT };
-            let base = DESC + u64::from(idx) * 16;
+            let base = desc + u64::from(idx) * 16;
             self.mem.write_obj(*addr, GuestAddress(base)).unwrap();
             self.mem.write_obj(*len, GuestAddress(base + 8)).unwrap();
             self.mem.write_obj(f, GuestAddress(base + 12)).unwrap();
@@ -98,18 +128,19 @@ impl Driver {
                 .write_obj(idx + 1, GuestAddress(base + 14))
                 .unwrap();
         }
-        let slot = AVAIL + 4 + u64::from(self.avail_idx % QSIZE) * 2;
+        let slot = avail + 4 + u64::from(self.avail_idx % QSIZE) * 2;
         self.mem.write_obj(first, GuestAddress(slot)).unwrap();
         self.avail_idx = self.avail_idx.wrapping_add(1);
         self.mem
-            .write_obj(self.avail_idx, GuestAddress(AVAIL + 2))
+            .write_obj(self.avail_idx, GuestAddress(avail + 2))
             .unwrap();
-        self.wr(0x50, 0);
+        self.wr(0x50, u32::from(self.q));
     }
 
     fn used(&self) -> (u16, u32, u32) {
-        let idx: u16 = self.mem.read_obj(GuestAddress(USED + 2)).unwrap();
-        let e = USED + 4 + u64::from((idx.wrapping_sub(1)) % QSIZE) * 8;
+        let used = self.qbase() + USED;
+        let idx: u16 = self.mem.read_obj(GuestAddress(used + 2)).unwrap();
+        let e = used + 4 + u64::from((idx.wrapping_sub(1)) % QSIZE) * 8;
         (
             idx,
             self.mem.read_obj(GuestAddress(e)).unwrap(),
@@ -441,4 +472,274 @@ fn net_receive_queue_with_a_read_only_buffer_breaks_the_device_only() {
     let mut b = [0u8; 64];
     d.mem.read_slice(&mut b, GuestAddress(0x9000)).unwrap();
     assert_eq!(b, [0x11; 64], "the driver-only buffer was not written");
+}
+
+impl Driver {
+    fn device_features(&mut self) -> u64 {
+        self.wr(0x14, 1);
+        let hi = u64::from(self.rd(0x10));
+        self.wr(0x14, 0);
+        (hi << 32) | u64::from(self.rd(0x10))
+    }
+
+    fn config_byte(&mut self, off: u64) -> u8 {
+        let mut b = [0u8; 1];
+        self.t.read(at(0x100 + off), &mut b);
+        b[0]
+    }
+
+    fn status_byte(&self) -> u8 {
+        self.mem.read_obj(GuestAddress(0x7000)).unwrap()
+    }
+}
+
+fn blk_with(path: &std::path::Path, read_only: bool, cache: CacheMode) -> Block {
+    let opts = BlockOptions {
+        read_only,
+        serial: String::new(),
+        cache,
+    };
+    Block::open_with(path, &opts).unwrap()
+}
+
+const F_FLUSH: u64 = 1 << 9;
+const F_CONFIG_WCE: u64 = 1 << 11;
+const F_DISCARD: u64 = 1 << 13;
+const F_WRITE_ZEROES: u64 = 1 << 14;
+
+#[test]
+fn write_cache_feature_and_config_follow_the_cache_mode_as_in_qemu() {
+    let path = image(&[0; 4096]);
+    for (cache, wce) in [
+        (CacheMode::Writeback, true),
+        (CacheMode::None, true),
+        (CacheMode::Unsafe, true),
+        (CacheMode::Writethrough, false),
+        (CacheMode::Directsync, false),
+    ] {
+        let mut d = Driver::new(Box::new(blk_with(&path, false, cache)));
+        let f = d.device_features();
+        assert_eq!(f & F_FLUSH != 0, wce, "{cache:?}");
+        assert_ne!(f & F_CONFIG_WCE, 0, "{cache:?}");
+        assert_eq!(d.config_byte(32), u8::from(wce), "{cache:?}");
+        // The driver may switch it; a reset restores the mode's default.
+        d.t.write(at(0x100 + 32), &[u8::from(!wce)]);
+        assert_eq!(d.config_byte(32), u8::from(!wce), "{cache:?}");
+        d.wr(0x70, 0);
+        assert_eq!(d.config_byte(32), u8::from(wce), "{cache:?}");
+    }
+    let _ = std::fs::remove_file(path);
+}
+
+#[test]
+fn every_cache_mode_reads_writes_and_flushes() {
+    // /tmp or the target dir: O_DIRECT works on ext4/xfs/btrfs and
+    // falls back (with a warning) elsewhere; the data is the same.
+    for cache in [
+        CacheMode::Writeback,
+        CacheMode::None,
+        CacheMode::Unsafe,
+        CacheMode::Writethrough,
+        CacheMode::Directsync,
+    ] {
+        let path = image(&[0x11; 8192]);
+        let mut blk = blk_with(&path, false, cache);
+        if cache.direct() {
+            assert!(blk.is_direct() || blk.take_warning().is_some(), "{cache:?}");
+        } else {
+            assert!(!blk.is_direct() && blk.take_warning().is_none());
+        }
+        let mut d = Driver::new(Box::new(blk));
+        // Write 1 KiB at sector 2 from a deliberately unaligned buffer,
+        // then 4 KiB at sector 8 from an aligned one.
+        d.mem.write_slice(&[0xa5; 1024], GuestAddress(0x6003)).unwrap();
+        d.header(0x5000, 1, 2);
+        d.post(0, &[(0x5000, 16, 0), (0x6003, 1024, 0), (0x7000, 1, WRITE)]);
+        assert_eq!(d.status_byte(), 0, "{cache:?}");
+        d.mem.write_slice(&[0x5a; 4096], GuestAddress(0x8000)).unwrap();
+        d.header(0x5000, 1, 8);
+        d.post(3, &[(0x5000, 16, 0), (0x8000, 4096, 0), (0x7000, 1, WRITE)]);
+        assert_eq!(d.status_byte(), 0, "{cache:?}");
+        d.header(0x5000, 4, 0);
+        d.post(6, &[(0x5000, 16, 0), (0x7000, 1, WRITE)]);
+        assert_eq!(d.status_byte(), 0, "flush {cache:?}");
+        let on_disk = std::fs::read(&path).unwrap();
+        assert_eq!(on_disk[1024..2048], [0xa5; 1024], "{cache:?}");
+        assert_eq!(on_disk[4096..8192], [0x5a; 4096], "{cache:?}");
+        assert_eq!(on_disk[..1024], [0x11; 1024], "{cache:?}");
+        // Read it back into an aligned buffer.
+        d.header(0x5000, 0, 8);
+        d.post(
+            8,
+            &[(0x5000, 16, 0), (0xa000, 4096, WRITE), (0x7000, 1, WRITE)],
+        );
+        assert_eq!(d.status_byte(), 0, "{cache:?}");
+        let mut back = vec![0u8; 4096];
+        d.mem.read_slice(&mut back, GuestAddress(0xa000)).unwrap();
+        assert_eq!(back, vec![0x5a; 4096], "{cache:?}");
+        let _ = std::fs::remove_file(path);
+    }
+}
+
+#[test]
+fn locks_use_qemus_bytes_and_words() {
+    let path = image(&[0; 512]);
+    {
+        let _writer = Block::open(&path, false, "").unwrap();
+        let e = Block::open(&path, true, "").unwrap_err().to_string();
+        assert!(e.starts_with("Failed to get shared \"write\" lock"), "{e}");
+        assert!(
+            e.ends_with(&format!("Is another process using the image [{}]?", path.display())),
+            "{e}"
+        );
+    }
+    {
+        // A reader also keeps writers out (QEMU's share-rw=off), but not
+        // other readers.
+        let _reader = Block::open(&path, true, "").unwrap();
+        let _second = Block::open(&path, true, "").unwrap();
+        let e = Block::open(&path, false, "").unwrap_err().to_string();
+        assert!(e.starts_with("Failed to get \"write\" lock"), "{e}");
+    }
+    // Closing releases everything.
+    Block::open(&path, false, "").unwrap();
+    let _ = std::fs::remove_file(path);
+}
+
+#[test]
+fn read_only_drive_offers_no_write_features() {
+    let path = image(&[0; 4096]);
+    let mut d = Driver::new(Box::new(Block::open(&path, true, "").unwrap()));
+    let f = d.device_features();
+    assert_ne!(f & (1 << 5), 0, "VIRTIO_BLK_F_RO");
+    assert_eq!(f & (F_DISCARD | F_WRITE_ZEROES), 0);
+    drop(d);
+    let mut d = Driver::new(Box::new(Block::open(&path, false, "").unwrap()));
+    assert_eq!(d.device_features() & (F_DISCARD | F_WRITE_ZEROES), F_DISCARD | F_WRITE_ZEROES);
+    let _ = std::fs::remove_file(path);
+}
+
+#[test]
+fn oversized_and_misdirected_chains_need_reset_and_leave_the_image_alone() {
+    let path = image(&[0x33; 4096]);
+    for bad in [
+        // A read into a buffer the driver marked device-readable.
+        vec![(0x5000, 16, 0), (0x6000, 512, 0), (0x7000, 1, WRITE)],
+        // A 4 GiB - 1 buffer that runs off the end of guest RAM.
+        vec![(0x5000, 16, 0), (0x6000, u32::MAX, WRITE), (0x7000, 1, WRITE)],
+        // A header that is itself device-writable.
+        vec![(0x5000, 16, WRITE), (0x6000, 512, WRITE), (0x7000, 1, WRITE)],
+        // A short header.
+        vec![(0x5000, 8, 0), (0x6000, 512, WRITE), (0x7000, 1, WRITE)],
+        // A header address that wraps around the address space.
+        vec![(u64::MAX - 7, 16, 0), (0x6000, 512, WRITE), (0x7000, 1, WRITE)],
+    ] {
+        let mut d = Driver::new(Box::new(Block::open(&path, false, "").unwrap()));
+        d.header(0x5000, 0, 0);
+        d.post(0, &bad);
+        assert_ne!(d.rd(0x70) & STATUS_NEEDS_RESET, 0, "{bad:?}");
+        // Later notifications are ignored until the driver resets.
+        d.post(4, &[(0x5000, 16, 0), (0x6000, 512, WRITE), (0x7000, 1, WRITE)]);
+        assert_eq!(d.used().0, 0, "{bad:?}");
+    }
+    // A write whose data buffer is device-writable: refused before any byte
+    // reaches the image.
+    let mut d = Driver::new(Box::new(Block::open(&path, false, "").unwrap()));
+    d.header(0x5000, 1, 0);
+    d.post(0, &[(0x5000, 16, 0), (0x6000, 512, WRITE), (0x7000, 1, WRITE)]);
+    assert_ne!(d.rd(0x70) & STATUS_NEEDS_RESET, 0);
+    assert_eq!(std::fs::read(&path).unwrap(), vec![0x33; 4096]);
+    drop(d);
+    // A write past the end is an I/O error, not a broken device.
+    let mut d = Driver::new(Box::new(Block::open(&path, false, "").unwrap()));
+    d.header(0x5000, 1, 8);
+    d.post(0, &[(0x5000, 16, 0), (0x6000, 512, 0), (0x7000, 1, WRITE)]);
+    assert_eq!(d.rd(0x70) & STATUS_NEEDS_RESET, 0);
+    assert_eq!(d.status_byte(), 1, "IOERR");
+    let _ = std::fs::remove_file(path);
+}
+
+/// A console backend the test can read.
+#[derive(Clone, Default)]
+struct Sink(Arc<std::sync::Mutex<Vec<u8>>>);
+
+impl Write for Sink {
+    fn write(&mut self, b: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().unwrap().extend_from_slice(b);
+        Ok(b.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+#[test]
+fn console_is_type_3_with_two_queues_and_no_multiport() {
+    let (c, _input) = Console::new(Box::new(Sink::default()));
+    assert_eq!(c.device_type(), 3);
+    assert_eq!(c.queue_max_sizes().len(), 2);
+    let mut d = Driver::with_queues(Box::new(c), 2);
+    assert_eq!(d.rd(8), 3);
+    assert_eq!(d.device_features() & (1 << 1), 0, "no VIRTIO_CONSOLE_F_MULTIPORT");
+}
+
+#[test]
+fn console_transmits_guest_output_to_the_backend() {
+    let sink = Sink::default();
+    let (c, _input) = Console::new(Box::new(sink.clone()));
+    let mut d = Driver::with_queues(Box::new(c), 2);
+    d.select(1);
+    d.mem.write_slice(b"hello, ", GuestAddress(0x5000)).unwrap();
+    d.mem.write_slice(b"hvc0\n", GuestAddress(0x6000)).unwrap();
+    d.post(0, &[(0x5000, 7, 0), (0x6000, 5, 0)]);
+    assert_eq!(sink.0.lock().unwrap().as_slice(), b"hello, hvc0\n");
+    let (idx, id, len) = d.used();
+    assert_eq!((idx, id, len), (1, 0, 0));
+    assert!(d.irq.level());
+}
+
+#[test]
+fn console_input_fills_receive_buffers_in_order_and_waits_for_more() {
+    let (c, input) = Console::new(Box::new(Sink::default()));
+    let mut d = Driver::with_queues(Box::new(c), 2);
+    // Input that arrives before any buffer waits for one.
+    assert_eq!(input.push(b"abcdef"), 6);
+    d.post(0, &[(0x5000, 4, WRITE)]);
+    let (idx, id, len) = d.used();
+    assert_eq!((idx, id, len), (1, 0, 4));
+    let mut got = [0u8; 4];
+    d.mem.read_slice(&mut got, GuestAddress(0x5000)).unwrap();
+    assert_eq!(&got, b"abcd");
+    // The rest goes into the next buffer the driver posts.
+    d.post(1, &[(0x6000, 64, WRITE)]);
+    assert_eq!(d.used(), (2, 1, 2));
+    let mut got = [0u8; 2];
+    d.mem.read_slice(&mut got, GuestAddress(0x6000)).unwrap();
+    assert_eq!(&got, b"ef");
+    // A posted buffer with no input stays available until input comes
+    // (the host side then processes the queue, as VirtioConsolePort::feed).
+    d.post(2, &[(0x7000, 64, WRITE)]);
+    assert_eq!(d.used().0, 2);
+    input.push(b"xy\n");
+    d.t.process(0);
+    assert_eq!(d.used(), (3, 2, 3));
+}
+
+#[test]
+fn console_rejects_misdirected_buffers_with_needs_reset() {
+    let (c, input) = Console::new(Box::new(Sink::default()));
+    let mut d = Driver::with_queues(Box::new(c), 2);
+    input.push(b"x");
+    d.post(0, &[(0x5000, 4, 0)]);
+    assert_ne!(d.rd(0x70) & STATUS_NEEDS_RESET, 0, "read-only receive buffer");
+    let (c, _input) = Console::new(Box::new(Sink::default()));
+    let mut d = Driver::with_queues(Box::new(c), 2);
+    d.select(1);
+    d.post(0, &[(0x5000, 4, WRITE)]);
+    assert_ne!(d.rd(0x70) & STATUS_NEEDS_RESET, 0, "writable transmit buffer");
+    let (c, _input) = Console::new(Box::new(Sink::default()));
+    let mut d = Driver::with_queues(Box::new(c), 2);
+    d.select(1);
+    d.post(0, &[(0x7fff_0000, 4, 0)]);
+    assert_ne!(d.rd(0x70) & STATUS_NEEDS_RESET, 0, "buffer outside RAM");
 }
