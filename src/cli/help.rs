@@ -54,6 +54,10 @@ Devices and character backends:
                 a write of V to iobase exits with status (V<<1)|1
 -device virtio-blk-device,drive=id[,serial=][,bus=virtio-mmio-bus.N]
 -device virtio-rng-device[,bus=]
+-device virtio-net-device,netdev=id[,mac=52:54:00:12:34:56][,bus=]
+-netdev tap,id=id[,ifname=name][,script=no,downscript=no]
+-netdev user,id=id[,hostfwd=[tcp|udp]:[hostaddr]:hostport-[guestaddr]:guestport]
+                user-mode networking (libslirp): the guest's 10.0.2.0/24 network
 -device virtio-serial-device[,bus=] -device virtconsole,chardev=id
                 the guest's /dev/hvc0 on a character backend
 -drive id=id,file=path,format=raw,if=none[,readonly=on][,cache=][,aio=]
@@ -127,6 +131,9 @@ pub fn devices() -> String {
         "Input devices:\n",
         "name \"virtconsole\", bus virtio-serial-bus\n",
         "name \"virtio-serial-device\", bus virtio-bus\n",
+        "\n",
+        "Network devices:\n",
+        "name \"virtio-net-device\", bus virtio-bus\n",
         "\n",
         "Misc devices:\n",
         "name \"isa-debug-exit\", bus ISA\n",
