@@ -164,7 +164,7 @@ fn network_options_fail_with_qemus_messages() {
     let (code, _, err) = run(&["-netdev", "user,id=n0,hostfwd=tcp::80"]);
     assert_eq!(code.code(), Some(1));
     assert!(
-        err.contains("Invalid host forwarding rule 'tcp::80'"),
+        err.contains("Invalid host forwarding rule 'tcp::80' (Bad host port separator)"),
         "{err}"
     );
     let (code, _, err) = run(&["-netdev", "tap,id=n0,script=/etc/qemu-ifup"]);
@@ -288,8 +288,52 @@ fn a_busy_forwarded_port_is_refused_like_qemu() {
     assert_eq!(code.code(), Some(1), "{err}");
     assert!(
         err.contains(&format!(
-            "could not set up host forwarding rule 'tcp:127.0.0.1:{port}-:22'"
+            "Could not set up host forwarding rule 'tcp:127.0.0.1:{port}-:22'"
         )),
         "{err}"
     );
+}
+
+/// Without CAP_NET_ADMIN (dropped with setpriv) the TAP interface cannot be
+/// created: QEMU's message, status 1, before any guest runs.
+#[test]
+fn a_tap_that_cannot_be_configured_fails_like_qemu() {
+    let Some(k) = common::guest_file("tiny-pvh.elf") else {
+        return;
+    };
+    let kindling = common::kindling();
+    let out = Command::new("setpriv")
+        .args([
+            "--inh-caps=-net_admin",
+            "--bounding-set=-net_admin",
+            kindling.to_str().unwrap(),
+            "-accel",
+            "tcg",
+            "-nodefaults",
+            "-netdev",
+            "tap,id=n0,ifname=kt-noperm,script=no,downscript=no",
+            "-device",
+            "virtio-net-device,netdev=n0",
+            "-kernel",
+            k.to_str().unwrap(),
+        ])
+        .output();
+    let out = match out {
+        Ok(o) if !String::from_utf8_lossy(&o.stderr).contains("setpriv:") => o,
+        other => {
+            eprintln!("skipping: setpriv cannot drop CAP_NET_ADMIN here: {other:?}");
+            return;
+        }
+    };
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    // Unprivileged users cannot even open /dev/net/tun (mode 0600).
+    assert!(
+        err.contains(
+            "-netdev tap,id=n0,ifname=kt-noperm,script=no,downscript=no: \
+             could not configure /dev/net/tun (kt-noperm): Operation not permitted"
+        ) || err.contains("could not open /dev/net/tun: Permission denied"),
+        "{err}"
+    );
+    assert!(!err.contains("os error"), "{err}");
 }

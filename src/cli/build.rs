@@ -296,8 +296,11 @@ fn netdev_opt(cfg: &mut MachineConfig, loc: &str, val: &str) -> Result<(), CliEr
             "id" => id = Some(p.value.clone()),
             "ifname" if kind == "tap" => ifname = p.value.clone(),
             "hostfwd" if kind == "user" => hostfwd.push(
-                devices::virtio::slirp::HostFwd::parse(&p.value).ok_or_else(|| {
-                    CliError::at(loc, format!("Invalid host forwarding rule '{}'", p.value))
+                devices::virtio::slirp::HostFwd::parse(&p.value).map_err(|why| {
+                    CliError::at(
+                        loc,
+                        format!("Invalid host forwarding rule '{}' ({why})", p.value),
+                    )
                 })?,
             ),
             "net" | "host" | "dhcpstart" | "dns" | "ipv4" | "ipv6" | "restrict"

@@ -22,7 +22,7 @@ use libslirp_sys as sys;
 use super::net::{NetBackend, NetInput};
 
 /// One `hostfwd=` rule.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct HostFwd {
     /// UDP (else TCP).
     pub udp: bool,
@@ -34,36 +34,61 @@ pub struct HostFwd {
     pub guest_addr: Ipv4Addr,
     /// Guest port.
     pub guest_port: u16,
+    /// The rule as typed, for messages.
+    pub rule: String,
 }
 
 impl HostFwd {
-    /// Parse QEMU's `[tcp|udp]:[hostaddr]:hostport-[guestaddr]:guestport`.
-    pub fn parse(rule: &str) -> Option<HostFwd> {
-        let (proto, rest) = match rule.split_once(':') {
-            Some(("tcp" | "", r)) => (false, r),
-            Some(("udp", r)) => (true, r),
-            _ => return None,
+    /// Parse QEMU's `[tcp|udp]:[hostaddr]:hostport-[guestaddr]:guestport`
+    /// field by field from the left as QEMU's `slirp_hostfwd` does; the
+    /// error is its reason (`Invalid host forwarding rule 'R' (REASON)`).
+    pub fn parse(rule: &str) -> Result<HostFwd, &'static str> {
+        let (proto, rest) = rule.split_once(':').ok_or("No : separators")?;
+        let udp = match proto {
+            "tcp" | "" => false,
+            "udp" => true,
+            _ => return Err("Bad protocol name"),
         };
-        let (host, guest) = rest.split_once('-')?;
-        let addr_port = |s: &str| -> Option<(Ipv4Addr, u16)> {
-            let (a, p) = s.rsplit_once(':')?;
-            let addr = if a.is_empty() {
-                Ipv4Addr::UNSPECIFIED
-            } else {
-                a.parse().ok()?
-            };
-            Some((addr, p.parse().ok()?))
-        };
-        let (host_addr, host_port) = addr_port(host)?;
-        let (guest_addr, guest_port) = addr_port(guest)?;
-        (guest_port != 0).then_some(HostFwd {
-            udp: proto,
+        let (host, rest) = rest.split_once(':').ok_or("Missing : separator")?;
+        let host_addr = addr(host).ok_or("Bad host address")?;
+        let (host_port, rest) = rest.split_once('-').ok_or("Bad host port separator")?;
+        let host_port = port(host_port).ok_or("Bad host port")?;
+        let (guest, guest_port) = rest.split_once(':').ok_or("Missing guest address")?;
+        let guest_addr = addr(guest).ok_or("Bad guest address")?;
+        let guest_port = port(guest_port)
+            .filter(|&p| p != 0)
+            .ok_or("Bad guest port")?;
+        Ok(HostFwd {
+            udp,
             host_addr,
             host_port,
             guest_addr,
             guest_port,
+            rule: rule.to_string(),
         })
     }
+}
+
+/// An IPv4 address, or 0.0.0.0 for an empty field.
+fn addr(s: &str) -> Option<Ipv4Addr> {
+    if s.is_empty() {
+        Some(Ipv4Addr::UNSPECIFIED)
+    } else {
+        s.parse().ok()
+    }
+}
+
+/// A port number in C's notation (decimal, 0x hex, leading-0 octal).
+fn port(s: &str) -> Option<u16> {
+    let s = s.trim_start();
+    let (digits, radix) = if let Some(h) = s.strip_prefix("0x").or_else(|| s.strip_prefix("0X")) {
+        (h, 16)
+    } else if s.len() > 1 && s.starts_with('0') {
+        (&s[1..], 8)
+    } else {
+        (s, 10)
+    };
+    u16::from_str_radix(digits, radix).ok()
 }
 
 /// The guest side's handle: frames the guest transmits go to the slirp
@@ -292,7 +317,12 @@ unsafe extern "C" fn get_revents(idx: c_int, opaque: *mut c_void) -> c_int {
 /// QEMU's default user network.
 fn config() -> sys::SlirpConfig {
     sys::SlirpConfig {
-        version: 4,
+        // Not 4: version 4 makes libslirp also read two callbacks
+        // (`init_completed`, `timer_new_opaque`) that libslirp-sys's
+        // `SlirpCb` does not have, i.e. whatever lies past its end (a
+        // crash in slirp_new). Version 3 has every field used here; DHCP
+        // is on either way.
+        version: 3,
         restricted: 0,
         in_enabled: true,
         vnetwork: Ipv4Addr::new(10, 0, 2, 0).into(),
@@ -378,20 +408,8 @@ fn run(
         };
         if rc < 0 {
             let _ = done.send(Err(format!(
-                "could not set up host forwarding rule '{}:{}:{}-{}:{}'",
-                if r.udp { "udp" } else { "tcp" },
-                if r.host_addr.is_unspecified() {
-                    String::new()
-                } else {
-                    r.host_addr.to_string()
-                },
-                r.host_port,
-                if r.guest_addr.is_unspecified() {
-                    String::new()
-                } else {
-                    r.guest_addr.to_string()
-                },
-                r.guest_port
+                "Could not set up host forwarding rule '{}'",
+                r.rule
             )));
             return;
         }
@@ -487,23 +505,31 @@ mod tests {
 
     #[test]
     fn hostfwd_rules_in_qemus_spelling() {
-        assert_eq!(
-            HostFwd::parse("tcp::5555-:22"),
-            Some(HostFwd {
-                udp: false,
-                host_addr: Ipv4Addr::UNSPECIFIED,
-                host_port: 5555,
-                guest_addr: Ipv4Addr::UNSPECIFIED,
-                guest_port: 22,
-            })
-        );
+        let r = HostFwd::parse("tcp::5555-:22").unwrap();
+        assert!(!r.udp);
+        assert_eq!((r.host_addr, r.host_port), (Ipv4Addr::UNSPECIFIED, 5555));
+        assert_eq!((r.guest_addr, r.guest_port), (Ipv4Addr::UNSPECIFIED, 22));
+        assert_eq!(r.rule, "tcp::5555-:22");
         let r = HostFwd::parse("udp:127.0.0.1:6000-10.0.2.15:7000").unwrap();
         assert!(r.udp);
         assert_eq!(r.host_addr, Ipv4Addr::LOCALHOST);
         assert_eq!(r.guest_addr, Ipv4Addr::new(10, 0, 2, 15));
         assert_eq!((r.host_port, r.guest_port), (6000, 7000));
-        for bad in ["sctp::1-:2", "tcp::1", "tcp::x-:2", "tcp::1-:0", "tcp:1-2"] {
-            assert_eq!(HostFwd::parse(bad), None, "{bad}");
+        assert_eq!(HostFwd::parse("::0x50-:010").map(|r| (r.host_port, r.guest_port)), Ok((80, 8)));
+        // QEMU 7.2's reasons, checked against qemu-system-x86_64.
+        for (bad, why) in [
+            ("tcp", "No : separators"),
+            ("sctp::1-:2", "Bad protocol name"),
+            ("tcp:1-2", "Missing : separator"),
+            ("tcp:300.1.1.1:1-:2", "Bad host address"),
+            ("tcp::80", "Bad host port separator"),
+            ("tcp::x-:2", "Bad host port"),
+            ("tcp::70000-:2", "Bad host port"),
+            ("tcp::1-2", "Missing guest address"),
+            ("tcp::1-a.b:2", "Bad guest address"),
+            ("tcp::1-:0", "Bad guest port"),
+        ] {
+            assert_eq!(HostFwd::parse(bad), Err(why), "{bad}");
         }
     }
 }

@@ -18,6 +18,16 @@ struct IfReq {
     _pad: [u8; 22],
 }
 
+/// The C library's text for `e` ("Operation not permitted"), as QEMU
+/// prints it: without Rust's " (os error N)".
+fn strerror(e: &std::io::Error) -> String {
+    let s = e.to_string();
+    match s.rfind(" (os error ") {
+        Some(i) => s[..i].to_string(),
+        None => s,
+    }
+}
+
 /// An open TAP interface.
 #[derive(Debug)]
 pub struct Tap {
@@ -36,7 +46,7 @@ impl Tap {
             .read(true)
             .write(true)
             .open("/dev/net/tun")
-            .map_err(|e| format!("could not open /dev/net/tun: {e}"))?;
+            .map_err(|e| format!("could not open /dev/net/tun: {}", strerror(&e)))?;
         let mut req = IfReq {
             name: [0; libc::IFNAMSIZ],
             flags: IFF_TAP | IFF_NO_PI,
@@ -48,7 +58,10 @@ impl Tap {
         let r = unsafe { libc::ioctl(file.as_raw_fd(), TUNSETIFF, &mut req) };
         if r < 0 {
             let e = std::io::Error::last_os_error();
-            return Err(format!("could not configure /dev/net/tun ({name}): {e}"));
+            return Err(format!(
+                "could not configure /dev/net/tun ({name}): {}",
+                strerror(&e)
+            ));
         }
         Ok(Tap {
             file,
