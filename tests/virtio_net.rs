@@ -61,6 +61,17 @@ impl Drop for Netns {
     }
 }
 
+/// The busybox shell's prompt.
+const PROMPT: &str = "/ # ";
+
+/// Type `line` at the guest's shell and wait for the next prompt (lines
+/// typed while a command still runs can be lost).
+fn sh(vm: &mut Vm, line: &str) {
+    let n = vm.output().matches(PROMPT).count();
+    vm.type_text(&format!("{line}\n"));
+    assert!(vm.wait_for(PROMPT, n + 1, T), "{line}:\n{}", vm.output());
+}
+
 #[test]
 fn guest_and_host_exchange_packets_over_tap() {
     let (Some(k), Some(initrd)) = (
@@ -104,13 +115,20 @@ fn guest_and_host_exchange_packets_over_tap() {
         "console=ttyS0 reboot=t panic=-1 quiet rdinit=/bin/sh",
     ];
     let mut vm = Vm::start_program("ip", &args);
-    assert!(vm.wait_for("#", 1, T), "no shell:\n{}", vm.output());
-    vm.type_text("busybox ip link set eth0 up; busybox ip addr add 10.77.1.2/24 dev eth0\n");
-    vm.type_text(
-        "echo mac=$(cat /sys/class/net/eth0/address 2>/dev/null || busybox ip link show eth0)\n",
+    assert!(vm.wait_for(PROMPT, 1, T), "no shell:\n{}", vm.output());
+    sh(
+        &mut vm,
+        "busybox ip link set eth0 up; busybox ip addr add 10.77.1.2/24 dev eth0",
+    );
+    sh(
+        &mut vm,
+        "echo mac=$(cat /sys/class/net/eth0/address 2>/dev/null || busybox ip link show eth0)",
     );
     // The marker is computed, so the echoed command line does not match it.
-    vm.type_text("busybox ping -c 2 10.77.1.1; echo guest-ping$((1+1))=$?\n");
+    sh(
+        &mut vm,
+        "busybox ping -c 2 10.77.1.1; echo guest-ping$((1+1))=$?",
+    );
     assert!(
         vm.wait_for("guest-ping2=", 1, T),
         "{}\nstderr:\n{}",
@@ -122,6 +140,7 @@ fn guest_and_host_exchange_packets_over_tap() {
     // And the other way: a host program connects to a TCP server in the
     // guest and its message comes out on the guest's console.
     vm.type_text("busybox nc -l -p 7777 | busybox tr a-z A-Z\n");
+    assert!(vm.wait_for("tr a-z A-Z", 1, T), "{}", vm.output());
     std::thread::sleep(Duration::from_millis(500));
     let connect = ns.exec(
         "python3",
@@ -224,22 +243,22 @@ fn user_networking_reaches_the_host_and_forwards_host_ports() {
         "-append",
         "console=ttyS0 reboot=t panic=-1 quiet rdinit=/bin/sh",
     ]);
-    assert!(vm.wait_for("#", 1, T), "no shell:\n{}", vm.output());
+    assert!(vm.wait_for(PROMPT, 1, T), "no shell:\n{}", vm.output());
     // The shared kernel has no AF_PACKET, so udhcpc cannot run: configure
     // the address slirp's DHCP server would give.
-    vm.type_text(
+    sh(
+        &mut vm,
         "busybox ip link set eth0 up; busybox ip addr add 10.0.2.15/24 dev eth0; \
-         busybox ip route add default via 10.0.2.2\n",
+         busybox ip route add default via 10.0.2.2",
     );
-    vm.type_text(&format!(
-        "busybox wget -q -O - http://10.0.2.2:{server_port}/index\n"
-    ));
+    sh(
+        &mut vm,
+        &format!("busybox wget -q -O - http://10.0.2.2:{server_port}/index"),
+    );
     assert!(vm.wait_for("served-by-the-host", 1, T), "{}", vm.output());
     let request = served.join().unwrap();
     assert!(request.starts_with("GET /index"), "{request}");
-    // hostfwd: a host client reaches a guest server. (Lines typed before
-    // the shell's next prompt can be lost: wait for it.)
-    assert!(vm.wait_for("/ # ", 3, T), "{}", vm.output());
+    // hostfwd: a host client reaches a guest server.
     vm.type_text("busybox nc -l -p 7777 | busybox tr a-z A-Z\n");
     assert!(vm.wait_for("tr a-z A-Z", 1, T), "{}", vm.output());
     // Until the guest's nc listens, slirp accepts and then drops the
@@ -336,4 +355,90 @@ fn a_tap_that_cannot_be_configured_fails_like_qemu() {
         "{err}"
     );
     assert!(!err.contains("os error"), "{err}");
+}
+
+/// The device-test initramfs (scripts/guest/test-initramfs-path.sh), or
+/// None (with the reason) when it cannot be built here.
+fn test_initramfs() -> Option<std::path::PathBuf> {
+    let script = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("scripts/guest/test-initramfs-path.sh");
+    let o = Command::new(script).env("NO_APT", "1").output().ok()?;
+    if !o.status.success() {
+        eprintln!("skipping: {}", String::from_utf8_lossy(&o.stderr));
+        return None;
+    }
+    Some(String::from_utf8(o.stdout).ok()?.trim().into())
+}
+
+/// The device-test initramfs's `test=net` on user networking, unattended:
+/// the NIC has QEMU's first default MAC, the guest fetches a page from a
+/// host web server and talks to a host TCP server, both at 10.0.2.2.
+#[test]
+fn test_initramfs_net_test_passes_on_user_networking() {
+    use std::io::{BufRead, BufReader, Read, Write};
+    let (Some(k), Some(initrd)) = (common::guest_file("bzImage"), test_initramfs()) else {
+        return;
+    };
+    let web = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let web_port = web.local_addr().unwrap().port();
+    std::thread::spawn(move || {
+        if let Ok((mut c, _)) = web.accept() {
+            let mut req = [0u8; 1024];
+            let _ = c.read(&mut req);
+            let _ = c.write_all(b"HTTP/1.0 200 OK\r\n\r\nline one\nline two\n");
+        }
+    });
+    let echo = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let echo_port = echo.local_addr().unwrap().port();
+    std::thread::spawn(move || {
+        if let Ok((c, _)) = echo.accept() {
+            let mut line = String::new();
+            let mut r = BufReader::new(c.try_clone().unwrap());
+            let _ = r.read_line(&mut line);
+            let _ = (&c).write_all(format!("ECHO {}", line).as_bytes());
+        }
+    });
+    let append = format!(
+        "console=ttyS0 reboot=t panic=-1 quiet test=virtio,net \
+         net-url=http://10.0.2.2:{web_port}/page net-tcp=10.0.2.2:{echo_port} end=reboot"
+    );
+    let mut vm = Vm::start(&[
+        "-M",
+        "microvm,acpi=off",
+        "-accel",
+        "tcg",
+        "-m",
+        "256m",
+        "-nodefaults",
+        "-no-user-config",
+        "-nographic",
+        "-no-reboot",
+        "-serial",
+        "stdio",
+        "-netdev",
+        "user,id=n0",
+        "-device",
+        "virtio-net-device,netdev=n0",
+        "-kernel",
+        k.to_str().unwrap(),
+        "-initrd",
+        initrd.to_str().unwrap(),
+        "-append",
+        &append,
+    ]);
+    let code = vm.wait_exit(T);
+    let out = vm.output();
+    assert_eq!(code.code(), Some(0), "{out}");
+    for want in [
+        "VIRTIO virtio0 device=0x0001",
+        "NET-MAC 52:54:00:12:34:56",
+        "NET-ADDR 10.0.2.15/24",
+        "NET-BODY line one",
+        "NET-BODY line two",
+        "NET-TCP ECHO KINDLING-NET-PING",
+        "TEST net ok",
+        "TESTS-DONE ok",
+    ] {
+        assert!(out.contains(want), "no '{want}' in:\n{out}");
+    }
 }

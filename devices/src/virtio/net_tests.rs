@@ -161,7 +161,9 @@ impl Driver {
 }
 
 fn frame(len: usize, seed: u8) -> Vec<u8> {
-    (0..len).map(|i| (i as u8).wrapping_mul(31) ^ seed).collect()
+    (0..len)
+        .map(|i| (i as u8).wrapping_mul(31) ^ seed)
+        .collect()
 }
 
 #[test]
@@ -232,7 +234,9 @@ fn received_frames_land_behind_a_v1_header_in_order() {
 fn a_frame_too_big_for_the_buffer_is_dropped_and_the_buffer_reused() {
     let mut d = Driver::new();
     d.post(0, 0, &[(0x4000, 200, WRITE)]);
-    d.mem.write_slice(&[0x77; 200], GuestAddress(0x4000)).unwrap();
+    d.mem
+        .write_slice(&[0x77; 200], GuestAddress(0x4000))
+        .unwrap();
     d.input.push(frame(1000, 6));
     let small = frame(100, 7);
     d.input.push(small.clone());
@@ -269,7 +273,9 @@ fn malformed_chains_break_the_device_without_a_panic_or_stray_writes() {
     ];
     for (q, chain) in cases {
         let mut d = Driver::new();
-        d.mem.write_slice(&[0x11; 64], GuestAddress(0x6000)).unwrap();
+        d.mem
+            .write_slice(&[0x11; 64], GuestAddress(0x6000))
+            .unwrap();
         d.input.push(frame(60, 8));
         d.post(q, 0, &chain);
         assert!(d.broken(), "queue {q}: {chain:?}");

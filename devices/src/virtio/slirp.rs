@@ -515,7 +515,10 @@ mod tests {
         assert_eq!(r.host_addr, Ipv4Addr::LOCALHOST);
         assert_eq!(r.guest_addr, Ipv4Addr::new(10, 0, 2, 15));
         assert_eq!((r.host_port, r.guest_port), (6000, 7000));
-        assert_eq!(HostFwd::parse("::0x50-:010").map(|r| (r.host_port, r.guest_port)), Ok((80, 8)));
+        assert_eq!(
+            HostFwd::parse("::0x50-:010").map(|r| (r.host_port, r.guest_port)),
+            Ok((80, 8))
+        );
         // QEMU 7.2's reasons, checked against qemu-system-x86_64.
         for (bad, why) in [
             ("tcp", "No : separators"),
