@@ -197,6 +197,48 @@ fn setcc(a: &mut CodeAssembler, cc: u32, d: AsmRegister8) -> Result<(), IcedErro
     }
 }
 
+/// Sign extensions, flag instructions, the stack, exchanges and compare-
+/// exchanges with memory (locked or not), SETcc to memory, widening moves.
+fn misc(r: &mut Rng) -> Step {
+    let k = r.below(16);
+    let (i, j) = (r.below(12) as usize, r.below(12) as usize);
+    let m8 = mem(r, 8);
+    let m16 = mem(r, 16);
+    let m32 = mem(r, 32);
+    let m64 = mem(r, 64);
+    let cc = r.below(16) as u32;
+    let emit = move |a: &mut CodeAssembler| match k {
+        0 => a.cbw(),
+        1 => a.cwde(),
+        2 => a.cdqe(),
+        3 => a.cwd(),
+        4 => a.cdq(),
+        5 => a.cqo(),
+        6 => {
+            a.cmc()?;
+            a.lahf()?;
+            a.sahf()
+        }
+        7 => {
+            a.push(R64[i])?;
+            a.pop(R64[j])
+        }
+        8 => a.xchg(m64, R64[i]),
+        9 => a.cmpxchg(m32, R32[j]),
+        10 => a.lock().cmpxchg(m64, R64[j]),
+        11 => a.lock().xadd(m16, R16[j]),
+        12 => a.movsx(R64[i], m16),
+        13 => a.movzx(R32[i], m8),
+        14 => {
+            // SETcc to memory via a register-free encoding.
+            setcc(a, cc, R8[i])?;
+            a.mov(m8, R8[i])
+        }
+        _ => a.lock().neg(m64),
+    };
+    step(format!("misc {k}"), 0, emit)
+}
+
 /// String instructions with REP and either direction, on short counts.
 fn string(r: &mut Rng) -> Step {
     let k = r.below(8);
@@ -294,9 +336,10 @@ fn random_state(r: &mut Rng) -> SnippetState {
 fn random_program(r: &mut Rng) -> (Vec<u8>, Undefined, String) {
     let n = 1 + r.below(7);
     let mut steps: Vec<Step> = (0..n)
-        .map(|_| match r.below(10) {
+        .map(|_| match r.below(12) {
             0..=4 => alu(r),
             5..=7 => unary_or_move(r),
+            8..=9 => misc(r),
             _ => string(r),
         })
         .collect();
