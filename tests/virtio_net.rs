@@ -186,6 +186,22 @@ fn network_options_fail_with_qemus_messages() {
         err.contains("Invalid host forwarding rule 'tcp::80' (Bad host port separator)"),
         "{err}"
     );
+    let (code, _, err) = run(&[
+        "-netdev",
+        "user,id=n0",
+        "-device",
+        "virtio-net-device,netdev=n0",
+        "-device",
+        "virtio-net-device,netdev=n0",
+    ]);
+    assert_eq!(code.code(), Some(1));
+    assert!(
+        err.contains(
+            "-device virtio-net-device,netdev=n0: \
+             Property 'virtio-net-device.netdev' can't take value 'n0', it's in use"
+        ),
+        "{err}"
+    );
     let (code, _, err) = run(&["-netdev", "tap,id=n0,script=/etc/qemu-ifup"]);
     assert_eq!(code.code(), Some(1));
     assert!(err.contains("script=no"), "{err}");
@@ -440,5 +456,51 @@ fn test_initramfs_net_test_passes_on_user_networking() {
         "TESTS-DONE ok",
     ] {
         assert!(out.contains(want), "no '{want}' in:\n{out}");
+    }
+}
+
+/// As QEMU: a netdev may come after its NIC; a NIC without a netdev and a
+/// netdev without a NIC only draw warnings, and the guest still runs.
+#[test]
+fn unconnected_nics_and_netdevs_only_warn() {
+    let Some(k) = common::guest_file("tiny-pvh.elf") else {
+        return;
+    };
+    for (args, warning) in [
+        (
+            vec![
+                "-device",
+                "virtio-net-device,netdev=n0",
+                "-netdev",
+                "user,id=n0",
+            ],
+            None,
+        ),
+        (
+            vec!["-device", "virtio-net-device"],
+            Some("warning: nic virtio-net-device.0 has no peer"),
+        ),
+        (
+            vec!["-netdev", "user,id=n0"],
+            Some("warning: netdev n0 has no peer"),
+        ),
+    ] {
+        let mut a = vec![
+            "-accel",
+            "tcg",
+            "-nodefaults",
+            "-kernel",
+            k.to_str().unwrap(),
+        ];
+        a.extend_from_slice(&args);
+        let mut vm = Vm::start(&a);
+        std::thread::sleep(Duration::from_millis(1500));
+        let err = vm.errors();
+        assert!(!err.contains("can't find"), "{args:?}: {err}");
+        match warning {
+            Some(w) => assert!(err.contains(w), "{args:?}: {err}"),
+            None => assert!(!err.contains("warning"), "{args:?}: {err}"),
+        }
+        assert!(vm.running(), "{args:?} stopped: {err}");
     }
 }

@@ -208,8 +208,9 @@ pub enum VirtioKind {
     Rng,
     /// `virtio-net-device,netdev=ID[,mac=]`.
     Net {
-        /// The `-netdev` id.
-        netdev: String,
+        /// The `-netdev` id (`None`: not connected; QEMU runs such a NIC,
+        /// warning that it "has no peer").
+        netdev: Option<String>,
         /// The MAC address.
         mac: [u8; 6],
     },

@@ -582,13 +582,33 @@ fn build_virtio(
     type NetSlot = (Arc<devices::virtio::net::NetInput>, NetReceiver);
     let mut net_slots: Vec<Option<NetSlot>> = (0..count).map(|_| None).collect();
     let mut order = Vec::new();
+    let mut nic = 0;
+    for nd in &cfg.netdevs {
+        let used = cfg
+            .virtio
+            .iter()
+            .any(|d| matches!(&d.kind, VirtioKind::Net { netdev: Some(id), .. } if id == &nd.id));
+        if !used {
+            eprintln!("kindling: warning: netdev {} has no peer", nd.id);
+        }
+    }
     for d in &cfg.virtio {
         let bad = |m: String| MachineError::Config(format!("{}: {m}", d.location));
         let mut console = None;
         let mut net_rx = None;
         let dev: Box<dyn VirtioDevice> = match &d.kind {
             VirtioKind::Rng => Box::new(Rng),
-            VirtioKind::Net { netdev, mac } => {
+            VirtioKind::Net { netdev: None, mac } => {
+                eprintln!("kindling: warning: nic virtio-net-device.{nic} has no peer");
+                nic += 1;
+                let (dev, _) = devices::virtio::net::Net::new(*mac, Box::new(NoPeer));
+                Box::new(dev)
+            }
+            VirtioKind::Net {
+                netdev: Some(netdev),
+                mac,
+            } => {
+                nic += 1;
                 let nd = cfg
                     .netdevs
                     .iter()
@@ -710,6 +730,13 @@ fn build_virtio(
         .map(|i| firmware::VirtioMmioTransport::slot(i, gsi_base + i))
         .collect();
     Ok((announced, consoles))
+}
+
+/// A NIC without a netdev: what it sends is dropped, nothing arrives.
+struct NoPeer;
+
+impl devices::virtio::net::NetBackend for NoPeer {
+    fn send(&mut self, _frame: &[u8]) {}
 }
 
 /// Where a NIC's received frames come from.

@@ -253,7 +253,36 @@ pub fn build(opts: &[Opt]) -> Result<Action, CliError> {
             "-nographic cannot be used with -daemonize",
         ));
     }
+    check_nics(&cfg)?;
     Ok(Action::Run(Box::new(cfg)))
+}
+
+/// Each NIC's `netdev=` names a `-netdev` (given before or after it, as
+/// QEMU creates netdevs first) that no other NIC uses.
+fn check_nics(cfg: &MachineConfig) -> Result<(), CliError> {
+    let mut used: Vec<&str> = Vec::new();
+    for d in &cfg.virtio {
+        let VirtioKind::Net {
+            netdev: Some(id), ..
+        } = &d.kind
+        else {
+            continue;
+        };
+        if !cfg.netdevs.iter().any(|n| &n.id == id) {
+            return Err(CliError::at(
+                &d.location,
+                format!("Property 'virtio-net-device.netdev' can't find value '{id}'"),
+            ));
+        }
+        if used.contains(&id.as_str()) {
+            return Err(CliError::at(
+                &d.location,
+                format!("Property 'virtio-net-device.netdev' can't take value '{id}', it's in use"),
+            ));
+        }
+        used.push(id);
+    }
+    Ok(())
 }
 
 /// `std::io::Error`'s text without Rust's " (os error N)" suffix, as C's strerror prints it.
@@ -734,15 +763,7 @@ fn device_opt(cfg: &mut MachineConfig, loc: &str, val: &str) -> Result<Option<Ac
                     _ => return Err(not_found(loc, "virtio-net-device", &p.key)),
                 }
             }
-            let netdev = netdev.ok_or_else(|| {
-                CliError::at(loc, "Property 'virtio-net-device.netdev' is required")
-            })?;
-            if !cfg.netdevs.iter().any(|n| n.id == netdev) {
-                return Err(CliError::at(
-                    loc,
-                    format!("Property 'virtio-net-device.netdev' can't find value '{netdev}'"),
-                ));
-            }
+            // netdev= is checked once every -netdev is known (check_nics).
             cfg.virtio.push(VirtioDeviceConfig {
                 kind: VirtioKind::Net { netdev, mac },
                 bus,
