@@ -202,6 +202,12 @@ fn network_options_fail_with_qemus_messages() {
         ),
         "{err}"
     );
+    let (code, _, err) = run(&["-netdev", "user,id=n0,host=10.0.3.2"]);
+    assert_eq!(code.code(), Some(1));
+    assert!(
+        err.contains("-netdev user,id=n0,host=10.0.3.2: Host doesn't belong to network"),
+        "{err}"
+    );
     let (code, _, err) = run(&["-netdev", "tap,id=n0,script=/etc/qemu-ifup"]);
     assert_eq!(code.code(), Some(1));
     assert!(err.contains("script=no"), "{err}");
@@ -391,6 +397,25 @@ fn test_initramfs() -> Option<std::path::PathBuf> {
 /// host web server and talks to a host TCP server, both at 10.0.2.2.
 #[test]
 fn test_initramfs_net_test_passes_on_user_networking() {
+    net_test_on_user_networking("user,id=n0", "", "10.0.2.2", "NET-ADDR 10.0.2.15/24");
+}
+
+/// The same on another network (`net=`, `host=`, `dhcpstart=`): the guest
+/// takes the address slirp's DHCP would give and reaches the host at the
+/// address given.
+#[test]
+fn user_network_addresses_can_be_chosen() {
+    net_test_on_user_networking(
+        "user,id=n0,net=192.168.76.0/24,host=192.168.76.1,dhcpstart=192.168.76.9",
+        "net-addr=192.168.76.9/24 net-gw=192.168.76.1",
+        "192.168.76.1",
+        "NET-ADDR 192.168.76.9/24 static",
+    );
+}
+
+/// Boot the device-test initramfs's `test=net` on `netdev` with the extra
+/// kernel words `words`; host servers are reached at `host`.
+fn net_test_on_user_networking(netdev: &str, words: &str, host: &str, addr_line: &str) {
     use std::io::{BufRead, BufReader, Read, Write};
     let (Some(k), Some(initrd)) = (common::guest_file("bzImage"), test_initramfs()) else {
         return;
@@ -415,8 +440,8 @@ fn test_initramfs_net_test_passes_on_user_networking() {
         }
     });
     let append = format!(
-        "console=ttyS0 reboot=t panic=-1 quiet test=virtio,net \
-         net-url=http://10.0.2.2:{web_port}/page net-tcp=10.0.2.2:{echo_port} end=reboot"
+        "console=ttyS0 reboot=t panic=-1 quiet test=virtio,net {words} \
+         net-url=http://{host}:{web_port}/page net-tcp={host}:{echo_port} end=reboot"
     );
     let mut vm = Vm::start(&[
         "-M",
@@ -432,7 +457,7 @@ fn test_initramfs_net_test_passes_on_user_networking() {
         "-serial",
         "stdio",
         "-netdev",
-        "user,id=n0",
+        netdev,
         "-device",
         "virtio-net-device,netdev=n0",
         "-kernel",
@@ -448,7 +473,7 @@ fn test_initramfs_net_test_passes_on_user_networking() {
     for want in [
         "VIRTIO virtio0 device=0x0001",
         "NET-MAC 52:54:00:12:34:56",
-        "NET-ADDR 10.0.2.15/24",
+        addr_line,
         "NET-BODY line one",
         "NET-BODY line two",
         "NET-TCP ECHO KINDLING-NET-PING",

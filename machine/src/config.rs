@@ -190,8 +190,6 @@ pub struct DriveConfig {
     pub read_only: bool,
     /// `cache=` (or -blockdev's `cache.direct=`/`cache.no-flush=`).
     pub cache: devices::virtio::blk::CacheMode,
-    /// `format=raw|qcow2` (`-blockdev driver=`).
-    pub format: devices::virtio::blk::ImageFormat,
     /// The option as typed, for error messages.
     pub location: String,
 }
@@ -246,6 +244,8 @@ pub enum NetdevKind {
     User {
         /// Host forwarding rules.
         hostfwd: Vec<devices::virtio::slirp::HostFwd>,
+        /// `net=`, `host=`, `dhcpstart=`, `dns=`, `restrict=`.
+        options: devices::virtio::slirp::UserOptions,
     },
 }
 

@@ -622,9 +622,10 @@ fn build_virtio(
                             let rx = tap.try_clone().map_err(|e| MachineError::host("tap", e))?;
                             (Box::new(TapSender(tap)), NetReceiver::Tap(rx))
                         }
-                        NetdevKind::User { hostfwd } => {
+                        NetdevKind::User { hostfwd, options } => {
                             let (tx, pending) =
-                                devices::virtio::slirp::user_net(hostfwd.clone()).map_err(fail)?;
+                                devices::virtio::slirp::user_net(hostfwd.clone(), *options)
+                                    .map_err(fail)?;
                             (
                                 Box::new(tx),
                                 NetReceiver::User(pending, nd.location.clone()),
@@ -658,7 +659,6 @@ fn build_virtio(
                     read_only: drv.read_only,
                     serial: serial.clone(),
                     cache: drv.cache,
-                    format: drv.format,
                 };
                 // QEMU reports open errors at the -drive and lock
                 // conflicts at the -device.

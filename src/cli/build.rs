@@ -8,7 +8,7 @@ use machine::config::{
     VirtioDeviceConfig, VirtioKind,
 };
 
-use devices::virtio::blk::{CacheMode, ImageFormat};
+use devices::virtio::blk::CacheMode;
 
 use super::argv::Opt;
 use super::error::CliError;
@@ -320,6 +320,8 @@ fn netdev_opt(cfg: &mut MachineConfig, loc: &str, val: &str) -> Result<(), CliEr
     let mut id = None;
     let mut ifname = "tap%d".to_string();
     let mut hostfwd = Vec::new();
+    let mut addrs: [Option<&str>; 4] = [None; 4];
+    let mut restrict = false;
     for p in &params[1..] {
         match p.key.as_str() {
             "id" => id = Some(p.value.clone()),
@@ -332,15 +334,16 @@ fn netdev_opt(cfg: &mut MachineConfig, loc: &str, val: &str) -> Result<(), CliEr
                     )
                 })?,
             ),
-            "net" | "host" | "dhcpstart" | "dns" | "ipv4" | "ipv6" | "restrict"
-                if kind == "user" =>
-            {
+            "net" if kind == "user" => addrs[0] = Some(&p.value),
+            "host" if kind == "user" => addrs[1] = Some(&p.value),
+            "dhcpstart" if kind == "user" => addrs[2] = Some(&p.value),
+            "dns" if kind == "user" => addrs[3] = Some(&p.value),
+            "restrict" if kind == "user" => restrict = boolean(loc, p)?,
+            "ipv4" | "ipv6" if kind == "user" && boolean(loc, p)? => {}
+            "ipv4" | "ipv6" if kind == "user" => {
                 return Err(CliError::at(
                     loc,
-                    format!(
-                        "-netdev user: '{}=' is not supported yet (Kindling gives QEMU's default 10.0.2.0/24 network)",
-                        p.key
-                    ),
+                    format!("-netdev user: {}=off is not supported", p.key),
                 ))
             }
             "script" | "downscript" if p.value == "no" => {}
@@ -362,7 +365,10 @@ fn netdev_opt(cfg: &mut MachineConfig, loc: &str, val: &str) -> Result<(), CliEr
         return Err(CliError::at(loc, format!("Duplicate ID '{id}' for netdev")));
     }
     let kind = if kind == "user" {
-        NetdevKind::User { hostfwd }
+        let [net, host, dhcp, dns] = addrs;
+        let options = devices::virtio::slirp::UserOptions::new(net, host, dhcp, dns, restrict)
+            .map_err(|e| CliError::at(loc, e))?;
+        NetdevKind::User { hostfwd, options }
     } else {
         NetdevKind::Tap { ifname }
     };
@@ -870,13 +876,22 @@ fn drive_opt(cfg: &mut MachineConfig, loc: &str, val: &str) -> Result<(), CliErr
     let mut file = None;
     let mut read_only = false;
     let mut cache = CacheMode::default();
-    let mut format = ImageFormat::Raw;
     let mut aio_native = false;
     for p in keyval::parse(val, None) {
         match p.key.as_str() {
             "id" => id = Some(p.value),
             "file" => file = Some(p.value),
-            "format" => format = image_format(loc, &p.value)?,
+            "format" => {
+                if p.value != "raw" {
+                    return Err(CliError::at(
+                        loc,
+                        format!(
+                            "'{}' is not a supported image format (Kindling reads raw images)",
+                            p.value
+                        ),
+                    ));
+                }
+            }
             "if" => {
                 if p.value != "none" {
                     return Err(CliError::at(
@@ -908,7 +923,6 @@ fn drive_opt(cfg: &mut MachineConfig, loc: &str, val: &str) -> Result<(), CliErr
         ));
     }
     let file = file.ok_or_else(|| CliError::at(loc, "Parameter 'file' is missing"))?;
-    qcow2_read_only(loc, format, read_only)?;
     let id = id.ok_or_else(|| {
         CliError::at(
             loc,
@@ -923,35 +937,9 @@ fn drive_opt(cfg: &mut MachineConfig, loc: &str, val: &str) -> Result<(), CliErr
             file: PathBuf::from(file),
             read_only,
             cache,
-            format,
             location: loc.to_string(),
         },
     )
-}
-
-/// QEMU's formats that Kindling reads; QEMU's words for the others.
-fn image_format(loc: &str, v: &str) -> Result<ImageFormat, CliError> {
-    match v {
-        "raw" => Ok(ImageFormat::Raw),
-        "qcow2" => Ok(ImageFormat::Qcow2),
-        "qcow" | "vmdk" | "vdi" | "vhdx" | "vpc" | "qed" | "luks" | "parallels" | "dmg"
-        | "bochs" | "cloop" => Err(CliError::at(
-            loc,
-            format!("'{v}' is not a supported image format (Kindling reads raw and qcow2 images)"),
-        )),
-        _ => Err(CliError::at(loc, format!("Unknown driver '{v}'"))),
-    }
-}
-
-/// Kindling's qcow2 driver only reads.
-fn qcow2_read_only(loc: &str, format: ImageFormat, read_only: bool) -> Result<(), CliError> {
-    if format == ImageFormat::Qcow2 && !read_only {
-        return Err(CliError::at(
-            loc,
-            "Kindling opens qcow2 images read-only (add readonly=on)",
-        ));
-    }
-    Ok(())
 }
 
 fn blockdev_opt(cfg: &mut MachineConfig, loc: &str, val: &str) -> Result<(), CliError> {
@@ -959,11 +947,9 @@ fn blockdev_opt(cfg: &mut MachineConfig, loc: &str, val: &str) -> Result<(), Cli
     let mut file = None;
     let mut read_only = false;
     let (mut direct, mut no_flush) = (false, false);
-    let mut format = ImageFormat::Raw;
     for p in keyval::parse(val, None) {
         match p.key.as_str() {
             "node-name" => id = Some(p.value),
-            "driver" if p.value == "qcow2" => format = ImageFormat::Qcow2,
             "driver" => {
                 if p.value != "raw" && p.value != "file" {
                     return Err(CliError::at(
@@ -983,7 +969,6 @@ fn blockdev_opt(cfg: &mut MachineConfig, loc: &str, val: &str) -> Result<(), Cli
     }
     let file = file.ok_or_else(|| CliError::at(loc, "Parameter 'file.filename' is missing"))?;
     let id = id.ok_or_else(|| CliError::at(loc, "Parameter 'node-name' is missing"))?;
-    qcow2_read_only(loc, format, read_only)?;
     // A -blockdev node has no write-cache switch of its own (writeback).
     let cache = match (direct, no_flush) {
         (_, true) => CacheMode::Unsafe,
@@ -998,7 +983,6 @@ fn blockdev_opt(cfg: &mut MachineConfig, loc: &str, val: &str) -> Result<(), Cli
             file: PathBuf::from(file),
             read_only,
             cache,
-            format,
             location: loc.to_string(),
         },
     )

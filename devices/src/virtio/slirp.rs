@@ -69,6 +69,131 @@ impl HostFwd {
     }
 }
 
+/// The addresses of a user network (`-netdev user,net=,host=,dhcpstart=,
+/// dns=,restrict=`), QEMU's 10.0.2.0/24 by default.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct UserOptions {
+    /// The network (`net=ADDR[/MASK]`).
+    pub net: Ipv4Addr,
+    /// Its mask.
+    pub mask: Ipv4Addr,
+    /// The host's (gateway's) address in it (`host=`).
+    pub host: Ipv4Addr,
+    /// The first address DHCP hands out (`dhcpstart=`).
+    pub dhcp_start: Ipv4Addr,
+    /// The DNS forwarder's address (`dns=`).
+    pub dns: Ipv4Addr,
+    /// `restrict=on`: the guest reaches only the host forwardings.
+    pub restrict: bool,
+}
+
+impl Default for UserOptions {
+    fn default() -> Self {
+        UserOptions {
+            net: Ipv4Addr::new(10, 0, 2, 0),
+            mask: Ipv4Addr::new(255, 255, 255, 0),
+            host: Ipv4Addr::new(10, 0, 2, 2),
+            dhcp_start: Ipv4Addr::new(10, 0, 2, 15),
+            dns: Ipv4Addr::new(10, 0, 2, 3),
+            restrict: false,
+        }
+    }
+}
+
+impl UserOptions {
+    /// Build from the `net`, `host`, `dhcpstart`, `dns` and `restrict`
+    /// (already a boolean) values as QEMU's `net_slirp_init` does: `net=`
+    /// moves the defaults into the new network (host .2, DNS .3, DHCP .15
+    /// of it), then each address must parse and fit; errors are QEMU's.
+    pub fn new(
+        net: Option<&str>,
+        host: Option<&str>,
+        dhcp_start: Option<&str>,
+        dns: Option<&str>,
+        restrict: bool,
+    ) -> Result<UserOptions, &'static str> {
+        let mut o = UserOptions {
+            restrict,
+            ..UserOptions::default()
+        };
+        let u = u32::from;
+        if let Some(spec) = net {
+            let (addr, mask) = match spec.split_once('/') {
+                None => {
+                    let a: Ipv4Addr = spec.parse().map_err(|_| "Failed to parse netmask")?;
+                    (a, classful_mask(u(a)))
+                }
+                Some((a, m)) => {
+                    let a: Ipv4Addr = a.parse().map_err(|_| "Failed to parse netmask")?;
+                    let mask = match m.parse::<u32>() {
+                        Ok(shift) if (4..=32).contains(&shift) => u32::MAX << (32 - shift),
+                        Ok(_) => return Err("Invalid netmask provided (must be in range 4-32)"),
+                        Err(_) if !m.is_empty() && m.bytes().all(|b| b.is_ascii_digit()) => {
+                            return Err("Invalid netmask provided (must be in range 4-32)")
+                        }
+                        Err(_) => u(m
+                            .parse::<Ipv4Addr>()
+                            .map_err(|_| "Failed to parse netmask")?),
+                    };
+                    (a, mask)
+                }
+            };
+            let net = u(addr) & mask;
+            o.net = net.into();
+            o.mask = mask.into();
+            o.host = (net | (0x0202 & !mask)).into();
+            o.dhcp_start = (net | (0x020f & !mask)).into();
+            o.dns = (net | (0x0203 & !mask)).into();
+        }
+        let (net, mask) = (u(o.net), u(o.mask));
+        if let Some(h) = host {
+            o.host = h.parse().map_err(|_| "Failed to parse host")?;
+        }
+        if u(o.host) & mask != net {
+            return Err("Host doesn't belong to network");
+        }
+        if let Some(d) = dns {
+            o.dns = d.parse().map_err(|_| "Failed to parse DNS")?;
+        }
+        if restrict && u(o.dns) & mask != net {
+            return Err("DNS doesn't belong to network");
+        }
+        if o.dns == o.host {
+            return Err("DNS must be different from host");
+        }
+        if let Some(d) = dhcp_start {
+            o.dhcp_start = d
+                .parse()
+                .map_err(|_| "Failed to parse DHCP start address")?;
+        }
+        if u(o.dhcp_start) & mask != net {
+            return Err("DHCP doesn't belong to network");
+        }
+        if o.dhcp_start == o.host || o.dhcp_start == o.dns {
+            return Err("DHCP must be different from host and DNS");
+        }
+        Ok(o)
+    }
+}
+
+/// The mask QEMU gives a `net=` without one (by address class).
+fn classful_mask(a: u32) -> u32 {
+    if a & 0x8000_0000 == 0 {
+        0xff00_0000
+    } else if a & 0xfff0_0000 == 0xac10_0000 {
+        0xfff0_0000
+    } else if a & 0xc000_0000 == 0x8000_0000 || a & 0xffff_0000 == 0xc0a8_0000 {
+        // Class B; 192.168.0.0/16.
+        0xffff_0000
+    } else if a & 0xffff_0000 == 0xc612_0000 {
+        0xfffe_0000
+    } else if a & 0xe000_0000 == 0xe000_0000 {
+        0xffff_ff00
+    } else {
+        0xffff_fff0
+    }
+}
+
 /// An IPv4 address, or 0.0.0.0 for an empty field.
 fn addr(s: &str) -> Option<Ipv4Addr> {
     if s.is_empty() {
@@ -128,6 +253,7 @@ pub struct PendingUserNet {
     wake_r: OwnedFd,
     wake_w: Arc<OwnedFd>,
     rules: Vec<HostFwd>,
+    options: UserOptions,
 }
 
 impl std::fmt::Debug for PendingUserNet {
@@ -139,7 +265,10 @@ impl std::fmt::Debug for PendingUserNet {
 }
 
 /// Create a user-mode network with `rules`.
-pub fn user_net(rules: Vec<HostFwd>) -> Result<(UserNet, PendingUserNet), String> {
+pub fn user_net(
+    rules: Vec<HostFwd>,
+    options: UserOptions,
+) -> Result<(UserNet, PendingUserNet), String> {
     let mut fds = [0 as c_int; 2];
     // SAFETY: pipe2 fills the two-element array on success.
     if unsafe { libc::pipe2(fds.as_mut_ptr(), libc::O_NONBLOCK | libc::O_CLOEXEC) } != 0 {
@@ -159,6 +288,7 @@ pub fn user_net(rules: Vec<HostFwd>) -> Result<(UserNet, PendingUserNet), String
             wake_r: r,
             wake_w,
             rules,
+            options,
         },
     ))
 }
@@ -314,8 +444,8 @@ unsafe extern "C" fn get_revents(idx: c_int, opaque: *mut c_void) -> c_int {
     r
 }
 
-/// QEMU's default user network.
-fn config() -> sys::SlirpConfig {
+/// The user network of `o` (QEMU's 10.0.2.0/24 by default).
+fn config(o: &UserOptions) -> sys::SlirpConfig {
     sys::SlirpConfig {
         // Not 4: version 4 makes libslirp also read two callbacks
         // (`init_completed`, `timer_new_opaque`) that libslirp-sys's
@@ -323,11 +453,11 @@ fn config() -> sys::SlirpConfig {
         // crash in slirp_new). Version 3 has every field used here; DHCP
         // is on either way.
         version: 3,
-        restricted: 0,
+        restricted: c_int::from(o.restrict),
         in_enabled: true,
-        vnetwork: Ipv4Addr::new(10, 0, 2, 0).into(),
-        vnetmask: Ipv4Addr::new(255, 255, 255, 0).into(),
-        vhost: Ipv4Addr::new(10, 0, 2, 2).into(),
+        vnetwork: o.net.into(),
+        vnetmask: o.mask.into(),
+        vhost: o.host.into(),
         in6_enabled: true,
         vprefix_addr6: "fec0::"
             .parse::<Ipv6Addr>()
@@ -342,8 +472,8 @@ fn config() -> sys::SlirpConfig {
         tftp_server_name: std::ptr::null(),
         tftp_path: std::ptr::null(),
         bootfile: std::ptr::null(),
-        vdhcp_start: Ipv4Addr::new(10, 0, 2, 15).into(),
-        vnameserver: Ipv4Addr::new(10, 0, 2, 3).into(),
+        vdhcp_start: o.dhcp_start.into(),
+        vnameserver: o.dns.into(),
         vnameserver6: "fec0::3"
             .parse::<Ipv6Addr>()
             .unwrap_or(Ipv6Addr::UNSPECIFIED)
@@ -386,7 +516,7 @@ fn run(
         unregister_poll_fd: Some(register_poll_fd),
         notify: Some(notify),
     };
-    let cfg = config();
+    let cfg = config(&net.options);
     // SAFETY: the config and callbacks outlive the call; `state` lives
     // for the whole thread (this function never returns while slirp runs).
     let slirp = unsafe { sys::slirp_new(&cfg, &callbacks, state.cast()) };
@@ -533,6 +663,106 @@ mod tests {
             ("tcp::1-:0", "Bad guest port"),
         ] {
             assert_eq!(HostFwd::parse(bad), Err(why), "{bad}");
+        }
+    }
+}
+
+#[cfg(test)]
+mod option_tests {
+    use super::*;
+
+    fn ip(s: &str) -> Ipv4Addr {
+        s.parse().unwrap()
+    }
+
+    #[test]
+    fn user_network_addresses_follow_qemu() {
+        assert_eq!(
+            UserOptions::new(None, None, None, None, false),
+            Ok(UserOptions::default())
+        );
+        let o = UserOptions::new(Some("192.168.76.0/24"), None, None, None, true).unwrap();
+        assert_eq!(
+            (o.net, o.mask, o.host, o.dns, o.dhcp_start),
+            (
+                ip("192.168.76.0"),
+                ip("255.255.255.0"),
+                ip("192.168.76.2"),
+                ip("192.168.76.3"),
+                ip("192.168.76.15")
+            )
+        );
+        assert!(o.restrict);
+        // Classful mask; .2.2 and friends in a /8, as QEMU.
+        let o = UserOptions::new(Some("10.9.0.0"), None, None, None, false).unwrap();
+        assert_eq!((o.mask, o.host), (ip("255.0.0.0"), ip("10.0.2.2")));
+        let o = UserOptions::new(
+            Some("172.20.0.0/255.255.0.0"),
+            Some("172.20.0.1"),
+            Some("172.20.0.100"),
+            Some("172.20.0.53"),
+            false,
+        )
+        .unwrap();
+        assert_eq!(
+            (o.mask, o.host, o.dhcp_start, o.dns),
+            (
+                ip("255.255.0.0"),
+                ip("172.20.0.1"),
+                ip("172.20.0.100"),
+                ip("172.20.0.53")
+            )
+        );
+        for (net, host, dhcp, dns, why) in [
+            (
+                Some("10.0.2.0/40"),
+                None,
+                None,
+                None,
+                "Invalid netmask provided (must be in range 4-32)",
+            ),
+            (
+                Some("nonsense"),
+                None,
+                None,
+                None,
+                "Failed to parse netmask",
+            ),
+            (
+                None,
+                Some("10.0.3.2"),
+                None,
+                None,
+                "Host doesn't belong to network",
+            ),
+            (None, Some("x"), None, None, "Failed to parse host"),
+            (
+                None,
+                None,
+                None,
+                Some("10.0.2.2"),
+                "DNS must be different from host",
+            ),
+            (
+                None,
+                None,
+                Some("10.0.9.15"),
+                None,
+                "DHCP doesn't belong to network",
+            ),
+            (
+                None,
+                None,
+                Some("10.0.2.3"),
+                None,
+                "DHCP must be different from host and DNS",
+            ),
+        ] {
+            assert_eq!(
+                UserOptions::new(net, host, dhcp, dns, false),
+                Err(why),
+                "{net:?} {host:?} {dhcp:?} {dns:?}"
+            );
         }
     }
 }

@@ -88,7 +88,13 @@ impl Tap {
     }
 
     /// Wait for and receive one frame into `buf`; returns its length.
+    /// A signal landing on the calling thread (EINTR) is not an error.
     pub fn recv(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
-        self.file.read(buf)
+        loop {
+            match self.file.read(buf) {
+                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+                r => return r,
+            }
+        }
     }
 }
