@@ -390,3 +390,102 @@ fn kernel_console_on_hvc0_reaches_a_file_chardev() {
     assert!(hvc.contains("BOOT-OK"), "{hvc}");
     let _ = std::fs::remove_file(log);
 }
+
+#[test]
+fn linux_reads_a_qcow2_image_made_by_qemu_img() {
+    let (Some(initrd), Some(disk)) = (test_initramfs(), common::guest_file("disk.img")) else {
+        return;
+    };
+    let dir = std::env::temp_dir();
+    let mut made = Vec::new();
+    for (name, opts) in [
+        ("v3", "compat=1.1"),
+        ("v2-4k", "compat=0.10,cluster_size=4096"),
+    ] {
+        let out = dir.join(format!("kindling-{name}-{}.qcow2", std::process::id()));
+        let ok = Command::new("qemu-img")
+            .args(["convert", "-f", "raw", "-O", "qcow2", "-o", opts])
+            .arg(&disk)
+            .arg(&out)
+            .status()
+            .is_ok_and(|s| s.success());
+        if !ok {
+            eprintln!("skipping: qemu-img convert failed or is missing");
+            return;
+        }
+        made.push(out);
+    }
+    for img in &made {
+        let drive = format!(
+            "id=d0,file={},format=qcow2,if=none,readonly=on",
+            img.display()
+        );
+        let Some(args) = linux_args(
+            &initrd,
+            "test=disk-md5",
+            &[
+                "-serial",
+                "stdio",
+                "-drive",
+                &drive,
+                "-device",
+                "virtio-blk-device,drive=d0",
+            ],
+        ) else {
+            return;
+        };
+        let (status, out, err) = run(&strs(&args), T);
+        assert_eq!(status.code(), Some(0), "{err}\n{out}");
+        assert!(
+            out.contains(&format!("DISK-MD5 {DISK_MD5}")),
+            "{}:\n{out}",
+            img.display()
+        );
+        let _ = std::fs::remove_file(img);
+    }
+}
+
+#[test]
+fn image_format_and_cache_errors_in_qemus_words() {
+    let img = scratch("fmt", 1 << 16);
+    let err_of = |drive: &str| {
+        let drive = format!("id=d0,file={},if=none,{drive}", img.display());
+        let (status, _, err) = run(
+            &[
+                "-accel",
+                "tcg",
+                "-nodefaults",
+                "-drive",
+                &drive,
+                "-device",
+                "virtio-blk-device,drive=d0",
+            ],
+            T,
+        );
+        assert_eq!(status.code(), Some(1), "{err}");
+        let prefix = format!("kindling: -drive {drive}: ");
+        err.trim_end()
+            .strip_prefix(&prefix)
+            .unwrap_or_else(|| panic!("{err}"))
+            .to_string()
+    };
+    assert_eq!(err_of("format=foo"), "Unknown driver 'foo'");
+    assert_eq!(err_of("format=raw,cache=bogus"), "invalid cache option");
+    assert_eq!(err_of("format=raw,aio=bogus"), "invalid aio option");
+    assert_eq!(
+        err_of("format=raw,aio=native"),
+        "aio=native was specified, but it requires cache.direct=on, which was not specified."
+    );
+    assert_eq!(
+        err_of("format=qcow2"),
+        "Kindling opens qcow2 images read-only (add readonly=on)"
+    );
+    assert_eq!(
+        err_of("format=qcow2,readonly=on"),
+        format!(
+            "Could not open '{}': Image is not in qcow2 format",
+            img.display()
+        )
+    );
+    let _ = std::fs::remove_file(img);
+}

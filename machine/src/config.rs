@@ -190,6 +190,8 @@ pub struct DriveConfig {
     pub read_only: bool,
     /// `cache=` (or -blockdev's `cache.direct=`/`cache.no-flush=`).
     pub cache: devices::virtio::blk::CacheMode,
+    /// `format=raw|qcow2` (`-blockdev driver=`).
+    pub format: devices::virtio::blk::ImageFormat,
     /// The option as typed, for error messages.
     pub location: String,
 }

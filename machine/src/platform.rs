@@ -659,6 +659,7 @@ fn build_virtio(
                     read_only: drv.read_only,
                     serial: serial.clone(),
                     cache: drv.cache,
+                    format: drv.format,
                 };
                 // QEMU reports open errors at the -drive and lock
                 // conflicts at the -device.

@@ -8,7 +8,7 @@ use machine::config::{
     VirtioDeviceConfig, VirtioKind,
 };
 
-use devices::virtio::blk::CacheMode;
+use devices::virtio::blk::{CacheMode, ImageFormat};
 
 use super::argv::Opt;
 use super::error::CliError;
@@ -876,22 +876,13 @@ fn drive_opt(cfg: &mut MachineConfig, loc: &str, val: &str) -> Result<(), CliErr
     let mut file = None;
     let mut read_only = false;
     let mut cache = CacheMode::default();
+    let mut format = ImageFormat::Raw;
     let mut aio_native = false;
     for p in keyval::parse(val, None) {
         match p.key.as_str() {
             "id" => id = Some(p.value),
             "file" => file = Some(p.value),
-            "format" => {
-                if p.value != "raw" {
-                    return Err(CliError::at(
-                        loc,
-                        format!(
-                            "'{}' is not a supported image format (Kindling reads raw images)",
-                            p.value
-                        ),
-                    ));
-                }
-            }
+            "format" => format = image_format(loc, &p.value)?,
             "if" => {
                 if p.value != "none" {
                     return Err(CliError::at(
@@ -923,6 +914,7 @@ fn drive_opt(cfg: &mut MachineConfig, loc: &str, val: &str) -> Result<(), CliErr
         ));
     }
     let file = file.ok_or_else(|| CliError::at(loc, "Parameter 'file' is missing"))?;
+    qcow2_read_only(loc, format, read_only)?;
     let id = id.ok_or_else(|| {
         CliError::at(
             loc,
@@ -937,9 +929,35 @@ fn drive_opt(cfg: &mut MachineConfig, loc: &str, val: &str) -> Result<(), CliErr
             file: PathBuf::from(file),
             read_only,
             cache,
+            format,
             location: loc.to_string(),
         },
     )
+}
+
+/// QEMU's formats that Kindling reads; QEMU's words for the others.
+fn image_format(loc: &str, v: &str) -> Result<ImageFormat, CliError> {
+    match v {
+        "raw" => Ok(ImageFormat::Raw),
+        "qcow2" => Ok(ImageFormat::Qcow2),
+        "qcow" | "vmdk" | "vdi" | "vhdx" | "vpc" | "qed" | "luks" | "parallels" | "dmg"
+        | "bochs" | "cloop" => Err(CliError::at(
+            loc,
+            format!("'{v}' is not a supported image format (Kindling reads raw and qcow2 images)"),
+        )),
+        _ => Err(CliError::at(loc, format!("Unknown driver '{v}'"))),
+    }
+}
+
+/// Kindling's qcow2 driver only reads.
+fn qcow2_read_only(loc: &str, format: ImageFormat, read_only: bool) -> Result<(), CliError> {
+    if format == ImageFormat::Qcow2 && !read_only {
+        return Err(CliError::at(
+            loc,
+            "Kindling opens qcow2 images read-only (add readonly=on)",
+        ));
+    }
+    Ok(())
 }
 
 fn blockdev_opt(cfg: &mut MachineConfig, loc: &str, val: &str) -> Result<(), CliError> {
@@ -947,9 +965,11 @@ fn blockdev_opt(cfg: &mut MachineConfig, loc: &str, val: &str) -> Result<(), Cli
     let mut file = None;
     let mut read_only = false;
     let (mut direct, mut no_flush) = (false, false);
+    let mut format = ImageFormat::Raw;
     for p in keyval::parse(val, None) {
         match p.key.as_str() {
             "node-name" => id = Some(p.value),
+            "driver" if p.value == "qcow2" => format = ImageFormat::Qcow2,
             "driver" => {
                 if p.value != "raw" && p.value != "file" {
                     return Err(CliError::at(
@@ -969,6 +989,7 @@ fn blockdev_opt(cfg: &mut MachineConfig, loc: &str, val: &str) -> Result<(), Cli
     }
     let file = file.ok_or_else(|| CliError::at(loc, "Parameter 'file.filename' is missing"))?;
     let id = id.ok_or_else(|| CliError::at(loc, "Parameter 'node-name' is missing"))?;
+    qcow2_read_only(loc, format, read_only)?;
     // A -blockdev node has no write-cache switch of its own (writeback).
     let cache = match (direct, no_flush) {
         (_, true) => CacheMode::Unsafe,
@@ -983,6 +1004,7 @@ fn blockdev_opt(cfg: &mut MachineConfig, loc: &str, val: &str) -> Result<(), Cli
             file: PathBuf::from(file),
             read_only,
             cache,
+            format,
             location: loc.to_string(),
         },
     )

@@ -51,6 +51,8 @@ pub struct Cpu {
     pub last_exception: Option<u8>,
     /// Instructions left to print (`KINDLING_TRACE_FROM=rip[,count]`).
     tracing: u64,
+    /// A debugging aid is on (checked once per instruction).
+    debugging: bool,
 }
 
 // SAFETY: `io` is only set for the duration of `run`, on the thread that
@@ -82,6 +84,7 @@ impl Cpu {
             history: std::collections::VecDeque::new(),
             last_exception: None,
             tracing: 0,
+            debugging: trace_from().is_some() || trace_exceptions(),
         }
     }
 
@@ -239,40 +242,60 @@ impl Cpu {
         Ok(())
     }
 
+    /// The debugging aids (`KINDLING_TRACE_FROM`, `KINDLING_TRACE_EXCEPTIONS`),
+    /// out of the hot path.
+    #[cold]
+    #[inline(never)]
+    fn trace(&mut self, i: &Instruction) {
+        if let Some((from, count)) = trace_from() {
+            if self.st.rip == from && self.tracing == 0 {
+                self.tracing = count;
+            }
+            if self.tracing > 0 {
+                self.tracing -= 1;
+                eprintln!(
+                    "T {:#x}: {i:<40} rax={:x} rcx={:x} rdx={:x} rsi={:x} rdi={:x} rsp={:x}",
+                    self.st.rip,
+                    self.st.gpr[0],
+                    self.st.gpr[1],
+                    self.st.gpr[2],
+                    self.st.gpr[6],
+                    self.st.gpr[7],
+                    self.st.gpr[4]
+                );
+            }
+        }
+        if trace_exceptions() {
+            if self.history.len() >= 400 {
+                self.history.pop_front();
+            }
+            let g = &self.st.gpr;
+            self.history.push_back((
+                self.st.rip,
+                format!(
+                    "{i:<36} rax={:x} rbx={:x} rcx={:x} rdx={:x} rsi={:x} rdi={:x} r12={:x} r13={:x} r14={:x}",
+                    g[0], g[3], g[1], g[2], g[6], g[7], g[12], g[13], g[14]
+                ),
+            ));
+        }
+    }
+
     /// Execute one instruction; `Ok(Some(stop))` for HLT or a triple fault.
     /// Returns whether the next instruction is in an interrupt shadow.
     pub fn step(&mut self) -> Result<(Option<Stop>, bool), Stop> {
         let start_rip = self.st.rip;
+        let bitness = self.st.bitness();
         let mut ins = Instruction::default();
         let result = self.fetch(&mut ins).and_then(|()| {
             let i = &ins;
-            if let Some((from, count)) = trace_from() {
-                if self.st.rip == from && self.tracing == 0 {
-                    self.tracing = count;
-                }
-                if self.tracing > 0 {
-                    self.tracing -= 1;
-                    eprintln!(
-                        "T {:#x}: {i:<40} rax={:x} rcx={:x} rdx={:x} rsi={:x} rdi={:x} rsp={:x}",
-                        self.st.rip, self.st.gpr[0], self.st.gpr[1], self.st.gpr[2],
-                        self.st.gpr[6], self.st.gpr[7], self.st.gpr[4]
-                    );
-                }
+            if self.debugging {
+                self.trace(i);
             }
-            if trace_exceptions() {
-                if self.history.len() >= 400 {
-                    self.history.pop_front();
-                }
-                self.history.push_back((self.st.rip, format!("{i:<36} rax={:x} rbx={:x} rcx={:x} rdx={:x} rsi={:x} rdi={:x} r12={:x} r13={:x} r14={:x}", self.st.gpr[0], self.st.gpr[3], self.st.gpr[1], self.st.gpr[2], self.st.gpr[6], self.st.gpr[7], self.st.gpr[12], self.st.gpr[13], self.st.gpr[14])));
-            }
-            self.st.rip = i.next_ip();
-            if self.st.bitness() != 64 {
-                self.st.rip &= if self.st.bitness() == 16 {
-                    0xffff
-                } else {
-                    0xffff_ffff
-                };
-            }
+            self.st.rip = match bitness {
+                64 => i.next_ip(),
+                32 => i.next_ip() & 0xffff_ffff,
+                _ => i.next_ip() & 0xffff,
+            };
             self.execute(i)
         });
         self.retired += 1;

@@ -111,6 +111,8 @@ pub struct BlockOptions {
     pub serial: String,
     /// `cache=`.
     pub cache: CacheMode,
+    /// `format=` (qcow2 only with `read_only`).
+    pub format: ImageFormat,
 }
 
 /// Why an image could not be opened.
@@ -124,6 +126,15 @@ pub enum BlockError {
         /// Why.
         #[source]
         source: std::io::Error,
+    },
+    /// The image is not what `format=` says, or uses what Kindling
+    /// cannot read.
+    #[error("Could not open '{path}': {why}")]
+    Format {
+        /// The image.
+        path: String,
+        /// Why.
+        why: String,
     },
     /// Another process holds the lock.
     #[error("Failed to get {kind} lock\nIs another process using the image [{path}]?")]
@@ -143,6 +154,8 @@ pub struct Block {
     /// file system that allows it), for aligned transfers.
     direct: Option<File>,
     capacity_sectors: u64,
+    /// The qcow2 mapping (`format=qcow2`, read-only).
+    qcow2: Option<qcow2::Qcow2>,
     read_only: bool,
     cache: CacheMode,
     /// The write cache as the driver last set it (config `writeback`).
@@ -171,6 +184,7 @@ impl Block {
                 read_only,
                 serial: serial.to_string(),
                 cache: CacheMode::default(),
+                format: ImageFormat::Raw,
             },
         )
     }
@@ -179,6 +193,12 @@ impl Block {
     /// other user, a reader against writers.
     pub fn open_with(path: &Path, opts: &BlockOptions) -> Result<Self, BlockError> {
         let shown = path.display().to_string();
+        if opts.format == ImageFormat::Qcow2 && !opts.read_only {
+            return Err(BlockError::Format {
+                path: shown,
+                why: "Kindling opens qcow2 images read-only (add readonly=on)".into(),
+            });
+        }
         let read_only = opts.read_only;
         let open = |flags: libc::c_int| {
             std::fs::OpenOptions::new()
@@ -197,7 +217,16 @@ impl Block {
             path: shown.clone(),
         })?;
         let mut warning = None;
-        let direct = if opts.cache.direct() {
+        let qcow2 = match opts.format {
+            ImageFormat::Raw => None,
+            ImageFormat::Qcow2 => {
+                Some(qcow2::Qcow2::open(&file).map_err(|why| BlockError::Format {
+                    path: shown.clone(),
+                    why,
+                })?)
+            }
+        };
+        let direct = if opts.cache.direct() && qcow2.is_none() {
             match open(libc::O_DIRECT) {
                 Ok(f) => Some(f),
                 Err(e) => {
@@ -212,13 +241,16 @@ impl Block {
         } else {
             None
         };
-        let len = file
-            .metadata()
-            .map_err(|source| BlockError::Open {
-                path: shown.clone(),
-                source,
-            })?
-            .len();
+        let len = match &qcow2 {
+            Some(q) => q.size(),
+            None => file
+                .metadata()
+                .map_err(|source| BlockError::Open {
+                    path: shown.clone(),
+                    source,
+                })?
+                .len(),
+        };
         let mut s = [0u8; 20];
         for (d, b) in s.iter_mut().zip(opts.serial.bytes()) {
             *d = b;
@@ -227,6 +259,7 @@ impl Block {
             file,
             direct,
             capacity_sectors: len / SECTOR,
+            qcow2,
             read_only,
             cache: opts.cache,
             write_cache: opts.cache.write_cache(),
@@ -396,6 +429,11 @@ impl Block {
     }
 
     fn read_at(&self, buf: &mut [u8], off: u64) -> std::io::Result<()> {
+        if let Some(q) = &self.qcow2 {
+            return q.read_at(&self.file, buf, off).inspect_err(|e| {
+                log::warn!("virtio-blk: qcow2 read at {off:#x}: {e}");
+            });
+        }
         if let Some(f) = self.direct_for(buf, off) {
             // EINVAL: the device wants a larger alignment; go buffered.
             match f.read_exact_at(buf, off) {
@@ -641,4 +679,165 @@ fn lock_like_qemu(file: &File, read_only: bool) -> Result<(), &'static str> {
         return Err("shared \"write\"");
     }
     Ok(())
+}
+
+/// An image file's format (`-drive format=`, `-blockdev driver=`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum ImageFormat {
+    /// The bytes are the disk.
+    #[default]
+    Raw,
+    /// QEMU's qcow2 (versions 2 and 3), read-only: no backing files,
+    /// encryption, external data files or extended L2 entries; compressed
+    /// clusters read as I/O errors.
+    Qcow2,
+}
+
+/// A read-only qcow2 mapping from guest offsets to host offsets.
+pub mod qcow2 {
+    use std::collections::HashMap;
+    use std::fs::File;
+    use std::os::unix::fs::FileExt;
+    use std::sync::Mutex;
+
+    /// L1/L2 entry bits 9..=55: a host offset.
+    const OFFSET_MASK: u64 = 0x00ff_ffff_ffff_fe00;
+    const COMPRESSED: u64 = 1 << 62;
+    const ZERO: u64 = 1;
+    /// Incompatible features a reader may ignore: dirty (1) and corrupt (2).
+    const IGNORABLE: u64 = 0b11;
+    /// L2 tables kept in memory.
+    const L2_CACHE: usize = 64;
+
+    /// An open qcow2 image.
+    #[derive(Debug)]
+    pub struct Qcow2 {
+        cluster_bits: u32,
+        size: u64,
+        l1: Vec<u64>,
+        l2_cache: Mutex<HashMap<u64, Vec<u64>>>,
+    }
+
+    fn be32(b: &[u8], at: usize) -> u32 {
+        u32::from_be_bytes(b[at..at + 4].try_into().unwrap_or([0; 4]))
+    }
+
+    fn be64(b: &[u8], at: usize) -> u64 {
+        u64::from_be_bytes(b[at..at + 8].try_into().unwrap_or([0; 8]))
+    }
+
+    impl Qcow2 {
+        /// Read the header and L1 table; the error is QEMU's wording where
+        /// QEMU has one.
+        pub fn open(file: &File) -> Result<Self, String> {
+            let mut h = [0u8; 104];
+            file.read_exact_at(&mut h[..72], 0)
+                .map_err(|_| "Image is not in qcow2 format".to_string())?;
+            if &h[..4] != b"QFI\xfb" {
+                return Err("Image is not in qcow2 format".into());
+            }
+            let version = be32(&h, 4);
+            if !(2..=3).contains(&version) {
+                return Err(format!("Unsupported qcow2 version {version}"));
+            }
+            if version == 3 {
+                file.read_exact_at(&mut h[72..104], 72)
+                    .map_err(|e| e.to_string())?;
+                let incompatible = be64(&h, 72);
+                if incompatible & !IGNORABLE != 0 {
+                    return Err(format!(
+                        "Unsupported qcow2 feature(s): incompatible bits {:#x} (Kindling reads plain qcow2 images)",
+                        incompatible & !IGNORABLE
+                    ));
+                }
+            }
+            if be64(&h, 8) != 0 {
+                return Err(
+                    "qcow2 images with a backing file are not supported (Kindling reads standalone images; qemu-img convert makes one)".into(),
+                );
+            }
+            let cluster_bits = be32(&h, 20);
+            if !(9..=21).contains(&cluster_bits) {
+                return Err(format!("Unsupported cluster size: 2^{cluster_bits}"));
+            }
+            if be32(&h, 32) != 0 {
+                return Err("Use of AES-CBC encrypted qcow2 images is not supported".into());
+            }
+            let size = be64(&h, 24);
+            let l1_size = be32(&h, 36) as usize;
+            let l1_offset = be64(&h, 40);
+            // Each L1 entry covers cluster_size / 8 clusters.
+            let per_l1 = 1u64 << (2 * cluster_bits - 3);
+            if l1_size as u64 > (32 << 20) / 8 || (l1_size as u64) < size.div_ceil(per_l1) {
+                return Err("Active L1 table too large or too small".into());
+            }
+            let mut raw = vec![0u8; l1_size * 8];
+            file.read_exact_at(&mut raw, l1_offset)
+                .map_err(|_| "Could not read L1 table".to_string())?;
+            let l1 = raw.chunks_exact(8).map(|c| be64(c, 0)).collect();
+            Ok(Qcow2 {
+                cluster_bits,
+                size,
+                l1,
+                l2_cache: Mutex::new(HashMap::new()),
+            })
+        }
+
+        /// The virtual disk size in bytes.
+        pub fn size(&self) -> u64 {
+            self.size
+        }
+
+        /// Where guest byte `off` lives: `Ok(Some(host))`, `Ok(None)` for
+        /// zeros, `Err` for what cannot be read (compressed clusters, I/O).
+        fn map(&self, file: &File, off: u64) -> std::io::Result<Option<u64>> {
+            let cb = self.cluster_bits;
+            let l2_bits = cb - 3;
+            let l1_index = (off >> (cb + l2_bits)) as usize;
+            let l2_index = ((off >> cb) & ((1 << l2_bits) - 1)) as usize;
+            let l2_offset = self.l1.get(l1_index).copied().unwrap_or(0) & OFFSET_MASK;
+            if l2_offset == 0 {
+                return Ok(None);
+            }
+            let mut cache = self.l2_cache.lock().unwrap_or_else(|p| p.into_inner());
+            if !cache.contains_key(&l2_offset) {
+                let mut raw = vec![0u8; 1 << cb];
+                file.read_exact_at(&mut raw, l2_offset)?;
+                if cache.len() >= L2_CACHE {
+                    cache.clear();
+                }
+                cache.insert(l2_offset, raw.chunks_exact(8).map(|c| be64(c, 0)).collect());
+            }
+            let entry = cache
+                .get(&l2_offset)
+                .and_then(|t| t.get(l2_index))
+                .copied()
+                .unwrap_or(0);
+            if entry & COMPRESSED != 0 {
+                return Err(std::io::Error::other("compressed qcow2 cluster"));
+            }
+            let host = entry & OFFSET_MASK;
+            if entry & ZERO != 0 || host == 0 {
+                return Ok(None);
+            }
+            Ok(Some(host + (off & ((1 << cb) - 1))))
+        }
+
+        /// Read guest bytes at `off` into `buf`, cluster by cluster.
+        pub fn read_at(&self, file: &File, buf: &mut [u8], off: u64) -> std::io::Result<()> {
+            let cluster = 1u64 << self.cluster_bits;
+            let mut done = 0usize;
+            while done < buf.len() {
+                let at = off + done as u64;
+                let n = ((cluster - at % cluster) as usize).min(buf.len() - done);
+                let piece = &mut buf[done..done + n];
+                match self.map(file, at)? {
+                    Some(host) => file.read_exact_at(piece, host)?,
+                    None => piece.fill(0),
+                }
+                done += n;
+            }
+            Ok(())
+        }
+    }
 }

@@ -7,7 +7,7 @@ use std::sync::Arc;
 use cpu::GuestMemory;
 use vm_memory::{Bytes, GuestAddress};
 
-use super::blk::{Block, BlockOptions, CacheMode};
+use super::blk::{Block, BlockOptions, CacheMode, ImageFormat};
 use super::console::Console;
 use super::mmio::{MmioTransport, STATUS_NEEDS_RESET};
 use super::rng::Rng;
@@ -50,7 +50,8 @@ impl Driver {
 
     fn with_queues(dev: Box<dyn VirtioDevice>, queues: u16) -> Driver {
         let mem = Arc::new(
-            GuestMemory::from_ranges(&[(GuestAddress(0), usize::from(queues) * QSTRIDE as usize)]).unwrap(),
+            GuestMemory::from_ranges(&[(GuestAddress(0), usize::from(queues) * QSTRIDE as usize)])
+                .unwrap(),
         );
         let irq = Arc::new(RecordingIrq::default());
         let t = MmioTransport::new(Some(dev), mem.clone(), irq.clone());
@@ -498,6 +499,7 @@ fn blk_with(path: &std::path::Path, read_only: bool, cache: CacheMode) -> Block 
         read_only,
         serial: String::new(),
         cache,
+        format: ImageFormat::Raw,
     };
     Block::open_with(path, &opts).unwrap()
 }
@@ -552,11 +554,15 @@ fn every_cache_mode_reads_writes_and_flushes() {
         let mut d = Driver::new(Box::new(blk));
         // Write 1 KiB at sector 2 from a deliberately unaligned buffer,
         // then 4 KiB at sector 8 from an aligned one.
-        d.mem.write_slice(&[0xa5; 1024], GuestAddress(0x6003)).unwrap();
+        d.mem
+            .write_slice(&[0xa5; 1024], GuestAddress(0x6003))
+            .unwrap();
         d.header(0x5000, 1, 2);
         d.post(0, &[(0x5000, 16, 0), (0x6003, 1024, 0), (0x7000, 1, WRITE)]);
         assert_eq!(d.status_byte(), 0, "{cache:?}");
-        d.mem.write_slice(&[0x5a; 4096], GuestAddress(0x8000)).unwrap();
+        d.mem
+            .write_slice(&[0x5a; 4096], GuestAddress(0x8000))
+            .unwrap();
         d.header(0x5000, 1, 8);
         d.post(3, &[(0x5000, 16, 0), (0x8000, 4096, 0), (0x7000, 1, WRITE)]);
         assert_eq!(d.status_byte(), 0, "{cache:?}");
@@ -589,7 +595,10 @@ fn locks_use_qemus_bytes_and_words() {
         let e = Block::open(&path, true, "").unwrap_err().to_string();
         assert!(e.starts_with("Failed to get shared \"write\" lock"), "{e}");
         assert!(
-            e.ends_with(&format!("Is another process using the image [{}]?", path.display())),
+            e.ends_with(&format!(
+                "Is another process using the image [{}]?",
+                path.display()
+            )),
             "{e}"
         );
     }
@@ -615,7 +624,10 @@ fn read_only_drive_offers_no_write_features() {
     assert_eq!(f & (F_DISCARD | F_WRITE_ZEROES), 0);
     drop(d);
     let mut d = Driver::new(Box::new(Block::open(&path, false, "").unwrap()));
-    assert_eq!(d.device_features() & (F_DISCARD | F_WRITE_ZEROES), F_DISCARD | F_WRITE_ZEROES);
+    assert_eq!(
+        d.device_features() & (F_DISCARD | F_WRITE_ZEROES),
+        F_DISCARD | F_WRITE_ZEROES
+    );
     let _ = std::fs::remove_file(path);
 }
 
@@ -626,27 +638,45 @@ fn oversized_and_misdirected_chains_need_reset_and_leave_the_image_alone() {
         // A read into a buffer the driver marked device-readable.
         vec![(0x5000, 16, 0), (0x6000, 512, 0), (0x7000, 1, WRITE)],
         // A 4 GiB - 1 buffer that runs off the end of guest RAM.
-        vec![(0x5000, 16, 0), (0x6000, u32::MAX, WRITE), (0x7000, 1, WRITE)],
+        vec![
+            (0x5000, 16, 0),
+            (0x6000, u32::MAX, WRITE),
+            (0x7000, 1, WRITE),
+        ],
         // A header that is itself device-writable.
-        vec![(0x5000, 16, WRITE), (0x6000, 512, WRITE), (0x7000, 1, WRITE)],
+        vec![
+            (0x5000, 16, WRITE),
+            (0x6000, 512, WRITE),
+            (0x7000, 1, WRITE),
+        ],
         // A short header.
         vec![(0x5000, 8, 0), (0x6000, 512, WRITE), (0x7000, 1, WRITE)],
         // A header address that wraps around the address space.
-        vec![(u64::MAX - 7, 16, 0), (0x6000, 512, WRITE), (0x7000, 1, WRITE)],
+        vec![
+            (u64::MAX - 7, 16, 0),
+            (0x6000, 512, WRITE),
+            (0x7000, 1, WRITE),
+        ],
     ] {
         let mut d = Driver::new(Box::new(Block::open(&path, false, "").unwrap()));
         d.header(0x5000, 0, 0);
         d.post(0, &bad);
         assert_ne!(d.rd(0x70) & STATUS_NEEDS_RESET, 0, "{bad:?}");
         // Later notifications are ignored until the driver resets.
-        d.post(4, &[(0x5000, 16, 0), (0x6000, 512, WRITE), (0x7000, 1, WRITE)]);
+        d.post(
+            4,
+            &[(0x5000, 16, 0), (0x6000, 512, WRITE), (0x7000, 1, WRITE)],
+        );
         assert_eq!(d.used().0, 0, "{bad:?}");
     }
     // A write whose data buffer is device-writable: refused before any byte
     // reaches the image.
     let mut d = Driver::new(Box::new(Block::open(&path, false, "").unwrap()));
     d.header(0x5000, 1, 0);
-    d.post(0, &[(0x5000, 16, 0), (0x6000, 512, WRITE), (0x7000, 1, WRITE)]);
+    d.post(
+        0,
+        &[(0x5000, 16, 0), (0x6000, 512, WRITE), (0x7000, 1, WRITE)],
+    );
     assert_ne!(d.rd(0x70) & STATUS_NEEDS_RESET, 0);
     assert_eq!(std::fs::read(&path).unwrap(), vec![0x33; 4096]);
     drop(d);
@@ -680,7 +710,11 @@ fn console_is_type_3_with_two_queues_and_no_multiport() {
     assert_eq!(c.queue_max_sizes().len(), 2);
     let mut d = Driver::with_queues(Box::new(c), 2);
     assert_eq!(d.rd(8), 3);
-    assert_eq!(d.device_features() & (1 << 1), 0, "no VIRTIO_CONSOLE_F_MULTIPORT");
+    assert_eq!(
+        d.device_features() & (1 << 1),
+        0,
+        "no VIRTIO_CONSOLE_F_MULTIPORT"
+    );
 }
 
 #[test]
@@ -731,15 +765,140 @@ fn console_rejects_misdirected_buffers_with_needs_reset() {
     let mut d = Driver::with_queues(Box::new(c), 2);
     input.push(b"x");
     d.post(0, &[(0x5000, 4, 0)]);
-    assert_ne!(d.rd(0x70) & STATUS_NEEDS_RESET, 0, "read-only receive buffer");
+    assert_ne!(
+        d.rd(0x70) & STATUS_NEEDS_RESET,
+        0,
+        "read-only receive buffer"
+    );
     let (c, _input) = Console::new(Box::new(Sink::default()));
     let mut d = Driver::with_queues(Box::new(c), 2);
     d.select(1);
     d.post(0, &[(0x5000, 4, WRITE)]);
-    assert_ne!(d.rd(0x70) & STATUS_NEEDS_RESET, 0, "writable transmit buffer");
+    assert_ne!(
+        d.rd(0x70) & STATUS_NEEDS_RESET,
+        0,
+        "writable transmit buffer"
+    );
     let (c, _input) = Console::new(Box::new(Sink::default()));
     let mut d = Driver::with_queues(Box::new(c), 2);
     d.select(1);
     d.post(0, &[(0x7fff_0000, 4, 0)]);
     assert_ne!(d.rd(0x70) & STATUS_NEEDS_RESET, 0, "buffer outside RAM");
+}
+
+/// A 4 KiB qcow2 v3 image with 512-byte clusters, built by hand: guest
+/// cluster 0 holds 0xaa, cluster 1 is unallocated, cluster 2 is
+/// compressed, cluster 5 has the zero flag over a cluster of 0xbb, cluster
+/// 7 holds 0xcc.
+fn tiny_qcow2() -> Vec<u8> {
+    let mut img = vec![0u8; 7 * 512];
+    let be32 =
+        |img: &mut Vec<u8>, at: usize, v: u32| img[at..at + 4].copy_from_slice(&v.to_be_bytes());
+    let be64 =
+        |img: &mut Vec<u8>, at: usize, v: u64| img[at..at + 8].copy_from_slice(&v.to_be_bytes());
+    img[..4].copy_from_slice(b"QFI\xfb");
+    be32(&mut img, 4, 3);
+    be32(&mut img, 20, 9);
+    be64(&mut img, 24, 4096);
+    be32(&mut img, 36, 1);
+    be64(&mut img, 40, 512);
+    be32(&mut img, 96, 4);
+    be32(&mut img, 100, 104);
+    be64(&mut img, 512, 1024 | (1 << 63));
+    be64(&mut img, 1024, (3 * 512) | (1 << 63));
+    be64(&mut img, 1024 + 2 * 8, (1 << 62) | (6 * 512));
+    be64(&mut img, 1024 + 5 * 8, (4 * 512) | 1);
+    be64(&mut img, 1024 + 7 * 8, (5 * 512) | (1 << 63));
+    img[3 * 512..4 * 512].fill(0xaa);
+    img[4 * 512..5 * 512].fill(0xbb);
+    img[5 * 512..6 * 512].fill(0xcc);
+    img
+}
+
+fn qcow2_opts() -> BlockOptions {
+    BlockOptions {
+        read_only: true,
+        format: ImageFormat::Qcow2,
+        ..Default::default()
+    }
+}
+
+#[test]
+fn qcow2_images_read_through_their_cluster_tables() {
+    let path = image(&tiny_qcow2());
+    let blk = Block::open_with(&path, &qcow2_opts()).unwrap();
+    let mut d = Driver::new(Box::new(blk));
+    assert_eq!(d.rd(0x100), 8, "capacity: the virtual size, 8 sectors");
+    let read = |d: &mut Driver, first: u16, sector: u64, len: u32| {
+        d.mem
+            .write_slice(&vec![0x11; len as usize], GuestAddress(0x8000))
+            .unwrap();
+        d.header(0x5000, 0, sector);
+        d.post(
+            first,
+            &[(0x5000, 16, 0), (0x8000, len, WRITE), (0x7000, 1, WRITE)],
+        );
+        let mut got = vec![0u8; len as usize];
+        d.mem.read_slice(&mut got, GuestAddress(0x8000)).unwrap();
+        (d.status_byte(), got)
+    };
+    // Clusters 0 and 1 in one request: data, then zeros.
+    let (st, got) = read(&mut d, 0, 0, 1024);
+    assert_eq!(st, 0);
+    assert_eq!(got[..512], [0xaa; 512]);
+    assert_eq!(got[512..], [0; 512]);
+    // Zero flag wins over the cluster's bytes; cluster 7 maps to host 5.
+    let (st, got) = read(&mut d, 3, 5, 1536);
+    assert_eq!(st, 0);
+    assert_eq!(got[..1024], [0; 1024]);
+    assert_eq!(got[1024..], [0xcc; 512]);
+    // A compressed cluster is an I/O error, not a broken device.
+    let (st, _) = read(&mut d, 6, 2, 512);
+    assert_eq!(st, 1);
+    assert_eq!(d.rd(0x70) & STATUS_NEEDS_RESET, 0);
+    // Writes are refused (the drive is read-only).
+    d.header(0x5000, 1, 1);
+    d.post(9, &[(0x5000, 16, 0), (0x8000, 512, 0), (0x7000, 1, WRITE)]);
+    assert_eq!(d.status_byte(), 1);
+    let _ = std::fs::remove_file(path);
+}
+
+#[test]
+fn qcow2_refusals_are_clear() {
+    let path = image(&tiny_qcow2());
+    let writable = BlockOptions {
+        read_only: false,
+        ..qcow2_opts()
+    };
+    let e = Block::open_with(&path, &writable).unwrap_err().to_string();
+    assert!(
+        e.ends_with("Kindling opens qcow2 images read-only (add readonly=on)"),
+        "{e}"
+    );
+    let mut bad = tiny_qcow2();
+    bad[8..16].copy_from_slice(&4000u64.to_be_bytes());
+    std::fs::write(&path, &bad).unwrap();
+    let e = Block::open_with(&path, &qcow2_opts())
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("backing file"), "{e}");
+    let mut bad = tiny_qcow2();
+    bad[72..80].copy_from_slice(&(1u64 << 4).to_be_bytes());
+    std::fs::write(&path, &bad).unwrap();
+    let e = Block::open_with(&path, &qcow2_opts())
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("Unsupported qcow2 feature"), "{e}");
+    std::fs::write(&path, [0u8; 4096]).unwrap();
+    let e = Block::open_with(&path, &qcow2_opts())
+        .unwrap_err()
+        .to_string();
+    assert_eq!(
+        e,
+        format!(
+            "Could not open '{}': Image is not in qcow2 format",
+            path.display()
+        )
+    );
+    let _ = std::fs::remove_file(path);
 }
