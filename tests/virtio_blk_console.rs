@@ -489,3 +489,59 @@ fn image_format_and_cache_errors_in_qemus_words() {
     );
     let _ = std::fs::remove_file(img);
 }
+
+/// Guest flushes reach the host disk as fdatasync (seen with strace), and
+/// cache=unsafe drops them as QEMU does.
+#[test]
+fn guest_flushes_become_fdatasync_except_with_cache_unsafe() {
+    if Command::new("strace").arg("-V").output().is_err() {
+        eprintln!("skipping: no strace");
+        return;
+    }
+    let Some(initrd) = test_initramfs() else {
+        return;
+    };
+    for (cache, expect_sync) in [("writeback", true), ("unsafe", false)] {
+        let img = scratch(&format!("flush-{cache}"), 1 << 20);
+        let trace = img.with_extension("strace");
+        let drive = format!(
+            "id=d0,file={},format=raw,if=none,cache={cache}",
+            img.display()
+        );
+        let Some(args) = linux_args(
+            &initrd,
+            "test=disk-write disk-size=4096",
+            &[
+                "-serial",
+                "stdio",
+                "-drive",
+                &drive,
+                "-device",
+                "virtio-blk-device,drive=d0",
+            ],
+        ) else {
+            return;
+        };
+        let kindling = common::kindling();
+        let mut strace_args = vec![
+            "-f",
+            "-qq",
+            "-e",
+            "trace=fdatasync",
+            "-o",
+            trace.to_str().unwrap(),
+            kindling.to_str().unwrap(),
+        ];
+        strace_args.extend(strs(&args));
+        let o = Command::new("strace").args(&strace_args).output().unwrap();
+        let out = String::from_utf8_lossy(&o.stdout);
+        assert!(out.contains("TESTS-DONE ok"), "{cache}:\n{out}");
+        let syncs = std::fs::read_to_string(&trace)
+            .unwrap_or_default()
+            .matches("fdatasync(")
+            .count();
+        assert_eq!(syncs > 0, expect_sync, "{cache}: {syncs} fdatasync calls");
+        let _ = std::fs::remove_file(img);
+        let _ = std::fs::remove_file(trace);
+    }
+}
