@@ -430,9 +430,7 @@ impl Block {
 
     fn read_at(&self, buf: &mut [u8], off: u64) -> std::io::Result<()> {
         if let Some(q) = &self.qcow2 {
-            return q.read_at(&self.file, buf, off).inspect_err(|e| {
-                log::warn!("virtio-blk: qcow2 read at {off:#x}: {e}");
-            });
+            return q.read_at(&self.file, buf, off);
         }
         if let Some(f) = self.direct_for(buf, off) {
             // EINVAL: the device wants a larger alignment; go buffered.
@@ -716,6 +714,8 @@ pub mod qcow2 {
         size: u64,
         l1: Vec<u64>,
         l2_cache: Mutex<HashMap<u64, Vec<u64>>>,
+        /// Whether the guest was told about compressed clusters (logged once).
+        warned: std::sync::atomic::AtomicBool,
     }
 
     fn be32(b: &[u8], at: usize) -> u32 {
@@ -780,6 +780,7 @@ pub mod qcow2 {
                 size,
                 l1,
                 l2_cache: Mutex::new(HashMap::new()),
+                warned: Default::default(),
             })
         }
 
@@ -814,6 +815,9 @@ pub mod qcow2 {
                 .copied()
                 .unwrap_or(0);
             if entry & COMPRESSED != 0 {
+                if !self.warned.swap(true, std::sync::atomic::Ordering::Relaxed) {
+                    log::warn!("virtio-blk: qcow2 compressed clusters are not supported; reads of them fail");
+                }
                 return Err(std::io::Error::other("compressed qcow2 cluster"));
             }
             let host = entry & OFFSET_MASK;
