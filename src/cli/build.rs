@@ -914,7 +914,7 @@ fn drive_opt(cfg: &mut MachineConfig, loc: &str, val: &str) -> Result<(), CliErr
         ));
     }
     let file = file.ok_or_else(|| CliError::at(loc, "Parameter 'file' is missing"))?;
-    qcow2_read_only(loc, format, read_only)?;
+    qcow2_read_only(loc, format, read_only, "readonly")?;
     let id = id.ok_or_else(|| {
         CliError::at(
             loc,
@@ -950,11 +950,16 @@ fn image_format(loc: &str, v: &str) -> Result<ImageFormat, CliError> {
 }
 
 /// Kindling's qcow2 driver only reads.
-fn qcow2_read_only(loc: &str, format: ImageFormat, read_only: bool) -> Result<(), CliError> {
+fn qcow2_read_only(
+    loc: &str,
+    format: ImageFormat,
+    read_only: bool,
+    key: &str,
+) -> Result<(), CliError> {
     if format == ImageFormat::Qcow2 && !read_only {
         return Err(CliError::at(
             loc,
-            "Kindling opens qcow2 images read-only (add readonly=on)",
+            format!("Kindling opens qcow2 images read-only (add {key}=on)"),
         ));
     }
     Ok(())
@@ -989,7 +994,7 @@ fn blockdev_opt(cfg: &mut MachineConfig, loc: &str, val: &str) -> Result<(), Cli
     }
     let file = file.ok_or_else(|| CliError::at(loc, "Parameter 'file.filename' is missing"))?;
     let id = id.ok_or_else(|| CliError::at(loc, "Parameter 'node-name' is missing"))?;
-    qcow2_read_only(loc, format, read_only)?;
+    qcow2_read_only(loc, format, read_only, "read-only")?;
     // A -blockdev node has no write-cache switch of its own (writeback).
     let cache = match (direct, no_flush) {
         (_, true) => CacheMode::Unsafe,
