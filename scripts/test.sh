@@ -11,6 +11,13 @@ else
     echo "test.sh: no test guest could be found or built; guest tests will say why they skip" >&2
 fi
 
+# A guest kernel with AF_PACKET, for the in-guest DHCP test (built once).
+if dhcp_guest=$(scripts/guest/dhcp-guest-path.sh); then
+    export KINDLING_DHCP_GUEST_DIR=$dhcp_guest
+else
+    echo "test.sh: no DHCP-capable guest kernel; the DHCP test will say it skips" >&2
+fi
+
 cargo build --release --workspace --all-targets
 if command -v cargo-nextest >/dev/null 2>&1; then
     cargo nextest run --release --workspace --no-fail-fast

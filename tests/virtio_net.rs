@@ -400,6 +400,28 @@ fn test_initramfs_net_test_passes_on_user_networking() {
     net_test_on_user_networking("user,id=n0", "", "10.0.2.2", "NET-ADDR 10.0.2.15/24");
 }
 
+/// DHCP: slirp's server gives the guest 10.0.2.15. The shared kernel has no
+/// AF_PACKET sockets for busybox's udhcpc, so this boots a kernel built with
+/// them (scripts/guest/dhcp-guest-path.sh; scripts/test.sh provides it as
+/// `KINDLING_DHCP_GUEST_DIR`).
+#[test]
+fn the_guest_gets_its_address_by_dhcp_on_user_networking() {
+    let Some(dir) = std::env::var_os("KINDLING_DHCP_GUEST_DIR") else {
+        eprintln!(
+            "skipping: KINDLING_DHCP_GUEST_DIR is not set (scripts/guest/dhcp-guest-path.sh builds the kernel)"
+        );
+        return;
+    };
+    let kernel = std::path::Path::new(&dir).join("bzImage");
+    net_test_with_kernel(
+        Some(kernel),
+        "user,id=n0",
+        "net-addr=dhcp",
+        "10.0.2.2",
+        "NET-ADDR 10.0.2.15/24 dhcp",
+    );
+}
+
 /// The same on another network (`net=`, `host=`, `dhcpstart=`): the guest
 /// takes the address slirp's DHCP would give and reaches the host at the
 /// address given.
@@ -416,8 +438,25 @@ fn user_network_addresses_can_be_chosen() {
 /// Boot the device-test initramfs's `test=net` on `netdev` with the extra
 /// kernel words `words`; host servers are reached at `host`.
 fn net_test_on_user_networking(netdev: &str, words: &str, host: &str, addr_line: &str) {
+    net_test_with_kernel(
+        common::guest_file("bzImage"),
+        netdev,
+        words,
+        host,
+        addr_line,
+    );
+}
+
+/// [`net_test_on_user_networking`] with another `kernel`.
+fn net_test_with_kernel(
+    kernel: Option<std::path::PathBuf>,
+    netdev: &str,
+    words: &str,
+    host: &str,
+    addr_line: &str,
+) {
     use std::io::{BufRead, BufReader, Read, Write};
-    let (Some(k), Some(initrd)) = (common::guest_file("bzImage"), test_initramfs()) else {
+    let (Some(k), Some(initrd)) = (kernel, test_initramfs()) else {
         return;
     };
     let web = std::net::TcpListener::bind("127.0.0.1:0").unwrap();

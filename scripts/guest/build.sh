@@ -9,7 +9,8 @@
 # kernel.config, initramfs.cpio, disk.img, tiny-pvh.elf (+ tiny-pvh.S).
 # Scratch space: $WORKDIR (default OUTDIR.work, about 1.5 GiB). Parallelism:
 # $JOBS (default: all CPUs). Missing Debian packages are installed with
-# apt-get when running as root (set NO_APT=1 to forbid that).
+# apt-get when running as root (set NO_APT=1 to forbid that). GUEST_PACKET=1
+# adds AF_PACKET to the kernel (for DHCP in the guest).
 #
 # The guest's /init understands one `bench=` word on the kernel command
 # line: `disk` (prints `DISK-MD5 <md5 of /dev/vda>`), `hold` (prints HOLD,
@@ -125,6 +126,11 @@ CONFIG_VIRTIO_CONSOLE=y
 CONFIG_HW_RANDOM=y
 CONFIG_HW_RANDOM_VIRTIO=y
 OPTIONS
+# GUEST_PACKET=1: also AF_PACKET sockets, which busybox's udhcpc needs (the
+# shared guest has none); used for the DHCP test's kernel.
+if [ "${GUEST_PACKET:-0}" = 1 ]; then
+    echo "CONFIG_PACKET=y" >> "$options"
+fi
 disabled=(MODULES PCI_MMCONFIG PCI_MSI PCI_QUIRKS VIRTIO_PCI RELOCATABLE RANDOMIZE_BASE
           RD_BZIP2 RD_LZMA RD_XZ RD_LZO RD_LZ4 RD_ZSTD)
 for o in "${disabled[@]}"; do echo "# CONFIG_$o is not set" >> "$options"; done
