@@ -42,6 +42,8 @@ pub struct Cpu {
     /// Decoded instructions by physical address (code bytes are
     /// re-checked against memory before use, so self-modifying code is safe).
     cache: Box<DecodeCache>,
+    /// Decoded blocks (see `block`).
+    pub(super) blocks: Box<super::block::BlockCache>,
     /// Instructions retired.
     pub retired: u64,
     /// The last instructions executed (RIP, after-state RAX..RDI), kept
@@ -80,6 +82,7 @@ impl Cpu {
             clock,
             io: None,
             cache: Box::default(),
+            blocks: Box::default(),
             retired: 0,
             history: std::collections::VecDeque::new(),
             last_exception: None,
@@ -177,35 +180,47 @@ impl Cpu {
         (self.clock.tsc() as i64).wrapping_add(self.st.msr.tsc_offset) as u64
     }
 
-    fn fetch(&mut self, out: &mut Instruction) -> Result<(), Exception> {
-        let cs = Seg::Cs;
-        let la = self.seg_base(cs).wrapping_add(self.st.rip);
-        let la = if self.st.long64() {
+    /// The linear address of RIP.
+    #[inline]
+    fn rip_linear(&self) -> u64 {
+        let la = self.seg_base(Seg::Cs).wrapping_add(self.st.rip);
+        if self.st.long64() {
             la
         } else {
             la & 0xffff_ffff
-        };
-        let bitness = self.st.bitness();
+        }
+    }
+
+    /// Translate RIP for execution: its physical address, and the host
+    /// address of its page when that is RAM (else 0).
+    #[inline]
+    pub(super) fn code_page(&mut self) -> Result<(u64, usize), Exception> {
+        let la = self.rip_linear();
         let cpl = self.st.cpl();
         let page = la & !0xfff;
         let cp = self.st.tlb.1;
-        let (pa, host) = if cp.la == page && cp.cpl == cpl {
-            (cp.pa | (la & 0xfff), cp.host)
-        } else {
-            let mmu = crate::interp_mmu!(self);
-            let pa = match self.st.tlb_hit(la, Access::Exec) {
-                Some(pa) => pa,
-                None => mmu.translate(&mut self.st, la, Access::Exec)?,
-            };
-            let host = self.ram.host(pa & !0xfff, 0x1000).map_or(0, |p| p as usize);
-            self.st.tlb.1 = super::state::CodePage {
-                la: page,
-                pa: pa & !0xfff,
-                host,
-                cpl,
-            };
-            (pa, host)
+        if cp.la == page && cp.cpl == cpl {
+            return Ok((cp.pa | (la & 0xfff), cp.host));
+        }
+        let mmu = crate::interp_mmu!(self);
+        let pa = match self.st.tlb_hit(la, Access::Exec) {
+            Some(pa) => pa,
+            None => mmu.translate(&mut self.st, la, Access::Exec)?,
         };
+        let host = self.ram.host(pa & !0xfff, 0x1000).map_or(0, |p| p as usize);
+        self.st.tlb.1 = super::state::CodePage {
+            la: page,
+            pa: pa & !0xfff,
+            host,
+            cpl,
+        };
+        Ok((pa, host))
+    }
+
+    fn fetch(&mut self, out: &mut Instruction) -> Result<(), Exception> {
+        let la = self.rip_linear();
+        let bitness = self.st.bitness();
+        let (pa, host) = self.code_page()?;
         let room = (0x1000 - (la & 0xfff)) as usize;
         let mut bytes = [0u8; 16];
         let n = room.min(15);
@@ -308,6 +323,19 @@ impl Cpu {
                 self.raise(e).map(|_| (None, false))
             }
         }
+    }
+
+    /// Execute up to `max` (at least one) instructions: a cached block
+    /// when one can run from RIP, else a single step. Returns how many
+    /// instructions retired, and the result as [`Cpu::step`] gives it.
+    pub fn step_block(&mut self, max: u64) -> (u64, Result<(Option<Stop>, bool), Stop>) {
+        if !self.debugging {
+            if let super::block::BlockRun::Ran(n, r) = self.run_block(max) {
+                self.retired += n;
+                return (n, r);
+            }
+        }
+        (1, self.step())
     }
 
     /// Deliver an exception, escalating to #DF and triple fault.

@@ -221,7 +221,7 @@ impl Cpu {
         self.st.rflags = (self.st.rflags & !which) | (f & which) | 2;
     }
 
-    fn cond(&self, c: ConditionCode) -> bool {
+    pub(super) fn cond(&self, c: ConditionCode) -> bool {
         let f = self.st.rflags;
         let (cf, zf, sf, of, pf) = (
             f & CF != 0,

@@ -8,11 +8,13 @@
 
 pub mod alu;
 mod atomic;
+mod block;
 pub mod cpu;
 mod cpuid;
 mod dcache;
 pub mod desc;
 pub mod exec;
+mod fastop;
 pub mod fpu;
 pub mod mem;
 pub mod ram;

@@ -9,7 +9,7 @@ use std::sync::Arc;
 
 use vm_memory::{Bytes, GuestAddress};
 
-use super::cpu::Cpu;
+use super::cpu::{Cpu, Stop};
 use super::state::{Seg, CR0_PE, CR0_PG, CR4_PAE, EFER_LMA, EFER_LME, EFER_NXE, EFER_SCE};
 use crate::snippet::{SnippetEnd, SnippetState, CODE_BASE, DATA_BASE, DATA_SIZE};
 use crate::{Clock, ClockMode, GuestMemory, Segment};
@@ -57,6 +57,10 @@ impl SnippetMachine {
     /// Run `code` from `state`; writes the final state back.
     pub fn run(&mut self, code: &[u8], state: &mut SnippetState) -> SnippetEnd {
         let _ = self.mem.write_slice(code, GuestAddress(CODE_BASE));
+        // A HLT after the code ends a block that runs off its end.
+        let _ = self
+            .mem
+            .write_slice(&[0xf4], GuestAddress(CODE_BASE + code.len() as u64));
         let _ = self.mem.write_slice(&state.data, GuestAddress(DATA_BASE));
         let st = &mut self.cpu.st;
         st.cr0 = CR0_PE | CR0_PG | 0x10 | (1 << 16);
@@ -79,21 +83,24 @@ impl SnippetMachine {
         self.cpu.last_exception = None;
         self.cpu.flush_tlb();
         while self.cpu.st.rip != end {
-            let rip = self.cpu.st.rip;
-            let stepped = self.cpu.step();
+            let (ran, stepped) = self.cpu.step_block(u64::MAX);
             // The IDT is empty, so an exception ends the snippet: report
-            // its vector with RIP at the faulting instruction (instructions
-            // fault before they change state).
+            // its vector; RIP stays at the faulting instruction (delivery
+            // fails before it changes anything).
             if let Some(v) = self.cpu.last_exception.take() {
-                self.cpu.st.rip = rip;
                 result = SnippetEnd::Exception(v);
                 break;
             }
             match stepped {
                 Ok((None, _)) => {}
+                // The HLT placed after the code: the snippet is complete.
+                Ok((Some(Stop::Halt), _)) if self.cpu.st.rip == end + 1 => {
+                    self.cpu.st.rip = end;
+                    break;
+                }
                 _ => break,
             }
-            steps += 1;
+            steps += ran;
             if steps > 10_000_000 {
                 break;
             }

@@ -117,8 +117,12 @@ impl Vcpu for InterpVcpu {
             .min(u64::from(BATCH));
             done = 0;
             while done < n {
-                done += 1;
-                match self.cpu.step() {
+                // Counted time stops exactly at the budget; otherwise a
+                // block may end a batch a few instructions late.
+                let limit = if counted { n - done } else { u64::MAX };
+                let (ran, result) = self.cpu.step_block(limit);
+                done += ran;
+                match result {
                     Ok((None, shadow)) => {
                         let was = self.shadow;
                         self.shadow = shadow;
