@@ -175,6 +175,28 @@ fn cmovcc(
     }
 }
 
+/// Jcc to `l` for condition code `cc`.
+fn jcc(a: &mut CodeAssembler, cc: u32, l: CodeLabel) -> Result<(), IcedError> {
+    match cc {
+        0 => a.jo(l),
+        1 => a.jno(l),
+        2 => a.jb(l),
+        3 => a.jae(l),
+        4 => a.je(l),
+        5 => a.jne(l),
+        6 => a.jbe(l),
+        7 => a.ja(l),
+        8 => a.js(l),
+        9 => a.jns(l),
+        10 => a.jp(l),
+        11 => a.jnp(l),
+        12 => a.jl(l),
+        13 => a.jge(l),
+        14 => a.jle(l),
+        _ => a.jg(l),
+    }
+}
+
 /// SETcc `d` for condition code `cc`.
 fn setcc(a: &mut CodeAssembler, cc: u32, d: AsmRegister8) -> Result<(), IcedError> {
     match cc {
@@ -198,9 +220,12 @@ fn setcc(a: &mut CodeAssembler, cc: u32, d: AsmRegister8) -> Result<(), IcedErro
 }
 
 /// Sign extensions, flag instructions, the stack, exchanges and compare-
-/// exchanges with memory (locked or not), SETcc to memory, widening moves.
+/// exchanges with memory (locked or not), SETcc to memory, widening moves,
+/// a conditional jump over an instruction and a short counted loop (block
+/// boundaries in the interpreter's block engine).
 fn misc(r: &mut Rng) -> Step {
-    let k = r.below(16);
+    let k = r.below(18);
+    let trips = 1 + r.below(5) as u32;
     let (i, j) = (r.below(12) as usize, r.below(12) as usize);
     let m8 = mem(r, 8);
     let m16 = mem(r, 16);
@@ -234,7 +259,24 @@ fn misc(r: &mut Rng) -> Step {
             setcc(a, cc, R8[i])?;
             a.mov(m8, R8[i])
         }
-        _ => a.lock().neg(m64),
+        15 => a.lock().neg(m64),
+        16 => {
+            let mut skip = a.create_label();
+            jcc(a, cc, skip)?;
+            a.add(R64[i], R64[j])?;
+            a.set_label(&mut skip)?;
+            a.nop()
+        }
+        _ => {
+            let mut top = a.create_label();
+            let c = if i == j { (j + 1) % 12 } else { j };
+            a.mov(R32[c], trips)?;
+            a.set_label(&mut top)?;
+            a.add(R64[i], qword_ptr(rdi))?;
+            a.xor(qword_ptr(rdi + 8), R64[i])?;
+            a.dec(R32[c])?;
+            a.jnz(top)
+        }
     };
     step(format!("misc {k}"), 0, emit)
 }

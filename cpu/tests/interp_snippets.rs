@@ -66,3 +66,39 @@ fn rep_movsb_copies_backwards_with_df() {
     assert_eq!(s.gprs[1], 0);
     assert_eq!(s.gprs[6], DATA_BASE - 1);
 }
+
+#[test]
+fn a_fault_inside_a_block_shows_the_flags_of_the_instructions_before_it() {
+    let mut s = state();
+    s.gprs[0] = u64::MAX; // rax
+    s.gprs[3] = 1; // rbx
+    s.gprs[2] = 0x7000_0000_0000; // rdx: unmapped
+                                  // add rax, rbx (CF ZF) ; mov rcx, [rdx] (#PF) ; sub rax, rbx
+    let code = [0x48, 0x01, 0xd8, 0x48, 0x8b, 0x0a, 0x48, 0x29, 0xd8];
+    assert_eq!(run_snippet(&code, &mut s), SnippetEnd::Exception(14));
+    assert_eq!(s.gprs[0], 0);
+    assert_eq!(s.rflags & 0x8d5, 0x55, "CF ZF PF AF of the ADD, exactly");
+}
+
+#[test]
+fn a_store_into_the_running_block_changes_the_next_instruction() {
+    let mut s = state();
+    // mov byte [rip+1], 7 ; mov al, 1   (the store patches the immediate)
+    // C6 05 <disp32=1> 07 ; B0 01
+    let code = [0xc6, 0x05, 0x01, 0x00, 0x00, 0x00, 0x07, 0xb0, 0x01];
+    assert_eq!(run_snippet(&code, &mut s), SnippetEnd::Completed);
+    assert_eq!(s.gprs[0] & 0xff, 7, "the patched immediate ran");
+}
+
+#[test]
+fn flags_partly_overwritten_inside_a_block_stay_exact() {
+    let mut s = state();
+    s.gprs[0] = 0x8000_0000_0000_0000;
+    s.gprs[3] = 0x8000_0000_0000_0000;
+    s.gprs[1] = 3;
+    // add rax, rbx (CF OF ZF PF) ; inc rcx (rewrites all but CF)
+    let code = [0x48, 0x01, 0xd8, 0x48, 0xff, 0xc1];
+    assert_eq!(run_snippet(&code, &mut s), SnippetEnd::Completed);
+    assert_eq!(s.gprs[1], 4);
+    assert_eq!(s.rflags & 0x8d5, 0x01, "CF from ADD survives INC");
+}

@@ -238,6 +238,10 @@ impl Cpu {
     fn exec_block(&mut self, blk: &mut Block, max: u64) -> BlockRun {
         let n = blk.slots.len().min(max.max(1) as usize);
         let partial = n < blk.slots.len();
+        // The block's code as linear addresses (same page, 64-bit mode:
+        // no segment base) for the self-modifying-code check.
+        let code_la = blk.rip;
+        let code_len = blk.code.len() as u64;
         for (k, s) in blk.slots[..n].iter().enumerate() {
             let done = k as u64 + 1;
             let r = if s.op == FastOp::Generic {
@@ -254,11 +258,19 @@ impl Cpu {
                     Ok(Outcome::Halt) => return BlockRun::Ran(done, Ok((Some(Stop::Halt), false))),
                     Err(e) => Err(e),
                 }
+            } else if let Some(m) = s.op.store_target() {
+                // A store into this very block's code ends the block, so
+                // the next instruction is decoded afresh (as on hardware).
+                let la = self.fast_la(m);
+                let r = self.exec_fast(&Self::exact(s.op, partial), s.next);
+                if r.is_ok() && la.wrapping_sub(code_la) < code_len + 8 {
+                    self.st.rip = s.next;
+                    return BlockRun::Ran(done, Ok((None, false)));
+                }
+                r
             } else if partial {
                 // Stopping inside the block: the flags must be exact here.
-                let mut op = s.op;
-                op.keep_flags();
-                self.exec_fast(&op, s.next)
+                self.exec_fast(&Self::exact(s.op, partial), s.next)
             } else {
                 self.exec_fast(&s.op, s.next)
             };
@@ -270,6 +282,14 @@ impl Cpu {
         }
         self.st.rip = blk.slots[n - 1].next;
         BlockRun::Ran(n as u64, Ok((None, false)))
+    }
+
+    /// `op`, with its flags computed when the block stops inside.
+    fn exact(mut op: FastOp, partial: bool) -> FastOp {
+        if partial {
+            op.keep_flags();
+        }
+        op
     }
 
     fn fault_at(&mut self, rip: u64, e: Exception) -> Result<(Option<Stop>, bool), Stop> {

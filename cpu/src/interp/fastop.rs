@@ -246,6 +246,18 @@ impl FastOp {
         }
     }
 
+    /// The memory operand this op stores through, if any (PUSH and CALL
+    /// store to the stack, which is not code).
+    pub fn store_target(&self) -> Option<&MemRef> {
+        match self {
+            FastOp::Store { mem, .. }
+            | FastOp::StoreI { mem, .. }
+            | FastOp::AluMR { mem, .. }
+            | FastOp::AluMI { mem, .. } => Some(mem),
+            _ => None,
+        }
+    }
+
     /// Mark the flags this op writes dead (no later reader).
     pub fn drop_flags(&mut self) {
         if let Some(f) = self.flags_mut() {
@@ -631,8 +643,9 @@ fn read_reg(g: u64, size: u8) -> u64 {
 }
 
 impl Cpu {
+    /// The linear address of a fast memory operand.
     #[inline(always)]
-    fn fast_la(&self, m: &MemRef) -> u64 {
+    pub(super) fn fast_la(&self, m: &MemRef) -> u64 {
         let mut a = m.disp;
         if m.base != NONE {
             a = a.wrapping_add(self.st.gpr[m.base as usize]);
