@@ -281,6 +281,7 @@ fn user_networking_reaches_the_host_and_forwards_host_ports() {
     let request = served.join().unwrap();
     assert!(request.starts_with("GET /index"), "{request}");
     // hostfwd: a host client reaches a guest server.
+    let prompts = vm.output().matches(PROMPT).count();
     vm.type_text("busybox nc -l -p 7777 | busybox tr a-z A-Z\n");
     assert!(vm.wait_for("tr a-z A-Z", 1, T), "{}", vm.output());
     // Until the guest's nc listens, slirp accepts and then drops the
@@ -300,6 +301,8 @@ fn user_networking_reaches_the_host_and_forwards_host_ports() {
         "nothing came through the forwarded port:\n{}",
         vm.output()
     );
+    // nc ends with the connection; until then typed lines would go to it.
+    assert!(vm.wait_for(PROMPT, prompts + 1, T), "{}", vm.output());
     vm.type_text("reboot -f\n");
     assert_eq!(vm.wait_exit(T).code(), Some(0), "{}", vm.output());
 }

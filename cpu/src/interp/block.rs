@@ -10,7 +10,7 @@
 
 use iced_x86::{Decoder, DecoderOptions, FlowControl, Instruction, Mnemonic, OpKind};
 
-use super::cpu::{Cpu, Stop};
+use super::cpu::{Cpu, StepResult, Stop};
 use super::exec::Outcome;
 use super::fastop::{self, FastOp};
 use super::mem::Exception;
@@ -31,6 +31,19 @@ struct Slot {
     next: u64,
     /// Index into `Block::generic` for `FastOp::Generic`.
     generic: u16,
+    /// How the slot runs.
+    kind: SlotKind,
+}
+
+/// How a slot runs.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum SlotKind {
+    /// A fast op that stores nothing (or only to the stack).
+    Fast,
+    /// A fast op that stores through a memory operand.
+    Store,
+    /// Through `Cpu::execute`.
+    Generic,
 }
 
 /// A decoded run of code.
@@ -149,7 +162,15 @@ fn build(host: usize, off: usize, pa: u64, rip: u64, bitness: u32) -> Option<Box
         } else {
             0
         };
+        let kind = if op == FastOp::Generic {
+            SlotKind::Generic
+        } else if op.store_target().is_some() {
+            SlotKind::Store
+        } else {
+            SlotKind::Fast
+        };
         slots.push(Slot {
+            kind,
             op,
             rip: i.ip(),
             next: i.next_ip() & mask,
@@ -187,6 +208,36 @@ fn build(host: usize, off: usize, pa: u64, rip: u64, bitness: u32) -> Option<Box
     }))
 }
 
+/// Whether the `code.len()` bytes at `at` equal `code`.
+///
+/// # Safety
+/// `at` must be readable for `code.len()` bytes.
+#[inline]
+unsafe fn same_code(at: *const u8, code: &[u8]) -> bool {
+    let mut k = 0;
+    while k + 8 <= code.len() {
+        // SAFETY: in bounds of both (caller's contract for `at`).
+        let (a, b) = unsafe {
+            (
+                std::ptr::read_unaligned(at.add(k) as *const u64),
+                std::ptr::read_unaligned(code.as_ptr().add(k) as *const u64),
+            )
+        };
+        if a != b {
+            return false;
+        }
+        k += 8;
+    }
+    while k < code.len() {
+        // SAFETY: as above.
+        if unsafe { *at.add(k) } != code[k] {
+            return false;
+        }
+        k += 1;
+    }
+    true
+}
+
 /// What running a block did.
 #[derive(Debug)]
 pub enum BlockRun {
@@ -194,105 +245,146 @@ pub enum BlockRun {
     /// an undefined opcode, or a fetch fault): single-step instead.
     NotRun,
     /// `n` instructions retired; the result as `Cpu::step` gives it.
-    Ran(u64, Result<(Option<Stop>, bool), Stop>),
+    Ran(u64, StepResult),
 }
 
 impl Cpu {
-    /// Run up to `max` instructions as one cached block from RIP.
-    pub fn run_block(&mut self, max: u64) -> BlockRun {
+    /// Run cached blocks from RIP, chained, until about `max` instructions
+    /// have retired (exactly `max` at most when `exact`, cutting a block
+    /// short if need be), or something needs the vCPU loop: a halt, an
+    /// interrupt shadow, a triple fault, or code no block can hold.
+    pub fn run_block(&mut self, max: u64, exact: bool) -> BlockRun {
+        let mut done = 0u64;
+        loop {
+            let Some((slot, blk)) = self.lookup_block() else {
+                return if done == 0 {
+                    BlockRun::NotRun
+                } else {
+                    BlockRun::Ran(done, Ok((None, false)))
+                };
+            };
+            let (mut n, mut r, mut clean) = self.exec_block(&blk, max - done, exact);
+            done += n;
+            // A block that loops to itself runs again at once: it holds no
+            // generic instruction and stored nothing into its own code, so
+            // its bytes are still the ones checked on entry.
+            while clean
+                && done < max
+                && self.st.rip == blk.rip
+                && blk.generic.is_empty()
+                && (!exact || max - done >= blk.slots.len() as u64)
+            {
+                (n, r, clean) = self.exec_block(&blk, max - done, exact);
+                done += n;
+            }
+            self.blocks.table[slot] = Some(blk);
+            if !clean || done >= max {
+                return BlockRun::Ran(done, r);
+            }
+        }
+    }
+
+    /// The valid cached block at RIP (built if need be) and its slot,
+    /// taken out of the cache while it runs.
+    #[inline]
+    fn lookup_block(&mut self) -> Option<(usize, Box<Block>)> {
         let bitness = self.st.bitness();
-        let Ok((pa, host)) = self.code_page() else {
-            return BlockRun::NotRun;
-        };
+        let (pa, host) = self.code_page().ok()?;
         if host == 0 {
-            return BlockRun::NotRun;
+            return None;
         }
         let rip = self.st.rip;
         let off = (pa & 0xfff) as usize;
         let slot = slot_of(pa);
-        let mut blk = match self.blocks.table[slot].take() {
-            Some(b) if b.pa == pa && b.rip == rip && b.bitness == bitness => {
-                // SAFETY: `host` maps the whole code page; the block never
-                // extends past the page end.
-                let now =
-                    unsafe { std::slice::from_raw_parts((host + off) as *const u8, b.code.len()) };
-                if now == &b.code[..] {
-                    b
-                } else {
-                    match build(host, off, pa, rip, bitness) {
-                        Some(b) => b,
-                        None => return BlockRun::NotRun,
-                    }
-                }
+        let blk = match self.blocks.table[slot].take() {
+            Some(b)
+                if b.pa == pa
+                    && b.rip == rip
+                    && b.bitness == bitness
+                    // SAFETY: `host` maps the whole code page and the
+                    // block never extends past the page end.
+                    && unsafe { same_code((host + off) as *const u8, &b.code) } =>
+            {
+                b
             }
-            _ => match build(host, off, pa, rip, bitness) {
-                Some(b) => b,
-                None => return BlockRun::NotRun,
-            },
+            _ => build(host, off, pa, rip, bitness)?,
         };
-        let r = self.exec_block(&mut blk, max);
-        self.blocks.table[slot] = Some(blk);
-        r
+        Some((slot, blk))
     }
 
-    fn exec_block(&mut self, blk: &mut Block, max: u64) -> BlockRun {
-        let n = blk.slots.len().min(max.max(1) as usize);
-        let partial = n < blk.slots.len();
-        // The block's code as linear addresses (same page, 64-bit mode:
-        // no segment base) for the self-modifying-code check.
-        let code_la = blk.rip;
-        let code_len = blk.code.len() as u64;
+    /// Run `blk`, or its first `max` instructions when `exact`: how many
+    /// retired, the result as `Cpu::step` gives it, and whether execution
+    /// simply went on (end of block or a branch) so another block may
+    /// follow at once.
+    fn exec_block(&mut self, blk: &Block, max: u64, exact: bool) -> (u64, StepResult, bool) {
+        if exact && max < blk.slots.len() as u64 {
+            self.exec_slots::<true>(blk, max.max(1) as usize)
+        } else {
+            self.exec_slots::<false>(blk, blk.slots.len())
+        }
+    }
+
+    /// Run the first `n` slots; `PARTIAL`: the block stops inside, so
+    /// every op computes its flags.
+    #[inline(always)]
+    fn exec_slots<const PARTIAL: bool>(
+        &mut self,
+        blk: &Block,
+        n: usize,
+    ) -> (u64, StepResult, bool) {
         for (k, s) in blk.slots[..n].iter().enumerate() {
             let done = k as u64 + 1;
-            let r = if s.op == FastOp::Generic {
-                let i = &blk.generic[s.generic as usize];
-                self.st.rip = s.next;
-                match self.execute(i) {
-                    Ok(Outcome::Next) => {
-                        if self.st.rip != s.next {
-                            return BlockRun::Ran(done, Ok((None, false)));
-                        }
-                        Ok(false)
+            let r = match s.kind {
+                SlotKind::Fast if !PARTIAL => self.exec_fast(&s.op, s.next),
+                SlotKind::Fast => self.exec_fast(&Self::exact(s.op), s.next),
+                SlotKind::Store => {
+                    // A store into this very block's code ends the block,
+                    // so the next instruction is decoded afresh (as on
+                    // hardware). Blocks with stores are 64-bit code: the
+                    // linear address of the code is its RIP.
+                    let m = s.op.store_target().expect("store slot");
+                    let la = self.fast_la(m);
+                    let op = if PARTIAL { Self::exact(s.op) } else { s.op };
+                    let r = self.exec_fast(&op, s.next);
+                    if r.is_ok() && la.wrapping_sub(blk.rip) < blk.code.len() as u64 + 8 {
+                        self.st.rip = s.next;
+                        return (done, Ok((None, false)), false);
                     }
-                    Ok(Outcome::Shadow) => return BlockRun::Ran(done, Ok((None, true))),
-                    Ok(Outcome::Halt) => return BlockRun::Ran(done, Ok((Some(Stop::Halt), false))),
-                    Err(e) => Err(e),
+                    r
                 }
-            } else if let Some(m) = s.op.store_target() {
-                // A store into this very block's code ends the block, so
-                // the next instruction is decoded afresh (as on hardware).
-                let la = self.fast_la(m);
-                let r = self.exec_fast(&Self::exact(s.op, partial), s.next);
-                if r.is_ok() && la.wrapping_sub(code_la) < code_len + 8 {
+                SlotKind::Generic => {
+                    let i = &blk.generic[s.generic as usize];
                     self.st.rip = s.next;
-                    return BlockRun::Ran(done, Ok((None, false)));
+                    match self.execute(i) {
+                        Ok(Outcome::Next) => {
+                            if self.st.rip != s.next {
+                                return (done, Ok((None, false)), false);
+                            }
+                            Ok(false)
+                        }
+                        Ok(Outcome::Shadow) => return (done, Ok((None, true)), false),
+                        Ok(Outcome::Halt) => return (done, Ok((Some(Stop::Halt), false)), false),
+                        Err(e) => Err(e),
+                    }
                 }
-                r
-            } else if partial {
-                // Stopping inside the block: the flags must be exact here.
-                self.exec_fast(&Self::exact(s.op, partial), s.next)
-            } else {
-                self.exec_fast(&s.op, s.next)
             };
             match r {
                 Ok(false) => {}
-                Ok(true) => return BlockRun::Ran(done, Ok((None, false))),
-                Err(e) => return BlockRun::Ran(done, self.fault_at(s.rip, e)),
+                Ok(true) => return (done, Ok((None, false)), !PARTIAL),
+                Err(e) => return (done, self.fault_at(s.rip, e), false),
             }
         }
         self.st.rip = blk.slots[n - 1].next;
-        BlockRun::Ran(n as u64, Ok((None, false)))
+        (n as u64, Ok((None, false)), !PARTIAL)
     }
 
-    /// `op`, with its flags computed when the block stops inside.
-    fn exact(mut op: FastOp, partial: bool) -> FastOp {
-        if partial {
-            op.keep_flags();
-        }
+    /// `op`, with its flags computed even where they were found dead.
+    fn exact(mut op: FastOp) -> FastOp {
+        op.keep_flags();
         op
     }
 
-    fn fault_at(&mut self, rip: u64, e: Exception) -> Result<(Option<Stop>, bool), Stop> {
+    fn fault_at(&mut self, rip: u64, e: Exception) -> StepResult {
         self.st.rip = rip;
         self.raise(e).map(|_| (None, false))
     }

@@ -17,6 +17,11 @@ use crate::{Clock, GuestMemory, IoBus};
 /// (devices::irqchip::LAPIC_BUS_HZ; cpu cannot depend on devices).
 pub const CRYSTAL_HZ: u32 = 1_000_000_000;
 
+/// What [`Cpu::step`] gives: `Ok((stop, shadow))` — HLT, if it halted,
+/// and whether the next instruction is in an interrupt shadow — or a
+/// triple fault.
+pub type StepResult = Result<(Option<Stop>, bool), Stop>;
+
 /// Why `step` stopped.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Stop {
@@ -297,7 +302,7 @@ impl Cpu {
 
     /// Execute one instruction; `Ok(Some(stop))` for HLT or a triple fault.
     /// Returns whether the next instruction is in an interrupt shadow.
-    pub fn step(&mut self) -> Result<(Option<Stop>, bool), Stop> {
+    pub fn step(&mut self) -> StepResult {
         let start_rip = self.st.rip;
         let bitness = self.st.bitness();
         let mut ins = Instruction::default();
@@ -325,12 +330,13 @@ impl Cpu {
         }
     }
 
-    /// Execute up to `max` (at least one) instructions: a cached block
-    /// when one can run from RIP, else a single step. Returns how many
+    /// Execute about `max` (at least one; when `exact`, at most `max`)
+    /// instructions: cached blocks when they can run from RIP, else a
+    /// single step. Returns how many
     /// instructions retired, and the result as [`Cpu::step`] gives it.
-    pub fn step_block(&mut self, max: u64) -> (u64, Result<(Option<Stop>, bool), Stop>) {
+    pub fn step_block(&mut self, max: u64, exact: bool) -> (u64, StepResult) {
         if !self.debugging {
-            if let super::block::BlockRun::Ran(n, r) = self.run_block(max) {
+            if let super::block::BlockRun::Ran(n, r) = self.run_block(max, exact) {
                 self.retired += n;
                 return (n, r);
             }
@@ -359,13 +365,15 @@ impl Cpu {
                 eprintln!("    regs: {:x?}", self.st.gpr);
             }
         }
-        match self.deliver(e.vector, e.error_code, false) {
+        // Faults push RF set (the NMI is an interrupt, not a fault).
+        let fault = e.vector != 2;
+        match self.deliver_exception(e.vector, e.error_code, false, fault) {
             Ok(()) => Ok(()),
             Err(e2) if e.vector == 8 => {
                 let _ = e2;
                 Err(Stop::TripleFault)
             }
-            Err(_) => match self.deliver(8, Some(0), false) {
+            Err(_) => match self.deliver_exception(8, Some(0), false, true) {
                 Ok(()) => Ok(()),
                 Err(_) => Err(Stop::TripleFault),
             },
@@ -374,14 +382,36 @@ impl Cpu {
 
     /// Deliver vector `v` through the IDT (`soft`: INT n, pushes the next RIP).
     pub fn deliver(&mut self, v: u8, error: Option<u32>, soft: bool) -> Result<(), Exception> {
+        self.deliver_exception(v, error, soft, false)
+    }
+
+    /// [`Cpu::deliver`]; `fault`: the saved RFLAGS image has RF set, as
+    /// hardware pushes it for fault-class exceptions.
+    fn deliver_exception(
+        &mut self,
+        v: u8,
+        error: Option<u32>,
+        soft: bool,
+        fault: bool,
+    ) -> Result<(), Exception> {
         self.st.sys_access = true;
-        let r = self.deliver_inner(v, error, soft);
+        let r = self.deliver_inner(v, error, soft, fault);
         self.st.sys_access = false;
         r
     }
 
-    fn deliver_inner(&mut self, v: u8, error: Option<u32>, soft: bool) -> Result<(), Exception> {
-        let flags = self.st.rflags;
+    fn deliver_inner(
+        &mut self,
+        v: u8,
+        error: Option<u32>,
+        soft: bool,
+        fault: bool,
+    ) -> Result<(), Exception> {
+        let flags = if fault && self.st.protected() {
+            self.st.rflags | RF
+        } else {
+            self.st.rflags
+        };
         if !self.st.protected() {
             let (base, limit) = self.st.idtr;
             if u64::from(v) * 4 + 3 > u64::from(limit) {
@@ -506,7 +536,7 @@ impl Cpu {
             self.load_seg(Seg::Cs, cs)?;
             self.st.rip = ip;
             let keep = !mask_bits(w) | 2;
-            self.st.rflags = (self.st.rflags & keep) | (fl & mask_bits(w) & 0x3f_7fd5) | 2;
+            self.st.rflags = (self.st.rflags & keep) | (fl & mask_bits(w) & 0x3f_7fd5 & !RF) | 2;
             return Ok(());
         }
         let ip = self.pop(w)?;
@@ -522,7 +552,10 @@ impl Cpu {
         };
         self.load_seg(Seg::Cs, cs)?;
         self.st.rip = ip;
-        let mut writable = 0x3f_7fd5u64 & mask_bits(w);
+        // RF only suppresses instruction breakpoints, which this CPU does
+        // not have; it is never kept (hardware clears it after one
+        // instruction).
+        let mut writable = 0x3f_7fd5u64 & mask_bits(w) & !RF;
         if cpl > 0 {
             writable &= !(3 << 12);
             if u64::from(cpl) > (self.st.rflags >> 12) & 3 {

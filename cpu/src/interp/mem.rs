@@ -126,6 +126,10 @@ impl Mmu<'_> {
             return Ok((e.ppn << 12) | (la & 0xfff));
         }
         let long = cpu.efer & EFER_LMA != 0;
+        if long && ((la as i64) << 16 >> 16) as u64 != la {
+            // A non-canonical address (it never reaches the TLB).
+            return Err(Exception::gp(0));
+        }
         let pae = cpu.cr4 & CR4_PAE != 0;
         let nxe = cpu.efer & EFER_NXE != 0;
         let fault = |present: bool| {

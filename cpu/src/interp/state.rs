@@ -25,6 +25,8 @@ pub mod flags {
     pub const DF: u64 = 1 << 10;
     /// Overflow.
     pub const OF: u64 = 1 << 11;
+    /// Resume (set in the RFLAGS image of a fault's frame).
+    pub const RF: u64 = 1 << 16;
     /// The six arithmetic flags.
     pub const ARITH: u64 = CF | PF | AF | ZF | SF | OF;
 }

@@ -119,8 +119,7 @@ impl Vcpu for InterpVcpu {
             while done < n {
                 // Counted time stops exactly at the budget; otherwise a
                 // block may end a batch a few instructions late.
-                let limit = if counted { n - done } else { u64::MAX };
-                let (ran, result) = self.cpu.step_block(limit);
+                let (ran, result) = self.cpu.step_block(n - done, counted);
                 done += ran;
                 match result {
                     Ok((None, shadow)) => {
