@@ -19,7 +19,7 @@ use super::state::flags::ARITH;
 /// Most instructions in one block.
 const MAX_OPS: usize = 48;
 /// Number of cache slots (a power of two).
-const SLOTS: usize = 1 << 13;
+const SLOTS: usize = 1 << 14;
 
 /// One instruction of a block.
 #[derive(Clone, Copy)]
@@ -46,14 +46,26 @@ enum SlotKind {
     Generic,
 }
 
+/// Most code bytes in one block (kept inline, next to the key, so the
+/// entry check touches one allocation).
+const CODE_MAX: usize = 120;
+
 /// A decoded run of code.
 pub struct Block {
     pa: u64,
     rip: u64,
     bitness: u32,
-    code: Vec<u8>,
+    code_len: u32,
+    code: [u8; CODE_MAX],
     slots: Vec<Slot>,
     generic: Vec<Instruction>,
+}
+
+impl Block {
+    /// The code bytes the block was decoded from.
+    fn code(&self) -> &[u8] {
+        &self.code[..self.code_len as usize]
+    }
 }
 
 /// The block cache (one per vCPU), direct-mapped.
@@ -77,7 +89,7 @@ impl std::fmt::Debug for BlockCache {
 
 #[inline]
 fn slot_of(pa: u64) -> usize {
-    ((pa ^ (pa >> 13)) as usize) & (SLOTS - 1)
+    ((pa ^ (pa >> 14)) as usize) & (SLOTS - 1)
 }
 
 /// Whether execution must leave the block after `i`: control transfers,
@@ -147,8 +159,9 @@ fn build(host: usize, off: usize, pa: u64, rip: u64, bitness: u32) -> Option<Box
     };
     while slots.len() < MAX_OPS && dec.can_decode() {
         let i = dec.decode();
-        if i.is_invalid() {
-            // Undefined, or crossing the page: left to the single-step path.
+        if i.is_invalid() || len + i.len() > CODE_MAX {
+            // Undefined, or crossing the page: left to the single-step
+            // path; or the block is full.
             break;
         }
         let op = if bitness == 64 {
@@ -198,11 +211,14 @@ fn build(host: usize, off: usize, pa: u64, rip: u64, bitness: u32) -> Option<Box
         }
         live = (live & !writes) | reads;
     }
+    let mut code = [0u8; CODE_MAX];
+    code[..len].copy_from_slice(&bytes[..len]);
     Some(Box::new(Block {
         pa,
         rip,
         bitness,
-        code: bytes[..len].to_vec(),
+        code_len: len as u32,
+        code,
         slots,
         generic,
     }))
@@ -303,7 +319,7 @@ impl Cpu {
                     && b.bitness == bitness
                     // SAFETY: `host` maps the whole code page and the
                     // block never extends past the page end.
-                    && unsafe { same_code((host + off) as *const u8, &b.code) } =>
+                    && unsafe { same_code((host + off) as *const u8, b.code()) } =>
             {
                 b
             }
@@ -346,7 +362,7 @@ impl Cpu {
                     let la = self.fast_la(m);
                     let op = if PARTIAL { Self::exact(s.op) } else { s.op };
                     let r = self.exec_fast(&op, s.next);
-                    if r.is_ok() && la.wrapping_sub(blk.rip) < blk.code.len() as u64 + 8 {
+                    if r.is_ok() && la.wrapping_sub(blk.rip) < u64::from(blk.code_len) + 8 {
                         self.st.rip = s.next;
                         return (done, Ok((None, false)), false);
                     }
