@@ -201,15 +201,18 @@ fn interactive_shell_on_the_serial_console() {
 
 /// One `-icount shift=0,sleep=off` boot to the guest's reset; returns the
 /// console and the instruction count QMP `query-replay` reports once the
-/// machine stopped (`-no-shutdown`).
-fn icount_boot(tag: &str) -> Option<(String, u64)> {
+/// machine stopped (`-no-shutdown`). `blocks: false` runs it with the
+/// block engine off (`KINDLING_NO_BLOCKS=1`).
+fn icount_boot(tag: &str, blocks: bool) -> Option<(String, u64)> {
     let k = common::guest_file("vmlinux")?;
     let initrd = common::guest_file("initramfs.cpio")?;
     let sock =
         std::env::temp_dir().join(format!("kindling-icount-{}-{tag}.sock", std::process::id()));
     let _ = std::fs::remove_file(&sock);
     let qmp = format!("unix:{},server=on,wait=off", sock.display());
-    let mut vm = Vm::start(&[
+    let kindling = common::kindling();
+    let env_prefix = ["KINDLING_NO_BLOCKS=1", kindling.to_str().expect("path")];
+    let args = [
         "-M",
         "microvm,acpi=off",
         "-accel",
@@ -237,7 +240,12 @@ fn icount_boot(tag: &str) -> Option<(String, u64)> {
         initrd.to_str().unwrap(),
         "-append",
         "console=ttyS0 reboot=t panic=-1 printk.time=1",
-    ]);
+    ];
+    let mut vm = if blocks {
+        Vm::start(&args)
+    } else {
+        Vm::start_program("env", &[&env_prefix[..], &args[..]].concat())
+    };
     let mut q = common::qmp::Qmp::connect(&sock);
     let shutdown = q.wait_event("SHUTDOWN");
     assert_eq!(shutdown["data"]["reason"], "guest-reset", "{shutdown}");
@@ -252,16 +260,31 @@ fn icount_boot(tag: &str) -> Option<(String, u64)> {
 
 #[test]
 fn icount_boots_are_identical_instruction_for_instruction() {
-    let Some((out1, n1)) = icount_boot("a") else {
+    let Some((out1, n1)) = icount_boot("a", true) else {
         return;
     };
-    let (out2, n2) = icount_boot("b").expect("guest present");
+    let (out2, n2) = icount_boot("b", true).expect("guest present");
     assert!(out1.contains("BOOT-OK"), "{out1}");
     // printk timestamps are guest time: identical consoles mean every
     // event happened at the same virtual time in both runs.
     assert!(out1.contains("[    0.0"), "timestamps shown:\n{out1}");
     assert_eq!(out1, out2, "console differs between the two runs");
     assert!(n1 > 1_000_000, "a Linux boot executes millions: {n1}");
+    assert_eq!(n1, n2, "instruction counts differ");
+}
+
+/// The block engine against the single-step executor: under `-icount`
+/// both stop at the same instruction budgets and open interrupt windows at
+/// the same instructions, so the whole boot must be identical, down to the
+/// instruction count and every printk timestamp.
+#[test]
+fn the_block_engine_boots_exactly_as_single_stepping() {
+    let Some((stepped, n1)) = icount_boot("step", false) else {
+        return;
+    };
+    let (blocks, n2) = icount_boot("blocks", true).expect("guest present");
+    assert!(stepped.contains("BOOT-OK"), "{stepped}");
+    assert_eq!(stepped, blocks, "console differs between the engines");
     assert_eq!(n1, n2, "instruction counts differ");
 }
 

@@ -102,3 +102,19 @@ fn flags_partly_overwritten_inside_a_block_stay_exact() {
     assert_eq!(s.gprs[1], 4);
     assert_eq!(s.rflags & 0x8d5, 0x01, "CF from ADD survives INC");
 }
+
+#[test]
+fn a_rep_movsb_into_the_running_block_changes_the_next_instruction() {
+    let mut s = state();
+    let code = [
+        0x48, 0x8d, 0x35, 0x12, 0x00, 0x00, 0x00, // lea rsi, [rip+0x12] (the 7 below)
+        0x48, 0x8d, 0x3d, 0x08, 0x00, 0x00, 0x00, // lea rdi, [rip+8] (mov al's immediate)
+        0xb9, 0x01, 0x00, 0x00, 0x00, // mov ecx, 1
+        0xf3, 0xa4, // rep movsb
+        0xb0, 0x01, // mov al, 1 (patched to mov al, 7)
+        0xeb, 0x01, // jmp over the data byte
+        0x07,
+    ];
+    assert_eq!(run_snippet(&code, &mut s), SnippetEnd::Completed);
+    assert_eq!(s.gprs[0] & 0xff, 7, "the patched immediate ran");
+}

@@ -33,6 +33,8 @@ struct Slot {
     generic: u16,
     /// How the slot runs.
     kind: SlotKind,
+    /// A generic instruction with a memory operand (it may write code).
+    touches_memory: bool,
 }
 
 /// How a slot runs.
@@ -57,6 +59,8 @@ pub struct Block {
     bitness: u32,
     code_len: u32,
     code: [u8; CODE_MAX],
+    /// The last instruction needs the vCPU loop next (`ends_chain`).
+    ends_chain: bool,
     slots: Vec<Slot>,
     generic: Vec<Instruction>,
 }
@@ -96,10 +100,15 @@ fn slot_of(pa: u64) -> usize {
 /// and instructions that change the mode, paging, interrupt state or
 /// talk to devices (so pending interrupts are looked at promptly).
 fn ends_block(i: &Instruction) -> bool {
+    i.flow_control() != FlowControl::Next || ends_chain(i)
+}
+
+/// Whether, after `i`, execution must go back to the vCPU loop rather
+/// than chain into the next block: `i` may change the interrupt state
+/// (IF, TPR, the interrupt controllers) or the mode, so the loop must look
+/// at pending interrupts at once, exactly as after a single step.
+fn ends_chain(i: &Instruction) -> bool {
     use Mnemonic as M;
-    if i.flow_control() != FlowControl::Next {
-        return true;
-    }
     let writes_special = i.op_count() > 0
         && i.op_kind(0) == OpKind::Register
         && (i.op_register(0).is_cr()
@@ -152,6 +161,7 @@ fn build(host: usize, off: usize, pa: u64, rip: u64, bitness: u32) -> Option<Box
     let mut slots = Vec::new();
     let mut generic = Vec::new();
     let mut len = 0usize;
+    let mut last_ends_chain = false;
     let mask = match bitness {
         64 => u64::MAX,
         32 => 0xffff_ffff,
@@ -182,7 +192,24 @@ fn build(host: usize, off: usize, pa: u64, rip: u64, bitness: u32) -> Option<Box
         } else {
             SlotKind::Fast
         };
+        let touches_memory = kind == SlotKind::Generic
+            && (0..i.op_count()).any(|n| {
+                matches!(
+                    i.op_kind(n),
+                    OpKind::Memory
+                        | OpKind::MemoryESDI
+                        | OpKind::MemoryESEDI
+                        | OpKind::MemoryESRDI
+                        | OpKind::MemorySegSI
+                        | OpKind::MemorySegESI
+                        | OpKind::MemorySegRSI
+                        | OpKind::MemorySegDI
+                        | OpKind::MemorySegEDI
+                        | OpKind::MemorySegRDI
+                )
+            });
         slots.push(Slot {
+            touches_memory,
             kind,
             op,
             rip: i.ip(),
@@ -191,6 +218,10 @@ fn build(host: usize, off: usize, pa: u64, rip: u64, bitness: u32) -> Option<Box
         });
         len += i.len();
         if ends_block(&i) {
+            // Fast branches chain on; any other block end (IRET, SYSRET,
+            // far jumps, INT n, ... even back to the next instruction)
+            // goes back to the vCPU loop, as after a single step.
+            last_ends_chain = op == FastOp::Generic || ends_chain(&i);
             break;
         }
     }
@@ -219,6 +250,7 @@ fn build(host: usize, off: usize, pa: u64, rip: u64, bitness: u32) -> Option<Box
         bitness,
         code_len: len as u32,
         code,
+        ends_chain: last_ends_chain,
         slots,
         generic,
     }))
@@ -272,14 +304,14 @@ impl Cpu {
     pub fn run_block(&mut self, max: u64, exact: bool) -> BlockRun {
         let mut done = 0u64;
         loop {
-            let Some((slot, blk)) = self.lookup_block() else {
+            let Some((slot, blk, at)) = self.lookup_block() else {
                 return if done == 0 {
                     BlockRun::NotRun
                 } else {
                     BlockRun::Ran(done, Ok((None, false)))
                 };
             };
-            let (mut n, mut r, mut clean) = self.exec_block(&blk, max - done, exact);
+            let (mut n, mut r, mut clean) = self.exec_block(&blk, at, max - done, exact);
             done += n;
             // A block that loops to itself runs again at once: it holds no
             // generic instruction and stored nothing into its own code, so
@@ -290,20 +322,22 @@ impl Cpu {
                 && blk.generic.is_empty()
                 && (!exact || max - done >= blk.slots.len() as u64)
             {
-                (n, r, clean) = self.exec_block(&blk, max - done, exact);
+                (n, r, clean) = self.exec_block(&blk, at, max - done, exact);
                 done += n;
             }
+            let chain = !blk.ends_chain;
             self.blocks.table[slot] = Some(blk);
-            if !clean || done >= max {
+            if !clean || !chain || done >= max {
                 return BlockRun::Ran(done, r);
             }
         }
     }
 
-    /// The valid cached block at RIP (built if need be) and its slot,
-    /// taken out of the cache while it runs.
+    /// The valid cached block at RIP (built if need be), its slot (it is
+    /// taken out of the cache while it runs) and the host address of its
+    /// code.
     #[inline]
-    fn lookup_block(&mut self) -> Option<(usize, Box<Block>)> {
+    fn lookup_block(&mut self) -> Option<(usize, Box<Block>, usize)> {
         let bitness = self.st.bitness();
         let (pa, host) = self.code_page().ok()?;
         if host == 0 {
@@ -325,18 +359,24 @@ impl Cpu {
             }
             _ => build(host, off, pa, rip, bitness)?,
         };
-        Some((slot, blk))
+        Some((slot, blk, host + off))
     }
 
     /// Run `blk`, or its first `max` instructions when `exact`: how many
     /// retired, the result as `Cpu::step` gives it, and whether execution
     /// simply went on (end of block or a branch) so another block may
     /// follow at once.
-    fn exec_block(&mut self, blk: &Block, max: u64, exact: bool) -> (u64, StepResult, bool) {
+    fn exec_block(
+        &mut self,
+        blk: &Block,
+        at: usize,
+        max: u64,
+        exact: bool,
+    ) -> (u64, StepResult, bool) {
         if exact && max < blk.slots.len() as u64 {
-            self.exec_slots::<true>(blk, max.max(1) as usize)
+            self.exec_slots::<true>(blk, at, max.max(1) as usize)
         } else {
-            self.exec_slots::<false>(blk, blk.slots.len())
+            self.exec_slots::<false>(blk, at, blk.slots.len())
         }
     }
 
@@ -346,6 +386,7 @@ impl Cpu {
     fn exec_slots<const PARTIAL: bool>(
         &mut self,
         blk: &Block,
+        at: usize,
         n: usize,
     ) -> (u64, StepResult, bool) {
         for (k, s) in blk.slots[..n].iter().enumerate() {
@@ -375,6 +416,19 @@ impl Cpu {
                         Ok(Outcome::Next) => {
                             if self.st.rip != s.next {
                                 return (done, Ok((None, false)), false);
+                            }
+                            if s.touches_memory {
+                                // It may have patched the rest of this very
+                                // block (Linux's text_poke_early patches the
+                                // instruction after its own REP MOVSB):
+                                // decode afresh if so, as hardware does.
+                                let k = s.next.wrapping_sub(blk.rip) as usize;
+                                let rest = &blk.code()[k.min(blk.code().len())..];
+                                // SAFETY: `at` maps the block's code, which
+                                // lies within one guest RAM page.
+                                if !unsafe { same_code((at + k) as *const u8, rest) } {
+                                    return (done, Ok((None, false)), true);
+                                }
                             }
                             Ok(false)
                         }

@@ -58,7 +58,8 @@ pub struct Cpu {
     pub last_exception: Option<u8>,
     /// Instructions left to print (`KINDLING_TRACE_FROM=rip[,count]`).
     tracing: u64,
-    /// A debugging aid is on (checked once per instruction).
+    /// A debugging aid is on (checked once per instruction), or the block
+    /// engine is off.
     debugging: bool,
 }
 
@@ -92,7 +93,7 @@ impl Cpu {
             history: std::collections::VecDeque::new(),
             last_exception: None,
             tracing: 0,
-            debugging: trace_from().is_some() || trace_exceptions(),
+            debugging: trace_from().is_some() || trace_exceptions() || no_blocks(),
         }
     }
 
@@ -706,6 +707,13 @@ fn trace_from() -> Option<(u64, u64)> {
         let count = parts.next().and_then(|c| c.parse().ok()).unwrap_or(200);
         Some((rip, count))
     })
+}
+
+/// `KINDLING_NO_BLOCKS=1`: run every instruction through the single-step
+/// path (the block engine's reference, for comparisons).
+fn no_blocks() -> bool {
+    static ON: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
+    *ON.get_or_init(|| std::env::var_os("KINDLING_NO_BLOCKS").is_some_and(|v| v == "1"))
 }
 
 fn trace_exceptions() -> bool {

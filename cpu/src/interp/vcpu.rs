@@ -119,7 +119,13 @@ impl Vcpu for InterpVcpu {
             while done < n {
                 // Counted time stops exactly at the budget; otherwise a
                 // block may end a batch a few instructions late.
-                let (ran, result) = self.cpu.step_block(n - done, counted);
+                // After STI or MOV SS exactly one instruction runs before
+                // interrupts are looked at again, as in single-stepping.
+                let (ran, result) = if self.shadow {
+                    self.cpu.step_block(1, true)
+                } else {
+                    self.cpu.step_block(n - done, counted)
+                };
                 done += ran;
                 match result {
                     Ok((None, shadow)) => {
