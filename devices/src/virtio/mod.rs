@@ -9,6 +9,7 @@ pub mod blk;
 pub mod console;
 pub mod mmio;
 pub mod net;
+pub mod qcow2;
 pub mod rng;
 pub mod slirp;
 pub mod tap;
