@@ -1,6 +1,7 @@
 //! `kindling`: QEMU's `-M microvm` command line, on KVM or a software CPU.
 
 mod cli;
+mod logging;
 
 use machine::board::Machine;
 use machine::config::MachineConfig;
@@ -47,6 +48,7 @@ fn main() {
         .and_then(|n| n.to_str())
         .unwrap_or("kindling")
         .to_string();
+    logging::init(&prog);
     let action = match cli::parse(args.get(1..).unwrap_or(&[])) {
         Ok(a) => a,
         Err(e) => {

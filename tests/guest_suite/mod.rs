@@ -286,3 +286,39 @@ fn smp_application_processor_starts_on_init_sipi() {
         "the AP reports APIC ID 1"
     );
 }
+
+/// A guest driver posts a descriptor chain whose header lies outside guest
+/// RAM: the device reports DEVICE_NEEDS_RESET, a log line names it, reset
+/// recovers it, and the VMM runs on (the guest gets to exit by itself).
+#[test]
+fn a_corrupt_virtio_chain_breaks_the_device_not_the_vmm() {
+    need_accel!();
+    let elf = common::guests::build("virtio_bad_chain");
+    let disk = std::env::temp_dir().join(format!(
+        "kindling-bad-chain-{ACCEL}-{}.img",
+        std::process::id()
+    ));
+    std::fs::write(&disk, vec![0x5au8; 1 << 20]).unwrap();
+    let drive = format!("id=d0,file={},format=raw,if=none", disk.display());
+    let (status, out, err) = run(
+        &accel_args(
+            elf.to_str().unwrap(),
+            &[
+                "-no-reboot",
+                "-device",
+                "isa-debug-exit",
+                "-drive",
+                &drive,
+                "-device",
+                "virtio-blk-device,drive=d0",
+            ],
+        ),
+        T,
+    );
+    let image = std::fs::read(&disk).unwrap();
+    let _ = std::fs::remove_file(&disk);
+    assert_eq!(out, "BROKEN-OK\r\n", "{err}");
+    assert_eq!(status.code(), Some((0x42 << 1) | 1), "{err}");
+    assert!(err.contains("virtio-blk"), "a log line names the device: {err}");
+    assert!(image.iter().all(|&b| b == 0x5a), "the image is untouched");
+}
