@@ -111,7 +111,9 @@ impl MonitorContext {
 
     fn status(&self) -> Value {
         let s = self.state();
-        json!({"status": s.as_str(), "singlestep": false, "running": s == RunState::Running})
+        // QEMU 10's shape (the version Kindling reports): `singlestep` was
+        // deprecated in 8.1 and is gone.
+        json!({"status": s.as_str(), "running": s == RunState::Running})
     }
 
     fn registers(&self) -> Vec<Option<(Regs, Sregs)>> {

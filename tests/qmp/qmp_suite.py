@@ -231,8 +231,7 @@ async def t_prelaunch():
     try:
         c = await vm.client()
         st = await c.execute("query-status")
-        assert st == {"status": "prelaunch", "singlestep": False, "running": False} or \
-            (st["status"] == "prelaunch" and not st["running"]), st
+        assert st == {"status": "prelaunch", "running": False}, st
         await c.execute("cont")
         await next_event(c, "RESUME")
         assert (await c.execute("query-status"))["status"] == "running"
@@ -363,6 +362,10 @@ async def t_pmemsave():
         vm.close()
 
 
+# Reply members older QEMU releases have and QEMU 10 removed.
+DROPPED_BY_QEMU_10 = {"query-status": ("singlestep",)}
+
+
 @check("replies have QEMU's shape (keys and types)")
 async def t_compare():
     if not COMPARE:
@@ -385,6 +388,11 @@ async def t_compare():
             vm.close()
     for cmd in shapes[EMU]:
         ours, theirs = shapes[EMU][cmd], shapes[COMPARE][cmd]
+        # Kindling answers as QEMU 10 does; members an older reference QEMU
+        # still has and QEMU 10 dropped are not held against it.
+        for gone in DROPPED_BY_QEMU_10.get(cmd, ()):
+            if isinstance(theirs, dict):
+                theirs.pop(gone, None)
         if cmd == "query-machines":
             # QEMU 10 added "acpi"; an older reference QEMU lacks it. Every
             # key the reference has must be ours too.
