@@ -12,7 +12,7 @@ else
 fi
 
 # A guest kernel with AF_PACKET, for the in-guest DHCP test (built once).
-if dhcp_guest=$(scripts/guest/dhcp-guest-path.sh); then
+if dhcp_guest=$(GUEST_PACKET=1 scripts/guest/path.sh); then
     export KINDLING_DHCP_GUEST_DIR=$dhcp_guest
 else
     echo "test.sh: no DHCP-capable guest kernel; the DHCP test will say it skips" >&2

@@ -405,13 +405,13 @@ fn test_initramfs_net_test_passes_on_user_networking() {
 
 /// DHCP: slirp's server gives the guest 10.0.2.15. The shared kernel has no
 /// AF_PACKET sockets for busybox's udhcpc, so this boots a kernel built with
-/// them (scripts/guest/dhcp-guest-path.sh; scripts/test.sh provides it as
+/// them (`GUEST_PACKET=1 scripts/guest/path.sh`; scripts/test.sh provides it as
 /// `KINDLING_DHCP_GUEST_DIR`).
 #[test]
 fn the_guest_gets_its_address_by_dhcp_on_user_networking() {
     let Some(dir) = std::env::var_os("KINDLING_DHCP_GUEST_DIR") else {
         eprintln!(
-            "skipping: KINDLING_DHCP_GUEST_DIR is not set (scripts/guest/dhcp-guest-path.sh builds the kernel)"
+            "skipping: KINDLING_DHCP_GUEST_DIR is not set (GUEST_PACKET=1 scripts/guest/path.sh builds the kernel)"
         );
         return;
     };

@@ -4,6 +4,9 @@
 #   1. $KINDLING_GUEST_DIR, if it holds every file;
 #   2. the shared folder beside the repository (../shared/guest);
 #   3. a per-user cache, built once from Debian packages by build.sh.
+# With GUEST_PACKET=1 it prints a guest whose kernel has AF_PACKET sockets
+# (busybox's udhcpc needs them; the shared kernel has none): only
+# $KINDLING_DHCP_GUEST_DIR or its own cache, built with GUEST_PACKET=1.
 # Progress goes to stderr; only the path goes to stdout.
 set -euo pipefail
 
@@ -20,16 +23,23 @@ complete() {
     for f in $FILES; do [ -s "$d/$f" ] || return 1; done
 }
 
-if [ -n "${KINDLING_GUEST_DIR:-}" ] && complete "$KINDLING_GUEST_DIR"; then
-    (cd "$KINDLING_GUEST_DIR" && pwd)
-    exit 0
+if [ "${GUEST_PACKET:-0}" = 1 ]; then
+    given=${KINDLING_DHCP_GUEST_DIR:-}
+    variant=guest-packet
+    shared=
+else
+    given=${KINDLING_GUEST_DIR:-}
+    variant=guest
+    shared=$repo/../shared/guest
 fi
-if complete "$repo/../shared/guest"; then
-    (cd "$repo/../shared/guest" && pwd)
-    exit 0
-fi
+for d in "$given" "$shared"; do
+    if [ -n "$d" ] && complete "$d"; then
+        (cd "$d" && pwd)
+        exit 0
+    fi
+done
 
-cache="${XDG_CACHE_HOME:-$HOME/.cache}/kindling/guest-$RECIPE"
+cache="${XDG_CACHE_HOME:-$HOME/.cache}/kindling/$variant-$RECIPE"
 if complete "$cache"; then
     echo "$cache"
     exit 0

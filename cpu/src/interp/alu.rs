@@ -11,6 +11,12 @@ pub fn mask(bits: u32) -> u64 {
     }
 }
 
+/// `v`'s low `bits` bits, sign-extended to 64 bits.
+pub fn sign_extend(v: u64, bits: u32) -> u64 {
+    let sh = 64 - bits;
+    ((v << sh) as i64 >> sh) as u64
+}
+
 fn sign(v: u64, bits: u32) -> bool {
     v >> (bits - 1) & 1 != 0
 }

@@ -33,8 +33,8 @@ struct Slot {
     generic: u16,
     /// How the slot runs.
     kind: SlotKind,
-    /// A generic instruction with a memory operand (it may write code).
-    touches_memory: bool,
+    /// A generic instruction that stores to memory (it may write code).
+    writes_memory: bool,
 }
 
 /// How a slot runs.
@@ -192,24 +192,22 @@ fn build(host: usize, off: usize, pa: u64, rip: u64, bitness: u32) -> Option<Box
         } else {
             SlotKind::Fast
         };
-        let touches_memory = kind == SlotKind::Generic
-            && (0..i.op_count()).any(|n| {
-                matches!(
-                    i.op_kind(n),
-                    OpKind::Memory
-                        | OpKind::MemoryESDI
-                        | OpKind::MemoryESEDI
-                        | OpKind::MemoryESRDI
-                        | OpKind::MemorySegSI
-                        | OpKind::MemorySegESI
-                        | OpKind::MemorySegRSI
-                        | OpKind::MemorySegDI
-                        | OpKind::MemorySegEDI
-                        | OpKind::MemorySegRDI
-                )
-            });
+        // Stores name their memory destination first (MOV, string
+        // stores, XCHG/CMPXCHG/XADD, SETcc, FXSAVE, POP m, ...).
+        let writes_memory = kind == SlotKind::Generic
+            && i.op_count() > 0
+            && matches!(
+                i.op_kind(0),
+                OpKind::Memory
+                    | OpKind::MemoryESDI
+                    | OpKind::MemoryESEDI
+                    | OpKind::MemoryESRDI
+                    | OpKind::MemorySegDI
+                    | OpKind::MemorySegEDI
+                    | OpKind::MemorySegRDI
+            );
         slots.push(Slot {
-            touches_memory,
+            writes_memory,
             kind,
             op,
             rip: i.ip(),
@@ -417,7 +415,7 @@ impl Cpu {
                             if self.st.rip != s.next {
                                 return (done, Ok((None, false)), false);
                             }
-                            if s.touches_memory {
+                            if s.writes_memory {
                                 // It may have patched the rest of this very
                                 // block (Linux's text_poke_early patches the
                                 // instruction after its own REP MOVSB):

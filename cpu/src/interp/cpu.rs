@@ -368,13 +368,13 @@ impl Cpu {
         }
         // Faults push RF set (the NMI is an interrupt, not a fault).
         let fault = e.vector != 2;
-        match self.deliver_exception(e.vector, e.error_code, false, fault) {
+        match self.deliver_inner(e.vector, e.error_code, false, fault) {
             Ok(()) => Ok(()),
             Err(e2) if e.vector == 8 => {
                 let _ = e2;
                 Err(Stop::TripleFault)
             }
-            Err(_) => match self.deliver_exception(8, Some(0), false, true) {
+            Err(_) => match self.deliver_inner(8, Some(0), false, true) {
                 Ok(()) => Ok(()),
                 Err(_) => Err(Stop::TripleFault),
             },
@@ -383,12 +383,13 @@ impl Cpu {
 
     /// Deliver vector `v` through the IDT (`soft`: INT n, pushes the next RIP).
     pub fn deliver(&mut self, v: u8, error: Option<u32>, soft: bool) -> Result<(), Exception> {
-        self.deliver_exception(v, error, soft, false)
+        self.deliver_inner(v, error, soft, false)
     }
 
     /// [`Cpu::deliver`]; `fault`: the saved RFLAGS image has RF set, as
-    /// hardware pushes it for fault-class exceptions.
-    fn deliver_exception(
+    /// hardware pushes it for fault-class exceptions. Descriptor-table and
+    /// stack accesses are made as supervisor accesses.
+    fn deliver_inner(
         &mut self,
         v: u8,
         error: Option<u32>,
@@ -396,12 +397,12 @@ impl Cpu {
         fault: bool,
     ) -> Result<(), Exception> {
         self.st.sys_access = true;
-        let r = self.deliver_inner(v, error, soft, fault);
+        let r = self.deliver_frame(v, error, soft, fault);
         self.st.sys_access = false;
         r
     }
 
-    fn deliver_inner(
+    fn deliver_frame(
         &mut self,
         v: u8,
         error: Option<u32>,

@@ -406,7 +406,7 @@ impl Cpu {
             M::Movsx | M::Movsxd => {
                 let bits = self.op_bits(i, 1);
                 let v = self.read_op(i, 1)?;
-                let sx = ((v << (64 - bits)) as i64 >> (64 - bits)) as u64;
+                let sx = alu::sign_extend(v, bits);
                 self.write_op(i, 0, sx)?;
             }
             M::Lea => {

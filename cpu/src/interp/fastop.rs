@@ -646,6 +646,17 @@ impl Cpu {
     /// The linear address of a fast memory operand.
     #[inline(always)]
     pub(super) fn fast_la(&self, m: &MemRef) -> u64 {
+        let a = self.fast_ea(m);
+        match m.seg {
+            0 => a,
+            1 => a.wrapping_add(self.st.seg[super::state::Seg::Fs as usize].base),
+            _ => a.wrapping_add(self.st.seg[super::state::Seg::Gs as usize].base),
+        }
+    }
+
+    /// The effective (segment-relative) address of a fast memory operand.
+    #[inline(always)]
+    fn fast_ea(&self, m: &MemRef) -> u64 {
         let mut a = m.disp;
         if m.base != NONE {
             a = a.wrapping_add(self.st.gpr[m.base as usize]);
@@ -653,11 +664,7 @@ impl Cpu {
         if m.index != NONE {
             a = a.wrapping_add(self.st.gpr[m.index as usize].wrapping_mul(u64::from(m.scale)));
         }
-        match m.seg {
-            0 => a,
-            1 => a.wrapping_add(self.st.seg[super::state::Seg::Fs as usize].base),
-            _ => a.wrapping_add(self.st.seg[super::state::Seg::Gs as usize].base),
-        }
+        a
     }
 
     /// `a op b` on `size` bytes: the result, and the flags when `flags`.
@@ -808,8 +815,7 @@ impl Cpu {
             } => {
                 let mut v = self.read_la(self.fast_la(mem), from as usize)?;
                 if signed && from < size {
-                    let sh = 64 - u32::from(from) * 8;
-                    v = ((v << sh) as i64 >> sh) as u64;
+                    v = alu::sign_extend(v, u32::from(from) * 8);
                 }
                 write_reg(&mut self.st.gpr[dst as usize], size, v);
             }
@@ -829,21 +835,12 @@ impl Cpu {
             } => {
                 let mut v = read_reg(self.st.gpr[src as usize], from);
                 if signed {
-                    let sh = 64 - u32::from(from) * 8;
-                    v = ((v << sh) as i64 >> sh) as u64;
+                    v = alu::sign_extend(v, u32::from(from) * 8);
                 }
                 write_reg(&mut self.st.gpr[dst as usize], size, v);
             }
             FastOp::Lea { size, dst, ref mem } => {
-                let mut a = mem.disp;
-                if mem.base != NONE {
-                    a = a.wrapping_add(self.st.gpr[mem.base as usize]);
-                }
-                if mem.index != NONE {
-                    a = a.wrapping_add(
-                        self.st.gpr[mem.index as usize].wrapping_mul(u64::from(mem.scale)),
-                    );
-                }
+                let a = self.fast_ea(mem);
                 write_reg(&mut self.st.gpr[dst as usize], size, a);
             }
             FastOp::Push { src } => {
