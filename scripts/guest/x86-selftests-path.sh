@@ -5,13 +5,14 @@
 # Boot it with rdinit=/selftests-init: it runs every test under a timeout,
 # prints its output indented by "  | " and a line "SELFTEST <name> rc=<N>"
 # per test, "SELFTESTS-END" at the end, then reboots (-no-reboot exits).
+# The kernel argument selftests=NAME,NAME... runs only those (e.g. iopl_64).
 # Built once into ~/.cache/kindling/x86-selftests-$RECIPE/ (about a
 # minute); installs linux-source-6.1 when run as root and it is missing.
 # Progress goes to stderr; only the path goes to stdout.
 set -euo pipefail
 
 # Bump when the recipe below changes, so caches are rebuilt.
-RECIPE=1
+RECIPE=2
 here=$(cd "$(dirname "$0")" && pwd)
 cache="${XDG_CACHE_HOME:-$HOME/.cache}/kindling/x86-selftests-$RECIPE"
 out="$cache/initramfs.cpio"
@@ -66,9 +67,14 @@ PATH=/bin; export PATH
 mount -t proc proc /proc
 mount -t sysfs sysfs /sys
 mount -t devtmpfs devtmpfs /dev
+only=
+for w in $(cat /proc/cmdline); do
+    case "$w" in selftests=*) only=",${w#selftests=}," ;; esac
+done
 echo SELFTESTS-BEGIN
 for t in /selftests/*; do
     n=${t##*/}
+    case "$only" in ""|*",$n,"*) ;; *) continue ;; esac
     timeout 300 "$t" >/tmp/out 2>&1
     rc=$?
     sed 's/^/  | /' /tmp/out

@@ -306,6 +306,7 @@ impl Cpu {
     pub fn step(&mut self) -> StepResult {
         let start_rip = self.st.rip;
         let bitness = self.st.bitness();
+        let tf = self.st.rflags & TF != 0;
         let mut ins = Instruction::default();
         let result = self.fetch(&mut ins).and_then(|()| {
             let i = &ins;
@@ -321,8 +322,12 @@ impl Cpu {
         });
         self.retired += 1;
         match result {
-            Ok(super::exec::Outcome::Next) => Ok((None, false)),
-            Ok(super::exec::Outcome::Shadow) => Ok((None, true)),
+            Ok(super::exec::Outcome::Next) => {
+                self.single_step_after(&ins, tf).map(|_| (None, false))
+            }
+            Ok(super::exec::Outcome::Shadow) => {
+                self.single_step_after(&ins, tf).map(|_| (None, true))
+            }
             Ok(super::exec::Outcome::Halt) => Ok((Some(Stop::Halt), false)),
             Err(e) => {
                 self.st.rip = start_rip;
@@ -336,7 +341,8 @@ impl Cpu {
     /// single step. Returns how many
     /// instructions retired, and the result as [`Cpu::step`] gives it.
     pub fn step_block(&mut self, max: u64, exact: bool) -> (u64, StepResult) {
-        if !self.debugging {
+        // Single-stepping (TF) goes instruction by instruction.
+        if !self.debugging && self.st.rflags & TF == 0 {
             if let super::block::BlockRun::Ran(n, r) = self.run_block(max, exact) {
                 self.retired += n;
                 return (n, r);
@@ -541,6 +547,30 @@ impl Cpu {
             self.st.rflags = (self.st.rflags & keep) | (fl & mask_bits(w) & 0x3f_7fd5 & !RF) | 2;
             return Ok(());
         }
+        // Nothing changes unless the whole return succeeds: a fault (a
+        // bad CS or SS in the frame) is taken at the IRET, in the old
+        // context.
+        let saved = (
+            self.st.gpr[4],
+            self.st.seg[Seg::Cs as usize],
+            self.st.seg[Seg::Ss as usize],
+            self.st.rip,
+            self.st.rflags,
+        );
+        let r = self.iret_protected(w);
+        if r.is_err() {
+            let (rsp, cs, ss, rip, rflags) = saved;
+            self.st.gpr[4] = rsp;
+            self.st.seg[Seg::Cs as usize] = cs;
+            self.st.seg[Seg::Ss as usize] = ss;
+            self.st.rip = rip;
+            self.st.rflags = rflags;
+        }
+        r
+    }
+
+    /// IRET in protected and long mode, popping `w`-byte slots.
+    fn iret_protected(&mut self, w: usize) -> Result<(), Exception> {
         let ip = self.pop(w)?;
         let cs = self.pop(w)? as u16;
         let fl = self.pop(w)?;
@@ -552,7 +582,11 @@ impl Cpu {
         } else {
             (None, None)
         };
+        if cs & !3 == 0 {
+            return Err(Exception::gp(0));
+        }
         self.load_seg(Seg::Cs, cs)?;
+        super::desc::check_code_return(&self.st.seg[Seg::Cs as usize], cs, cpl)?;
         self.st.rip = ip;
         // RF only suppresses instruction breakpoints, which this CPU does
         // not have; it is never kept (hardware clears it after one
@@ -566,7 +600,7 @@ impl Cpu {
         }
         self.st.rflags = (self.st.rflags & !writable) | (fl & writable) | 2;
         if let (Some(sp), Some(ss)) = (sp, ss) {
-            if ss & !3 == 0 && long {
+            if ss & !3 == 0 && self.st.long64() && new_cpl != 3 && (ss & 3) as u8 == new_cpl {
                 self.st.seg[Seg::Ss as usize].selector = ss;
             } else {
                 self.load_seg(Seg::Ss, ss)?;

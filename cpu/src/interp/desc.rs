@@ -29,8 +29,26 @@ pub fn decode(lo: u32, hi: u32, selector: u16) -> Segment {
 }
 
 /// Read the descriptor for `selector` (16 bytes for system descriptors in
-/// long mode when `wide`).
+/// long mode when `wide`); a descriptor that is not present is #NP.
 pub fn load(
+    mmu: &Mmu,
+    cpu: &mut CpuState,
+    selector: u16,
+    wide: bool,
+) -> Result<Segment, Exception> {
+    let seg = read(mmu, cpu, selector, wide)?;
+    if !seg.present {
+        return Err(Exception {
+            vector: 11,
+            error_code: Some(u32::from(selector & !3)),
+        });
+    }
+    Ok(seg)
+}
+
+/// Read the descriptor for `selector`, present or not (#GP(selector) when
+/// it lies beyond its table's limit).
+pub fn read(
     mmu: &Mmu,
     cpu: &mut CpuState,
     selector: u16,
@@ -55,13 +73,76 @@ pub fn load(
         mmu.read(cpu, base + off + 8, &mut u, Access::Read)?;
         seg.base |= u64::from(u32::from_le_bytes(u)) << 32;
     }
-    if !seg.present {
+    Ok(seg)
+}
+
+/// The checks of loading `d` (named by the non-null `selector`) into a data
+/// segment register, or into SS when `stack`, at `cpl` (SDM, MOV to a
+/// segment register): SS takes a writable data segment with RPL = DPL =
+/// CPL, else #GP(selector), and a missing one is #SS(selector); DS, ES, FS
+/// and GS take data or readable code that privilege allows (conforming
+/// code whatever its DPL), else #GP(selector), and a missing one is #NP.
+pub fn check_data_load(d: &Segment, selector: u16, stack: bool, cpl: u8) -> Result<(), Exception> {
+    let rpl = (selector & 3) as u8;
+    let err = |vector| Exception {
+        vector,
+        error_code: Some(u32::from(selector & !3)),
+    };
+    let code = d.type_ & 8 != 0;
+    if stack {
+        let writable_data = d.s && !code && d.type_ & 2 != 0;
+        if !writable_data || rpl != cpl || d.dpl != cpl {
+            return Err(err(13));
+        }
+        if !d.present {
+            return Err(err(12));
+        }
+    } else {
+        let readable = !code || d.type_ & 2 != 0;
+        let conforming = code && d.type_ & 4 != 0;
+        if !d.s || !readable || (!conforming && (rpl > d.dpl || cpl > d.dpl)) {
+            return Err(err(13));
+        }
+        if !d.present {
+            return Err(err(11));
+        }
+    }
+    Ok(())
+}
+
+/// The checks IRET and far RET make on the code segment `d` they return
+/// to, named by `selector`, from `cpl`: a code segment, not to an inner
+/// level, DPL = RPL (non-conforming) or DPL <= RPL (conforming), present.
+pub fn check_code_return(d: &Segment, selector: u16, cpl: u8) -> Result<(), Exception> {
+    let rpl = (selector & 3) as u8;
+    let code = d.s && d.type_ & 8 != 0;
+    let conforming = d.type_ & 4 != 0;
+    let gp = Exception::gp(u32::from(selector & !3));
+    if !code || rpl < cpl || (conforming && d.dpl > rpl) || (!conforming && d.dpl != rpl) {
+        return Err(gp);
+    }
+    if !d.present {
         return Err(Exception {
             vector: 11,
             error_code: Some(u32::from(selector & !3)),
         });
     }
-    Ok(seg)
+    Ok(())
+}
+
+/// Whether LSL (or LAR, `lar`) reports descriptor `d` to code at `cpl`
+/// that names it with `selector`: code and data segments that privilege
+/// allows (conforming code whatever its DPL), LDTs and TSSs, and for LAR
+/// call gates too (the system types that exist in long mode).
+pub fn visible_to_lsl_lar(d: &Segment, lar: bool, cpl: u8, selector: u16) -> bool {
+    let rpl = (selector & 3) as u8;
+    if d.s {
+        let conforming_code = d.type_ & 0xc == 0xc;
+        conforming_code || (d.dpl >= cpl && d.dpl >= rpl)
+    } else {
+        let type_ok = matches!(d.type_, 2 | 9 | 0xb) || (lar && d.type_ == 0xc);
+        type_ok && d.dpl >= cpl && d.dpl >= rpl
+    }
 }
 
 /// Set the accessed bit of a code/data descriptor in memory.

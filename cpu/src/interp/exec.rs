@@ -289,8 +289,11 @@ impl Cpu {
             seg.base = u64::from(sel) << 4;
             return Ok(());
         }
+        let cpl = self.st.cpl();
         if sel & !3 == 0 {
-            if s == Seg::Cs || (s == Seg::Ss && !self.st.long64()) {
+            // A null SS only in 64-bit mode, below CPL 3, with RPL = CPL.
+            let null_ss_ok = self.st.long64() && cpl != 3 && (sel & 3) as u8 == cpl;
+            if s == Seg::Cs || (s == Seg::Ss && !null_ss_ok) {
                 return Err(Exception::gp(0));
             }
             let seg = &mut self.st.seg[s as usize];
@@ -301,7 +304,12 @@ impl Cpu {
         }
         let mmu = crate::interp_mmu!(self);
         self.st.sys_access = true;
-        let d = desc::load(&mmu, &mut self.st, sel, false);
+        let d = if s == Seg::Cs {
+            desc::load(&mmu, &mut self.st, sel, false)
+        } else {
+            desc::read(&mmu, &mut self.st, sel, false)
+                .and_then(|d| desc::check_data_load(&d, sel, s == Seg::Ss, cpl).map(|_| d))
+        };
         if d.is_ok() {
             desc::mark_accessed(&mmu, &mut self.st, sel);
         }
@@ -370,7 +378,10 @@ impl Cpu {
                             .map(|_| Outcome::Next);
                     }
                     if dst.is_dr() {
-                        return Ok(Outcome::Next);
+                        let v = self.reg(i.op_register(1));
+                        return self
+                            .write_dr(super::debug::dr_index(dst), v)
+                            .map(|_| Outcome::Next);
                     }
                 }
                 if i.op_kind(1) == OpKind::Register {
@@ -388,7 +399,8 @@ impl Cpu {
                         return Ok(Outcome::Next);
                     }
                     if src.is_dr() {
-                        self.set_reg(i.op_register(0), 0);
+                        let v = self.read_dr(super::debug::dr_index(src))?;
+                        self.set_reg(i.op_register(0), v);
                         return Ok(Outcome::Next);
                     }
                     if Seg::from_reg(src).is_some() && i.op_kind(0) == OpKind::Memory {
@@ -1383,8 +1395,16 @@ impl Cpu {
             M::Lsl | M::Lar => {
                 let sel = self.read_op(i, 1)? as u16;
                 let mmu = crate::interp_mmu!(self);
-                match desc::load(&mmu, &mut self.st, sel, false) {
-                    Ok(d) if sel & !3 != 0 => {
+                // The descriptor table is read as the CPU's own
+                // (supervisor) access, whatever the CPL.
+                self.st.sys_access = true;
+                let found = desc::read(&mmu, &mut self.st, sel, false);
+                self.st.sys_access = false;
+                match found {
+                    Ok(d)
+                        if sel & !3 != 0
+                            && desc::visible_to_lsl_lar(&d, m == M::Lar, self.st.cpl(), sel) =>
+                    {
                         let v = if m == M::Lsl {
                             u64::from(d.limit)
                         } else {

@@ -12,6 +12,7 @@ mod block;
 pub mod cpu;
 mod cpuid;
 mod dcache;
+mod debug;
 pub mod desc;
 pub mod exec;
 mod fastop;

@@ -128,6 +128,8 @@ pub struct CpuState {
     /// Implicit supervisor accesses in progress (IDT, GDT, TSS reads during
     /// event delivery are made at CPL 0 whatever the current CPL).
     pub sys_access: bool,
+    /// DR0–DR3, DR6, DR7.
+    pub debug: super::debug::DebugRegs,
 }
 
 /// One cached translation.
@@ -211,6 +213,7 @@ impl Default for CpuState {
             fpu: FpuState::new(),
             tlb: Box::default(),
             sys_access: false,
+            debug: Default::default(),
         };
         st.msr.pat = 0x0007_0406_0007_0406;
         st.msr.misc_enable = 1;

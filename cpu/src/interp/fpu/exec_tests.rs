@@ -329,7 +329,7 @@ fn differential(
     differential_masked(name, program, init, data, gprs, flags, &[]);
 }
 
-/// As [`differential`], ignoring the FIP/FCS/FOP/FDP fields of 28-byte
+/// As [`differential`], ignoring the FIP/FCS/FOP/FDP/FDS fields of 28-byte
 /// x87 environments stored at the data offsets in `envs` (the code and
 /// data addresses differ between the native and the emulated run).
 fn differential_masked(
@@ -346,9 +346,12 @@ fn differential_masked(
         Ok(o) => o,
         Err(e) => panic!("{name}: emulation raised {e:?}"),
     };
+    // The pointer fields (FIP, FCS/FOP, FDP, FDS): not tracked, and newer
+    // CPUs store FCS and FDS as zero (CPUID.7:EBX[13]) while older ones
+    // keep them.
     for &e in envs {
-        host.data[e + 12..e + 24].fill(0);
-        emu.data[e + 12..e + 24].fill(0);
+        host.data[e + 12..e + 28].fill(0);
+        emu.data[e + 12..e + 28].fill(0);
     }
     if host != emu {
         let diff: Vec<String> = (0..DATA)
@@ -392,8 +395,8 @@ fn first_divergence(
             return format!("{i} (emulation error)");
         };
         for &e in envs {
-            host.data[e + 12..e + 24].fill(0);
-            emu.data[e + 12..e + 24].fill(0);
+            host.data[e + 12..e + 28].fill(0);
+            emu.data[e + 12..e + 28].fill(0);
         }
         if host != emu {
             return format!(
