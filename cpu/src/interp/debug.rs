@@ -75,7 +75,7 @@ impl Cpu {
         match n {
             0..=3 => d.dr[n as usize] = v,
             4 | 5 if de => return Err(Exception::UD),
-            4 | 6 | 5 | 7 if v >> 32 != 0 => return Err(Exception::gp(0)),
+            4..=7 if v >> 32 != 0 => return Err(Exception::gp(0)),
             4 | 6 => d.dr6 = (v & DR6_VOLATILE) | DR6_FIXED_1,
             5 | 7 => d.dr7 = (v & DR7_VOLATILE) | DR7_FIXED_1,
             _ => return Err(Exception::UD),
