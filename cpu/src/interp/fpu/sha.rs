@@ -208,4 +208,49 @@ mod tests {
             ]
         );
     }
+
+    /// SHA-1 of "abc" (FIPS 180-4 example) with the schedule from
+    /// SHA1MSG1/SHA1MSG2 and the rounds from SHA1RNDS4/SHA1NEXTE.
+    #[test]
+    fn sha1_abc_through_the_instructions() {
+        let mut block = [0u8; 64];
+        block[..3].copy_from_slice(b"abc");
+        block[3] = 0x80;
+        block[63] = 24;
+        let mut w: Vec<u32> = block
+            .chunks(4)
+            .map(|c| u32::from_be_bytes([c[0], c[1], c[2], c[3]]))
+            .collect();
+        let q = |w: &[u32], k: usize| from_dwords(w[k], w[k + 1], w[k + 2], w[k + 3]);
+        for t in (16..80).step_by(4) {
+            let x = sha1msg1(q(&w, t - 16), q(&w, t - 12)) ^ q(&w, t - 8);
+            let next = sha1msg2(x, q(&w, t - 4));
+            w.extend([dw(next, 3), dw(next, 2), dw(next, 1), dw(next, 0)]);
+        }
+        let h: [u32; 5] = [0x67452301, 0xefcdab89, 0x98badcfe, 0x10325476, 0xc3d2e1f0];
+        let start = from_dwords(h[0], h[1], h[2], h[3]);
+        let mut abcd = start;
+        let mut prev = 0u128;
+        for g in 0..20 {
+            let msg = if g == 0 {
+                from_dwords(w[0].wrapping_add(h[4]), w[1], w[2], w[3])
+            } else {
+                sha1nexte(prev, q(&w, 4 * g))
+            };
+            prev = abcd;
+            abcd = sha1rnds4(abcd, msg, (g / 5) as u8);
+        }
+        let e = dw(prev, 3).rotate_left(30).wrapping_add(h[4]);
+        let out = [
+            dw(abcd, 3).wrapping_add(h[0]),
+            dw(abcd, 2).wrapping_add(h[1]),
+            dw(abcd, 1).wrapping_add(h[2]),
+            dw(abcd, 0).wrapping_add(h[3]),
+            e,
+        ];
+        assert_eq!(
+            out,
+            [0xa9993e36, 0x4706816a, 0xba3e2571, 0x7850c26c, 0x9cd0d89d]
+        );
+    }
 }
