@@ -401,3 +401,37 @@ fn misaligned_sixteen_byte_operands_raise_gp() {
     }
     s.finish();
 }
+
+/// Encodings the assembler does not choose by itself: PEXTRW's SSE4.1
+/// register form (0F 3A 15) with and without REX.W and its memory form,
+/// and PEXTRB with REX-extended registers.
+#[test]
+fn alternative_extract_encodings_match_host() {
+    let mut r = Rng::new(17);
+    let mut s = Suite::new();
+    let codes: [(&str, &[u8]); 4] = [
+        (
+            "pextrw eax,xmm2,5 (0f3a15)",
+            &[0x66, 0x0f, 0x3a, 0x15, 0xd0, 0x05],
+        ),
+        (
+            "pextrw rax,xmm2,13 (rex.w)",
+            &[0x66, 0x48, 0x0f, 0x3a, 0x15, 0xd0, 0x0d],
+        ),
+        (
+            "pextrb r9,xmm10,9",
+            &[0x66, 0x45, 0x0f, 0x3a, 0x14, 0xd1, 0x09],
+        ),
+        (
+            "pextrw [rbx+3],xmm1,6",
+            &[0x66, 0x0f, 0x3a, 0x15, 0x4b, 0x03, 0x06],
+        ),
+    ];
+    for (name, code) in codes {
+        for k in 0..20 {
+            let st = state(&mut r, Lanes::Int);
+            s.check(&format!("{name} #{k}"), code, &st, Undefined::NONE);
+        }
+    }
+    s.finish();
+}
