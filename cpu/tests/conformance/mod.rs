@@ -1,7 +1,8 @@
 //! The conformance harness shared by the `conformance_*` test binaries:
 //! the host CPU is the oracle ([`native`]), [`compare`] runs a snippet on
 //! it and on the interpreter and reports differences readably, [`rng`] is
-//! the seeded generator of the randomized tests, [`asm`] assembles and
+//! the seeded generator of the randomized tests, [`vector`] random
+//! SIMD start states, [`asm`] assembles and
 //! disassembles snippets.
 #![allow(dead_code)]
 
@@ -9,3 +10,4 @@ pub mod asm;
 pub mod compare;
 pub mod native;
 pub mod rng;
+pub mod vector;

@@ -1,4 +1,5 @@
-//! x87, MMX, SSE and SSE2 execution for the interpreter.
+//! x87, MMX, SSE through SSE4.2, AES-NI, PCLMULQDQ and SHA execution for
+//! the interpreter.
 //!
 //! The integer core decodes an instruction with iced-x86, resolves nothing
 //! itself for these instruction classes, and hands the instruction to
@@ -14,6 +15,11 @@
 //!   codes, masked and unmasked exception responses, environments);
 //! - `sse`: SSE/SSE2 floating point per lane (MXCSR RC/DAZ/FTZ, #XM);
 //! - `simd`: SSE2 and MMX integer operations and data movement;
+//! - `sse3`, `ssse3`, `sse41` (integer, data movement, PCMPGTQ), `sse41fp`
+//!   (ROUND*, DPPS/DPPD), `pcmpstr` (SSE4.2 string compares), `aes`,
+//!   `clmul` (PCLMULQDQ), `sha`: the later extensions as plain functions on
+//!   `u128` values, shared by the legacy and VEX encodings;
+//! - `legacy_ext`: the legacy-SSE encoding glue for those extensions;
 //! - `state`: the register file and its FXSAVE image.
 //!
 //! Every result, flag and condition code is checked bit for bit against
@@ -92,9 +98,18 @@ pub trait FpuContext {
     }
 }
 
+mod aes;
+mod clmul;
+mod legacy_ext;
+mod pcmpstr;
+mod sha;
 mod simd;
 mod softfloat;
 mod sse;
+mod sse3;
+mod sse41;
+mod sse41fp;
+mod ssse3;
 mod state;
 mod x87;
 
@@ -179,7 +194,23 @@ fn classify(instr: &Instruction) -> Unit {
         instr
             .cpuid_features()
             .iter()
-            .any(|f| matches!(f, C::MMX | C::SSE | C::SSE2))
+            .any(|f| {
+                matches!(
+                    f,
+                    C::MMX
+                        | C::SSE
+                        | C::SSE2
+                        | C::SSE3
+                        | C::SSSE3
+                        | C::SSE4_1
+                        | C::SSE4_2
+                        | C::AES
+                        | C::PCLMULQDQ
+                        | C::SHA
+                )
+            })
+            // CRC32 (SSE4.2) is an integer instruction of the core.
+            && m != M::Crc32
     };
     let mmx = (0..instr.op_count())
         .any(|n| instr.op_kind(n) == OpKind::Register && instr.op_register(n).is_mm());

@@ -28,7 +28,8 @@ fn loc(r: Register) -> Loc {
     }
 }
 
-fn mask(bits: usize) -> u64 {
+/// The low `bits` bits set.
+pub(super) fn mask(bits: usize) -> u64 {
     if bits >= 64 {
         u64::MAX
     } else {
@@ -36,22 +37,25 @@ fn mask(bits: usize) -> u64 {
     }
 }
 
-fn sx(x: u64, bits: usize) -> i64 {
+/// `x` sign-extended from `bits` bits.
+pub(super) fn sx(x: u64, bits: usize) -> i64 {
     ((x << (64 - bits)) as i64) >> (64 - bits)
 }
 
-fn sat_s(v: i64, bits: usize) -> u64 {
+/// `v` saturated to a signed `bits`-bit value (as raw bits).
+pub(super) fn sat_s(v: i64, bits: usize) -> u64 {
     let lo = -(1i64 << (bits - 1));
     let hi = (1i64 << (bits - 1)) - 1;
     (v.clamp(lo, hi) as u64) & mask(bits)
 }
 
-fn sat_u(v: i64, bits: usize) -> u64 {
+/// `v` saturated to an unsigned `bits`-bit value.
+pub(super) fn sat_u(v: i64, bits: usize) -> u64 {
     v.clamp(0, mask(bits) as i64) as u64
 }
 
 /// Apply `f` to each `size`-byte lane of the low `w` bytes of `a` and `b`.
-fn lanes(a: u128, b: u128, w: usize, size: usize, f: impl Fn(u64, u64) -> u64) -> u128 {
+pub(super) fn lanes(a: u128, b: u128, w: usize, size: usize, f: impl Fn(u64, u64) -> u64) -> u128 {
     let bits = size * 8;
     let m = mask(bits);
     let mut r = 0u128;
@@ -63,7 +67,8 @@ fn lanes(a: u128, b: u128, w: usize, size: usize, f: impl Fn(u64, u64) -> u64) -
     r
 }
 
-fn elem(v: u128, i: usize, size: usize) -> u64 {
+/// Element `i` (of `size` bytes) of `v`.
+pub(super) fn elem(v: u128, i: usize, size: usize) -> u64 {
     (v >> (i * size * 8)) as u64 & mask(size * 8)
 }
 
@@ -81,7 +86,7 @@ fn interleave(a: u128, b: u128, w: usize, size: usize, high: bool) -> u128 {
 }
 
 /// PACKSS*/PACKUS*: narrow `a` then `b` lanes of `size` bytes with saturation.
-fn pack(a: u128, b: u128, w: usize, size: usize, unsigned: bool) -> u128 {
+pub(super) fn pack(a: u128, b: u128, w: usize, size: usize, unsigned: bool) -> u128 {
     let n = w / size;
     let bits = size * 8;
     let out = bits / 2;
@@ -228,7 +233,17 @@ fn unaligned_ok(m: Mnemonic) -> bool {
     use Mnemonic as M;
     matches!(
         m,
-        M::Movups | M::Movupd | M::Movdqu | M::Lddqu | M::Maskmovdqu
+        M::Movups
+            | M::Movupd
+            | M::Movdqu
+            | M::Lddqu
+            | M::Maskmovdqu
+            | M::Pcmpestri
+            | M::Pcmpestri64
+            | M::Pcmpestrm
+            | M::Pcmpestrm64
+            | M::Pcmpistri
+            | M::Pcmpistrm
     )
 }
 
@@ -281,7 +296,7 @@ impl FpuState {
     }
 
     /// Write operand 0 (register or memory of the operand size).
-    fn write_dest(
+    pub(super) fn write_dest(
         &mut self,
         instr: &Instruction,
         ctx: &mut dyn FpuContext,
@@ -340,6 +355,9 @@ impl FpuState {
         let d = loc(instr.op_register(0));
         let dst_is_reg = instr.op_kind(0) == OpKind::Register;
         let a = if dst_is_reg { self.get(d, ctx) } else { 0 };
+        if self.execute_extension(instr, ctx, a, src, w)? {
+            return self.mmx_done(mmx);
+        }
         if let Some(r) = int_op(m, a, src, w) {
             if !dst_is_reg {
                 return Err(FpuError::NotFpu);

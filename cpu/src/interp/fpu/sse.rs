@@ -252,7 +252,8 @@ pub(super) fn cvt_from_int(v: i64, to: Format, mxcsr: u32, flags: &mut u32) -> u
     sf::pack(r, to) as u64
 }
 
-fn lane_get(v: u128, i: usize, fmt: Format) -> u64 {
+/// Lane `i` of format `fmt` in `v`.
+pub(super) fn lane_get(v: u128, i: usize, fmt: Format) -> u64 {
     if fmt == F32 {
         u64::from((v >> (32 * i)) as u32)
     } else {
@@ -260,7 +261,8 @@ fn lane_get(v: u128, i: usize, fmt: Format) -> u64 {
     }
 }
 
-fn lane_put(v: u128, i: usize, fmt: Format, x: u64) -> u128 {
+/// `v` with lane `i` of format `fmt` replaced by `x`.
+pub(super) fn lane_put(v: u128, i: usize, fmt: Format, x: u64) -> u128 {
     if fmt == F32 {
         (v & !(u128::from(u32::MAX) << (32 * i))) | (u128::from(x as u32) << (32 * i))
     } else {
@@ -270,12 +272,23 @@ fn lane_put(v: u128, i: usize, fmt: Format, x: u64) -> u128 {
 
 impl FpuState {
     /// Merge `flags` into MXCSR; an unmasked one raises #XM or #UD.
-    fn sse_flags(&mut self, flags: u32, ctx: &dyn FpuContext) -> Result<(), FpuError> {
+    pub(super) fn sse_flags(&mut self, flags: u32, ctx: &dyn FpuContext) -> Result<(), FpuError> {
         let masks = self.mxcsr >> 7;
         let pre = flags & (IE | DE | sf::ZE);
         // An unmasked pre-computation exception (any lane) stops the
         // post-computation checks (SDM vol. 1, 11.5.2).
         let flags = if pre & !masks != 0 { pre } else { flags & 0x3f };
+        self.commit_sse_flags(flags, ctx)
+    }
+
+    /// Merge `flags`, already filtered as the instruction's steps report
+    /// them, into MXCSR; an unmasked one raises #XM or #UD.
+    pub(super) fn commit_sse_flags(
+        &mut self,
+        flags: u32,
+        ctx: &dyn FpuContext,
+    ) -> Result<(), FpuError> {
+        let masks = self.mxcsr >> 7;
         self.mxcsr |= flags;
         if flags & !masks & 0x3f != 0 {
             let vector = if ctx.cr4() & CR4_OSXMMEXCPT != 0 {
