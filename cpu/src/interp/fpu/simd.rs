@@ -63,7 +63,7 @@ fn lanes(a: u128, b: u128, w: usize, size: usize, f: impl Fn(u64, u64) -> u64) -
     r
 }
 
-fn elem(v: u128, i: usize, size: usize) -> u64 {
+pub(super) fn elem(v: u128, i: usize, size: usize) -> u64 {
     (v >> (i * size * 8)) as u64 & mask(size * 8)
 }
 
@@ -100,7 +100,7 @@ fn pack(a: u128, b: u128, w: usize, size: usize, unsigned: bool) -> u128 {
     r
 }
 
-fn shift(m: Mnemonic, v: u128, count: u64, w: usize) -> u128 {
+pub(super) fn shift(m: Mnemonic, v: u128, count: u64, w: usize) -> u128 {
     use Mnemonic as M;
     let size = match m {
         M::Psllw | M::Psrlw | M::Psraw => 2,
@@ -128,7 +128,7 @@ fn shift(m: Mnemonic, v: u128, count: u64, w: usize) -> u128 {
 }
 
 /// The lane-wise integer operations: `None` if `m` is not one.
-fn int_op(m: Mnemonic, a: u128, b: u128, w: usize) -> Option<u128> {
+pub(super) fn int_op(m: Mnemonic, a: u128, b: u128, w: usize) -> Option<u128> {
     use Mnemonic as M;
     Some(match m {
         M::Paddb => lanes(a, b, w, 1, u64::wrapping_add),
