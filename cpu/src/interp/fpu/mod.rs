@@ -109,6 +109,8 @@ mod xsave;
 mod exec_tests;
 #[cfg(all(test, target_arch = "x86_64"))]
 mod host_tests;
+#[cfg(test)]
+mod xsave_tests;
 
 pub use state::FpuState;
 pub use xsave::{cpuid_leaf_d, xcr0_valid, XCR0_AVX, XCR0_SSE, XCR0_SUPPORTED, XCR0_X87};
