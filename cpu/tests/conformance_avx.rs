@@ -598,3 +598,165 @@ fn invalid_vex_encodings_fault_like_the_host() {
     }
     suite.finish();
 }
+
+#[test]
+fn fma_matches_the_host_with_one_rounding() {
+    let mut ps: Vec<Form> = Vec::new();
+    packed3!(ps; vfmadd132ps, vfmadd213ps, vfmadd231ps, vfmsub132ps, vfmsub213ps, vfmsub231ps, vfnmadd132ps, vfnmadd213ps, vfnmadd231ps, vfnmsub132ps, vfnmsub213ps, vfnmsub231ps, vfmaddsub132ps, vfmaddsub213ps, vfmaddsub231ps, vfmsubadd132ps, vfmsubadd213ps, vfmsubadd231ps);
+    scalar3!(ps, dword_ptr; vfmadd132ss, vfmadd213ss, vfmadd231ss, vfmsub132ss, vfmsub213ss, vfmsub231ss, vfnmadd132ss, vfnmadd213ss, vfnmadd231ss, vfnmsub132ss, vfnmsub213ss, vfnmsub231ss);
+    run_forms(0xf1, Lanes::F32, &ps);
+    let mut pd: Vec<Form> = Vec::new();
+    packed3!(pd; vfmadd132pd, vfmadd213pd, vfmadd231pd, vfmsub132pd, vfmsub213pd, vfmsub231pd, vfnmadd132pd, vfnmadd213pd, vfnmadd231pd, vfnmsub132pd, vfnmsub213pd, vfnmsub231pd, vfmaddsub132pd, vfmaddsub213pd, vfmaddsub231pd, vfmsubadd132pd, vfmsubadd213pd, vfmsubadd231pd);
+    scalar3!(pd, qword_ptr; vfmadd132sd, vfmadd213sd, vfmadd231sd, vfmsub132sd, vfmsub213sd, vfmsub231sd, vfnmadd132sd, vfnmadd213sd, vfnmadd231sd, vfnmsub132sd, vfnmsub213sd, vfnmsub231sd);
+    run_forms(0xf2, Lanes::F64, &pd);
+}
+
+/// FMA where the addend cancels the rounded product: the result is the
+/// product's rounding error, which only a single rounding delivers.
+#[test]
+fn fma_cancellation_exposes_the_single_rounding() {
+    let mut r = Rng::new(0xfa);
+    let mut suite = Suite::new();
+    let forms: [Form; 6] = [
+        ("vfmadd231pd y".into(), |a| a.vfmadd231pd(ymm0, ymm1, ymm2)),
+        ("vfmsub231pd x".into(), |a| a.vfmsub231pd(xmm0, xmm1, xmm2)),
+        ("vfnmadd231sd".into(), |a| a.vfnmadd231sd(xmm0, xmm1, xmm2)),
+        ("vfmadd231ps y".into(), |a| a.vfmadd231ps(ymm3, ymm4, ymm5)),
+        ("vfnmsub231ps x".into(), |a| {
+            a.vfnmsub231ps(xmm3, xmm4, xmm5)
+        }),
+        ("vfmadd231ss".into(), |a| a.vfmadd231ss(xmm3, xmm4, xmm5)),
+    ];
+    for (name, emit) in &forms {
+        let code = asm(*emit);
+        for c in 0..48 {
+            let mut s = random_state(&mut r, Lanes::Int, false);
+            let (mut a64, mut b64, mut c64) = ([0u128; 2], [0u128; 2], [0u128; 2]);
+            let (mut a32, mut b32, mut c32) = ([0u128; 2], [0u128; 2], [0u128; 2]);
+            for i in 0..4 {
+                let x = f64::from_bits(
+                    f64_lane(&mut r) & !(0x7ffu64 << 52) | (0x3f0 + r.below(32)) << 52,
+                );
+                let y = f64::from_bits(
+                    f64_lane(&mut r) & !(0x7ffu64 << 52) | (0x3f0 + r.below(32)) << 52,
+                );
+                // -(x*y) for the "add" forms, +(x*y) for the negated or subtracting ones.
+                let p = if c % 2 == 0 { -(x * y) } else { x * y };
+                let (h, sh) = (i / 2, 64 * (i % 2));
+                a64[h] |= u128::from(x.to_bits()) << sh;
+                b64[h] |= u128::from(y.to_bits()) << sh;
+                c64[h] |= u128::from(p.to_bits()) << sh;
+            }
+            for i in 0..8 {
+                let x = f32::from_bits(
+                    f32_lane(&mut r) as u32 & !(0xffu32 << 23) | (0x70 + r.below(16) as u32) << 23,
+                );
+                let y = f32::from_bits(
+                    f32_lane(&mut r) as u32 & !(0xffu32 << 23) | (0x70 + r.below(16) as u32) << 23,
+                );
+                let p = if c % 2 == 0 { -(x * y) } else { x * y };
+                let (h, sh) = (i / 4, 32 * (i % 4));
+                a32[h] |= u128::from(x.to_bits()) << sh;
+                b32[h] |= u128::from(y.to_bits()) << sh;
+                c32[h] |= u128::from(p.to_bits()) << sh;
+            }
+            set_ymm(&mut s, 0, c64[0], c64[1]);
+            set_ymm(&mut s, 1, a64[0], a64[1]);
+            set_ymm(&mut s, 2, b64[0], b64[1]);
+            set_ymm(&mut s, 3, c32[0], c32[1]);
+            set_ymm(&mut s, 4, a32[0], a32[1]);
+            set_ymm(&mut s, 5, b32[0], b32[1]);
+            suite.check(&format!("{name} case {c}"), &code, &s, Undefined::NONE);
+        }
+    }
+    suite.finish();
+}
+
+/// Half-precision lanes: edge values (zeros, denormals, infinities,
+/// NaNs, the largest finite) and random bits.
+fn f16_state(r: &mut Rng) -> SnippetState {
+    const E: [u16; 10] = [
+        0, 0x8000, 0x0001, 0x83ff, 0x7c00, 0xfc00, 0x7e00, 0x7d01, 0x7bff, 0x3c00,
+    ];
+    let mut s = random_state(r, Lanes::F32, false);
+    for n in [1usize, 9] {
+        let mut v = [0u128; 2];
+        for i in 0..16 {
+            let h = if r.below(2) == 0 {
+                r.pick(&E)
+            } else {
+                r.next_u64() as u16
+            };
+            v[i / 8] |= u128::from(h) << (16 * (i % 8));
+        }
+        set_ymm(&mut s, n, v[0], v[1]);
+    }
+    for i in 0..16 {
+        let o = 0x100 + 2 * i;
+        let h = if r.below(2) == 0 {
+            r.pick(&E)
+        } else {
+            r.next_u64() as u16
+        };
+        s.data[o..o + 2].copy_from_slice(&h.to_le_bytes());
+    }
+    s
+}
+
+#[test]
+fn f16c_matches_the_host() {
+    let mut r = Rng::new(0x16);
+    let mut suite = Suite::new();
+    let to_ps: [Form; 4] = [
+        ("vcvtph2ps x,x".into(), |a| a.vcvtph2ps(xmm0, xmm1)),
+        ("vcvtph2ps y,x".into(), |a| a.vcvtph2ps(ymm0, xmm9)),
+        ("vcvtph2ps x,m".into(), |a| {
+            a.vcvtph2ps(xmm2, qword_ptr(rdi))
+        }),
+        ("vcvtph2ps y,m".into(), |a| {
+            a.vcvtph2ps(ymm2, xmmword_ptr(rdi))
+        }),
+    ];
+    for (name, emit) in &to_ps {
+        let code = asm(*emit);
+        for c in 0..CASES * 2 {
+            let mut s = f16_state(&mut r);
+            if c % 5 == 4 {
+                // Unmasked invalid/denormal.
+                s.fxsave[24..28].copy_from_slice(&0x1f00u32.to_le_bytes());
+            }
+            suite.check(&format!("{name} case {c}"), &code, &s, Undefined::NONE);
+        }
+    }
+    let mut to_ph: Vec<Form> = Vec::new();
+    macro_rules! ph {
+        ($($imm:literal)*) => {$(
+            to_ph.push((format!("vcvtps2ph x,x,{}", $imm), |a| a.vcvtps2ph(xmm0, xmm1, $imm)));
+            to_ph.push((format!("vcvtps2ph x,y,{}", $imm), |a| a.vcvtps2ph(xmm0, ymm1, $imm)));
+            to_ph.push((format!("vcvtps2ph m,x,{}", $imm), |a| a.vcvtps2ph(qword_ptr(rdi), xmm2, $imm)));
+            to_ph.push((format!("vcvtps2ph m,y,{}", $imm), |a| a.vcvtps2ph(xmmword_ptr(rdi), ymm2, $imm)));
+        )*};
+    }
+    ph!(0 1 2 3 4 8);
+    for (name, emit) in &to_ph {
+        let code = asm(*emit);
+        for c in 0..CASES {
+            // Singles of every magnitude, and ones near the half range.
+            let mut s = random_state(&mut r, Lanes::F32, c % 6 == 5);
+            for n in [1usize, 2] {
+                let mut v = [0u128; 2];
+                for i in 0..8 {
+                    let x = if r.below(2) == 0 {
+                        f32_lane(&mut r) as u32
+                    } else {
+                        (r.next_u64() as u32 & 0x807f_ffff) | ((0x60 + r.below(0x20) as u32) << 23)
+                    };
+                    v[i / 4] |= u128::from(x) << (32 * (i % 4));
+                }
+                set_ymm(&mut s, n, v[0], v[1]);
+            }
+            suite.check(&format!("{name} case {c}"), &code, &s, Undefined::NONE);
+        }
+    }
+    suite.finish();
+}

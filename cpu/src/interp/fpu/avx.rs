@@ -10,8 +10,8 @@
 //! (VZEROUPPER, VBROADCAST*, VINSERT/VEXTRACT*128, VPERM*, VMASKMOV*,
 //! VTESTPS/PD, variable shifts, VPBLENDD) are implemented here directly.
 //! Only the aligned moves (VMOVAPS/VMOVAPD/VMOVDQA/VMOVNT*) check
-//! alignment. Not implemented (#UD): gathers, FMA, F16C, and the VEX forms
-//! of SSE3 and later instructions.
+//! alignment. FMA is in `fma`, F16C in `f16c`. Not implemented (#UD):
+//! gathers and the VEX forms of SSE3 and later instructions.
 
 use std::collections::HashMap;
 use std::sync::OnceLock;
@@ -47,7 +47,7 @@ fn legacy(m: Mnemonic) -> Option<Mnemonic> {
 }
 
 /// Register number and whether it is a YMM register.
-fn vreg(r: Register) -> Option<(usize, bool)> {
+pub(super) fn vreg(r: Register) -> Option<(usize, bool)> {
     if r.is_xmm() {
         Some(((r as usize - Register::XMM0 as usize) & 15, false))
     } else if r.is_ymm() {
@@ -66,13 +66,13 @@ fn low_mask(bytes: usize) -> u128 {
 }
 
 /// Element `i` of `size` bytes across both halves.
-fn yget(v: Y, i: usize, size: usize) -> u64 {
+pub(super) fn yget(v: Y, i: usize, size: usize) -> u64 {
     let per = 16 / size;
     elem(v[i / per], i % per, size)
 }
 
 /// Set element `i` of `size` bytes across both halves.
-fn yput(v: &mut Y, i: usize, size: usize, x: u64) {
+pub(super) fn yput(v: &mut Y, i: usize, size: usize, x: u64) {
     let per = 16 / size;
     let sh = (i % per) * size * 8;
     let m = low_mask(size) << sh;
@@ -197,7 +197,9 @@ impl FpuState {
                 return Err(gp0());
             }
         }
-        if self.avx_move(instr, ctx)?
+        if self.execute_fma(instr, ctx)?
+            || self.execute_f16c(instr, ctx)?
+            || self.avx_move(instr, ctx)?
             || self.avx_convert(instr, ctx)?
             || self.avx2_permute(instr, ctx)?
         {

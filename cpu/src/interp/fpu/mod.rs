@@ -98,6 +98,8 @@ pub trait FpuContext {
 }
 
 mod avx;
+mod f16c;
+mod fma;
 mod simd;
 mod softfloat;
 mod sse;
@@ -202,7 +204,7 @@ fn classify(instr: &Instruction) -> Unit {
         let avx = instr
             .cpuid_features()
             .iter()
-            .any(|f| matches!(f, C::AVX | C::AVX2));
+            .any(|f| matches!(f, C::AVX | C::AVX2 | C::FMA | C::F16C));
         return if avx { Unit::Avx } else { Unit::Unknown };
     }
     if instr.encoding() != iced_x86::EncodingKind::Legacy {

@@ -216,7 +216,7 @@ pub(super) fn cvt_float(a: u64, from: Format, to: Format, mxcsr: u32, flags: &mu
 /// With overflow or underflow unmasked and raised, no result is delivered
 /// and PE reflects rounding to the destination precision with an unbounded
 /// exponent: recompute it that way.
-fn unbounded_precision(env: &mut Env, mxcsr: u32, rerun: impl FnOnce(&mut Env)) {
+pub(super) fn unbounded_precision(env: &mut Env, mxcsr: u32, rerun: impl FnOnce(&mut Env)) {
     let masks = mxcsr >> 7;
     if env.flags & !masks & (sf::OE | sf::UE) == 0 {
         return;
