@@ -10,8 +10,8 @@
 //! (VZEROUPPER, VBROADCAST*, VINSERT/VEXTRACT*128, VPERM*, VMASKMOV*,
 //! VTESTPS/PD, variable shifts, VPBLENDD) are implemented here directly.
 //! Only the aligned moves (VMOVAPS/VMOVAPD/VMOVDQA/VMOVNT*) check
-//! alignment. FMA is in `fma`, F16C in `f16c`. Not implemented (#UD):
-//! gathers and the VEX forms of SSE3 and later instructions.
+//! alignment. FMA is in `fma`, F16C in `f16c`, gathers in `gather`. Not
+//! implemented (#UD): the VEX forms of SSE3 and later instructions.
 
 use std::collections::HashMap;
 use std::sync::OnceLock;
@@ -199,6 +199,7 @@ impl FpuState {
         }
         if self.execute_fma(instr, ctx)?
             || self.execute_f16c(instr, ctx)?
+            || self.execute_gather(instr, ctx)?
             || self.avx_move(instr, ctx)?
             || self.avx_convert(instr, ctx)?
             || self.avx2_permute(instr, ctx)?

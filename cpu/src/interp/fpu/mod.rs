@@ -100,6 +100,7 @@ pub trait FpuContext {
 mod avx;
 mod f16c;
 mod fma;
+mod gather;
 mod simd;
 mod softfloat;
 mod sse;
