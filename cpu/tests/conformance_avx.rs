@@ -939,3 +939,26 @@ fn gathers_with_overlapping_registers_are_ud() {
     }
     suite.finish();
 }
+
+#[test]
+fn vldmxcsr_and_vstmxcsr_match_the_host() {
+    let mut r = Rng::new(0x3c);
+    let mut suite = Suite::new();
+    let code = asm(|a| {
+        a.vldmxcsr(dword_ptr(rdi))?;
+        a.vaddps(ymm0, ymm1, ymm2)?;
+        a.vstmxcsr(dword_ptr(rdi + 8))
+    });
+    for c in 0..64 {
+        let mut s = random_state(&mut r, Lanes::F32, false);
+        // Valid values (masked exceptions, any RC/DAZ/FTZ and flags),
+        // and now and then a reserved bit (#GP).
+        let mut v = (r.next_u64() as u32 & 0xffff) | 0x1f80;
+        if c % 8 == 7 {
+            v |= 1 << (16 + r.below(16));
+        }
+        s.data[0x100..0x104].copy_from_slice(&v.to_le_bytes());
+        suite.check(&format!("vldmxcsr {v:#x}"), &code, &s, Undefined::NONE);
+    }
+    suite.finish();
+}

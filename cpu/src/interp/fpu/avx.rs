@@ -305,6 +305,16 @@ impl FpuState {
         let imm = usize::from(instr.immediate8());
         match m {
             M::Vzeroupper => self.ymm_hi[..regs].fill(0),
+            M::Vldmxcsr => {
+                let mut b = [0u8; 4];
+                ctx.read_mem(0, &mut b)?;
+                let v = u32::from_le_bytes(b);
+                if v & !super::state::MXCSR_MASK != 0 {
+                    return Err(gp0());
+                }
+                self.mxcsr = v;
+            }
+            M::Vstmxcsr => ctx.write_mem(0, &self.mxcsr.to_le_bytes())?,
             M::Vzeroall => {
                 self.ymm_hi[..regs].fill(0);
                 self.xmm[..regs].fill(0);
