@@ -23,6 +23,9 @@ pub struct SnippetState {
     pub rflags: u64,
     /// The FXSAVE image (x87 stack and control, MXCSR, XMM0-15).
     pub fxsave: [u8; 512],
+    /// Bits 255:128 of YMM0-YMM15 (the AVX state component); zero for
+    /// snippets that do not use AVX.
+    pub ymm_hi: [u128; 16],
     /// Contents of the data buffer at [`DATA_BASE`].
     pub data: Vec<u8>,
 }

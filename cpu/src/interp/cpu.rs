@@ -812,6 +812,9 @@ impl FpuContext for FpuCtx<'_> {
         let cs = self.cpu.st.seg[Seg::Cs as usize].base;
         Some(cs.wrapping_add(self.ins.ip()))
     }
+    fn cpl(&self) -> u8 {
+        self.cpu.st.cpl()
+    }
 }
 
 /// A memory context that leaves `self.st` free to borrow mutably.

@@ -36,6 +36,7 @@ impl Cpu {
             }
             6 => (1 << 2, 0, 0, 0), // ARAT
             7 => (0, 0, 0, 0),
+            0xd => super::fpu::cpuid_leaf_d(sub, self.st.fpu.xcr0()),
             0xb => match sub {
                 0 => (0, 1, 0x100, self.id),
                 _ => (0, 0, sub & 0xff, self.id),

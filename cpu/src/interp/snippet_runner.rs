@@ -10,6 +10,7 @@ use std::sync::Arc;
 use vm_memory::{Bytes, GuestAddress};
 
 use super::cpu::{Cpu, Stop};
+use super::fpu::XCR0_SUPPORTED;
 use super::state::{Seg, CR0_PE, CR0_PG, CR4_PAE, EFER_LMA, EFER_LME, EFER_NXE, EFER_SCE};
 use crate::snippet::{SnippetEnd, SnippetState, CODE_BASE, DATA_BASE, DATA_SIZE};
 use crate::{Clock, ClockMode, GuestMemory, Segment};
@@ -65,7 +66,10 @@ impl SnippetMachine {
         let st = &mut self.cpu.st;
         st.cr0 = CR0_PE | CR0_PG | 0x10 | (1 << 16);
         st.cr3 = PML4;
-        st.cr4 = CR4_PAE | (1 << 9) | (1 << 10);
+        // OSFXSR, OSXMMEXCPT and OSXSAVE, with x87, SSE and AVX enabled
+        // in XCR0 (as a Linux host runs the native oracle).
+        st.cr4 = CR4_PAE | (1 << 9) | (1 << 10) | (1 << 18);
+        let _ = st.fpu.set_xcr0(XCR0_SUPPORTED);
         st.efer = EFER_LME | EFER_LMA | EFER_NXE | EFER_SCE;
         st.seg[Seg::Cs as usize] = Segment::flat(0x10, 0xb, true);
         for s in [Seg::Ds, Seg::Es, Seg::Ss, Seg::Fs, Seg::Gs] {
@@ -77,6 +81,7 @@ impl SnippetMachine {
         st.rflags = (state.rflags & 0x0cd5) | 2;
         st.rip = CODE_BASE;
         let _ = st.fpu.fxrstor(&state.fxsave);
+        st.fpu.set_ymm_upper(state.ymm_hi);
         let end = CODE_BASE + code.len() as u64;
         let mut result = SnippetEnd::Completed;
         let mut steps = 0u64;
@@ -111,6 +116,7 @@ impl SnippetMachine {
         state.gprs = gprs;
         state.rflags = st.rflags;
         st.fpu.fxsave(&mut state.fxsave);
+        state.ymm_hi = st.fpu.ymm_upper();
         let mut data = vec![0u8; DATA_SIZE];
         let _ = self.mem.read_slice(&mut data, GuestAddress(DATA_BASE));
         state.data = data;

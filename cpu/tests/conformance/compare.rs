@@ -137,6 +137,7 @@ pub fn initial_state() -> SnippetState {
         gprs: [0; 16],
         rflags: 0,
         fxsave: fx,
+        ymm_hi: [0; 16],
         data: data_pattern(),
     }
 }
@@ -158,6 +159,19 @@ pub fn xmm(st: &SnippetState, n: usize) -> (u64, u64) {
     let o = 160 + 16 * n;
     let q = |a: usize| u64::from_le_bytes(st.fxsave[a..a + 8].try_into().unwrap_or([0; 8]));
     (q(o), q(o + 8))
+}
+
+/// Sets YMM register `n` (all 256 bits): XMM`n` in the FXSAVE image and
+/// the upper half.
+pub fn set_ymm(st: &mut SnippetState, n: usize, lo: u128, hi: u128) {
+    set_xmm(st, n, lo as u64, (lo >> 64) as u64);
+    st.ymm_hi[n] = hi;
+}
+
+/// Reads YMM register `n` as (low 128 bits, high 128 bits).
+pub fn ymm(st: &SnippetState, n: usize) -> (u128, u128) {
+    let (lo, hi) = xmm(st, n);
+    (u128::from(lo) | (u128::from(hi) << 64), st.ymm_hi[n])
 }
 
 /// The x87 status word of an FXSAVE image.
@@ -246,6 +260,15 @@ pub fn differences(native: &Outcome, interp: &Outcome, undef: Undefined) -> Opti
             fx_value(n, &f),
             fx_value(i, &f)
         );
+    }
+    for r in 0..16 {
+        if n.ymm_hi[r] != i.ymm_hi[r] {
+            let _ = writeln!(
+                d,
+                "  YMM{r}_H: native {:032x}, interp {:032x}",
+                n.ymm_hi[r], i.ymm_hi[r]
+            );
+        }
     }
     let diffs: Vec<usize> = (0..DATA_SIZE)
         .filter(|&k| n.data.get(k) != i.data.get(k))
@@ -407,6 +430,10 @@ fn fx_value(s: &SnippetState, field: &str) -> String {
             let mant = u64::from_le_bytes(fx[o..o + 8].try_into().unwrap_or([0; 8]));
             format!("{:04x}:{mant:016x}", u16at(o + 8))
         }
+        f if f.starts_with("YMM") => {
+            let n: usize = f[3..f.len() - 2].parse().unwrap_or(0);
+            format!("{:032x}", s.ymm_hi[n])
+        }
         f if f.starts_with("XMM") => {
             let n: usize = f[3..].parse().unwrap_or(0);
             let (lo, hi) = xmm(s, n);
@@ -451,6 +478,11 @@ pub fn describe(s: &SnippetState) -> String {
             if !fields.contains(&f) {
                 fields.push(f);
             }
+        }
+    }
+    for (r, v) in s.ymm_hi.iter().enumerate() {
+        if *v != 0 {
+            fields.push(format!("YMM{r}_H"));
         }
     }
     if !fields.is_empty() {

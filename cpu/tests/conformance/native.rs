@@ -10,12 +10,13 @@
 //!
 //! `kindling_oracle_enter` (hand-written, in `global_asm!`) saves the
 //! host's callee-saved registers, its FXSAVE image and RSP, loads the
-//! snippet's FXSAVE image (`fxrstor64`), RFLAGS (`popfq`: arithmetic flags
+//! snippet's x87, SSE and AVX state (`xrstor64` of an XSAVE image built
+//! from the FXSAVE image and the YMM upper halves), RFLAGS (`popfq`: arithmetic flags
 //! and DF only) and all sixteen GPRs, and jumps to [`CODE_BASE`]. The
 //! snippet gets its own stack inside the code mapping ([`STACK_TOP`]);
 //! RSP is therefore **not** compared (the interpreter's stack is elsewhere)
 //! and snippets must leave it balanced. The exit path stores the GPRs,
-//! RFLAGS and `fxsave64`, then restores the host.
+//! RFLAGS and `xsave64`, then restores the host.
 //!
 //! Exceptions: while a snippet runs, SIGFPE/SIGSEGV/SIGILL/SIGBUS/SIGTRAP
 //! go to [`on_fault`] (on a private alternate stack), which records the
@@ -66,8 +67,8 @@ pub enum NativeError {
 /// assembly below; keep them in sync).
 #[repr(C, align(64))]
 struct NativeCtx {
-    /// FXSAVE image (offset 0, 16-aligned for fxrstor64/fxsave64).
-    fxsave: [u8; 512],
+    /// Unused (offset 0): keeps the offsets below, which the assembly uses.
+    _reserved: [u8; 512],
     /// GPRs in encoding order (offset 512).
     gprs: [u64; 16],
     /// RFLAGS (offset 640).
@@ -76,7 +77,21 @@ struct NativeCtx {
     host_rsp: u64,
     /// Vector recorded by the fault handler, or [`NO_VECTOR`] (offset 656).
     vector: u64,
+    /// XSAVE area (offset 704, 64-aligned): the entry loads x87, SSE and
+    /// AVX state from it with `xrstor64`, the exit saves them with `xsave64`.
+    xsave: XsaveArea,
 }
+
+/// A standard-format XSAVE area large enough for x87, SSE and AVX.
+#[repr(C, align(64))]
+struct XsaveArea([u8; XSAVE_SIZE]);
+
+/// Bytes of [`XsaveArea`]: legacy region, header, AVX component.
+const XSAVE_SIZE: usize = 832;
+/// Offset of the XSAVE header in the area.
+const XSAVE_HEADER: usize = 512;
+/// Offset of the AVX component (YMM0_H..YMM15_H) in the area.
+const XSAVE_AVX: usize = 576;
 
 const OFF_GPRS: usize = 512;
 const OFF_RFLAGS: usize = 640;
@@ -84,6 +99,7 @@ const OFF_HOST_RSP: usize = 648;
 const _: () = assert!(std::mem::offset_of!(NativeCtx, gprs) == OFF_GPRS);
 const _: () = assert!(std::mem::offset_of!(NativeCtx, rflags) == OFF_RFLAGS);
 const _: () = assert!(std::mem::offset_of!(NativeCtx, host_rsp) == OFF_HOST_RSP);
+const _: () = assert!(std::mem::offset_of!(NativeCtx, xsave) == 704);
 
 /// The context of the run in progress (read by the exit path and the
 /// fault handler).
@@ -112,7 +128,9 @@ core::arch::global_asm!(
     "fxsave64 [rsp]",
     "mov [rip + {cur}], rdi",
     "mov [rdi + 648], rsp",
-    "fxrstor64 [rdi]",
+    "mov eax, 7",
+    "xor edx, edx",
+    "xrstor64 [rdi + 704]",
     "push qword ptr [rdi + 640]",
     "popfq",
     "mov rax, [rdi + 512]",
@@ -156,7 +174,10 @@ core::arch::global_asm!(
     "mov rsp, [rax + 648]",
     "pushfq",
     "pop qword ptr [rax + 640]",
-    "fxsave64 [rax]",
+    "mov rcx, rax",
+    "mov eax, 7",
+    "xor edx, edx",
+    "xsave64 [rcx + 704]",
     // Faults resume here with RSP = the saved host RSP.
     "kindling_oracle_resume:",
     "cld",
@@ -256,6 +277,9 @@ fn map_fixed(what: &'static str, addr: u64, len: usize, prot: i32) -> Result<(),
     Ok(())
 }
 
+/// The kernel's marker of an XSAVE-format signal frame.
+const FP_XSTATE_MAGIC1: u32 = 0x4650_5853;
+
 /// Signals a snippet may raise.
 const SIGNALS: [i32; 5] = [
     libc::SIGFPE,
@@ -331,7 +355,18 @@ extern "C" fn on_fault(signo: i32, _info: *mut libc::siginfo_t, uctx: *mut libc:
         c.vector = vector_of(signo, g(libc::REG_TRAPNO));
         let fp = (*uc).uc_mcontext.fpregs;
         if !fp.is_null() {
-            std::ptr::copy_nonoverlapping(fp.cast::<u8>(), c.fxsave.as_mut_ptr(), 512);
+            // The signal frame's state is an XSAVE image (the kernel marks
+            // it with FP_XSTATE_MAGIC1 in the legacy region's software
+            // bytes); copy its legacy region, header and AVX component.
+            let src = fp.cast::<u8>();
+            let magic = std::ptr::read_unaligned(src.add(464).cast::<u32>());
+            let len = if magic == FP_XSTATE_MAGIC1 {
+                XSAVE_SIZE
+            } else {
+                512
+            };
+            c.xsave.0.fill(0);
+            std::ptr::copy_nonoverlapping(src, c.xsave.0.as_mut_ptr(), len);
         }
         // Resume on the host stack at the restore path, with DF, TF and AC
         // clear as the host ABI expects.
@@ -425,11 +460,12 @@ pub fn run_snippet(code: &[u8], state: &mut SnippetState) -> SnippetEnd {
         std::ptr::copy_nonoverlapping(data.as_ptr(), DATA_BASE as *mut u8, DATA_SIZE);
     }
     let mut ctx = Box::new(NativeCtx {
-        fxsave: state.fxsave,
+        _reserved: [0; 512],
         gprs: state.gprs,
         rflags: (state.rflags & 0xcd5) | 2,
         host_rsp: 0,
         vector: NO_VECTOR,
+        xsave: xsave_image(state),
     });
     ctx.gprs[4] = STACK_TOP;
     CUR_CTX.store(&mut *ctx as *mut NativeCtx as u64, Ordering::SeqCst);
@@ -450,7 +486,8 @@ pub fn run_snippet(code: &[u8], state: &mut SnippetState) -> SnippetEnd {
     state.gprs = ctx.gprs;
     state.gprs[4] = rsp;
     state.rflags = ctx.rflags;
-    state.fxsave = ctx.fxsave;
+    state.fxsave.copy_from_slice(&ctx.xsave.0[..512]);
+    state.ymm_hi = ymm_upper(&ctx.xsave);
     // SAFETY: the data mapping holds DATA_SIZE bytes.
     unsafe { std::ptr::copy_nonoverlapping(DATA_BASE as *const u8, data.as_mut_ptr(), DATA_SIZE) };
     state.data = data;
@@ -459,4 +496,43 @@ pub fn run_snippet(code: &[u8], state: &mut SnippetState) -> SnippetEnd {
     } else {
         SnippetEnd::Exception(ctx.vector as u8)
     }
+}
+
+/// The XSAVE image the entry restores: the FXSAVE image, the AVX
+/// component, and XSTATE_BV naming only the components that are not in
+/// their initial configuration, so the host's XINUSE afterwards is
+/// exactly "not in the initial configuration" (as the interpreter
+/// computes it).
+fn xsave_image(state: &SnippetState) -> XsaveArea {
+    let mut a = XsaveArea([0; XSAVE_SIZE]);
+    let fx = &state.fxsave;
+    a.0[..512].copy_from_slice(fx);
+    let x87_init = fx[0..2] == [0x7f, 0x03]
+        && fx[2..24].iter().enumerate().all(|(i, &b)| i == 3 || b == 0)
+        && fx[32..160].iter().all(|&b| b == 0);
+    let sse_init = fx[24..28] == 0x1f80u32.to_le_bytes() && fx[160..416].iter().all(|&b| b == 0);
+    let avx_init = state.ymm_hi.iter().all(|&v| v == 0);
+    let bv = u64::from(!x87_init) | (u64::from(!sse_init) << 1) | (u64::from(!avx_init) << 2);
+    a.0[XSAVE_HEADER..XSAVE_HEADER + 8].copy_from_slice(&bv.to_le_bytes());
+    for (i, v) in state.ymm_hi.iter().enumerate() {
+        let o = XSAVE_AVX + 16 * i;
+        a.0[o..o + 16].copy_from_slice(&v.to_le_bytes());
+    }
+    a
+}
+
+/// YMM0_H..YMM15_H from a standard-format XSAVE image (zero when its
+/// XSTATE_BV says the AVX component is in its initial configuration).
+fn ymm_upper(a: &XsaveArea) -> [u128; 16] {
+    let mut out = [0u128; 16];
+    if a.0[XSAVE_HEADER] & 4 == 0 {
+        return out;
+    }
+    for (i, v) in out.iter_mut().enumerate() {
+        let o = XSAVE_AVX + 16 * i;
+        let mut b = [0u8; 16];
+        b.copy_from_slice(&a.0[o..o + 16]);
+        *v = u128::from_le_bytes(b);
+    }
+    out
 }

@@ -96,6 +96,11 @@ pub trait FpuContext {
     fn instruction_address(&self) -> Option<u64> {
         None
     }
+    /// Current privilege level (XSETBV is CPL 0 only). Cores that do not
+    /// provide it are treated as user mode.
+    fn cpl(&self) -> u8 {
+        3
+    }
 }
 
 mod aes;
@@ -103,6 +108,10 @@ mod clmul;
 mod legacy_ext;
 mod pcmpstr;
 mod sha;
+mod avx;
+mod f16c;
+mod fma;
+mod gather;
 mod simd;
 mod softfloat;
 mod sse;
@@ -112,13 +121,17 @@ mod sse41fp;
 mod ssse3;
 mod state;
 mod x87;
+mod xsave;
 
 #[cfg(all(test, target_arch = "x86_64"))]
 mod exec_tests;
 #[cfg(all(test, target_arch = "x86_64"))]
 mod host_tests;
+#[cfg(test)]
+mod xsave_tests;
 
 pub use state::FpuState;
+pub use xsave::{cpuid_leaf_d, xcr0_valid, XCR0_AVX, XCR0_SSE, XCR0_SUPPORTED, XCR0_X87};
 
 impl FpuState {
     fn xmm(&self, n: usize) -> u128 {
@@ -153,6 +166,13 @@ enum Unit {
     Fxsr,
     /// SSE/SSE2 on XMM registers or MXCSR.
     Sse,
+    /// XSAVE*/XRSTOR* (#UD without CR4.OSXSAVE, #NM with CR0.TS).
+    Xsave,
+    /// XGETBV/XSETBV (#UD without CR4.OSXSAVE).
+    Xcr,
+    /// VEX-encoded vector instruction (#UD unless CR4.OSXSAVE and XCR0
+    /// enables SSE and AVX; #NM with CR0.TS).
+    Avx,
     /// Not an instruction of this module (#UD).
     Unknown,
 }
@@ -174,6 +194,15 @@ fn classify(instr: &Instruction) -> Unit {
         M::Fxsave | M::Fxsave64 | M::Fxrstor | M::Fxrstor64 => return Unit::Fxsr,
         M::Emms | M::Movdq2q | M::Movq2dq => return Unit::Mmx,
         M::Fisttp => return Unit::X87,
+        M::Xsave
+        | M::Xsave64
+        | M::Xsaveopt
+        | M::Xsaveopt64
+        | M::Xsavec
+        | M::Xsavec64
+        | M::Xrstor
+        | M::Xrstor64 => return Unit::Xsave,
+        M::Xgetbv | M::Xsetbv => return Unit::Xcr,
         _ => {}
     }
     {
@@ -185,6 +214,14 @@ fn classify(instr: &Instruction) -> Unit {
         {
             return Unit::X87;
         }
+    }
+    if instr.encoding() == iced_x86::EncodingKind::VEX {
+        use iced_x86::CpuidFeature as C;
+        let avx = instr
+            .cpuid_features()
+            .iter()
+            .any(|f| matches!(f, C::AVX | C::AVX2 | C::FMA | C::F16C));
+        return if avx { Unit::Avx } else { Unit::Unknown };
     }
     if instr.encoding() != iced_x86::EncodingKind::Legacy {
         return Unit::Unknown;
@@ -226,6 +263,7 @@ const CR0_TS: u64 = 1 << 3;
 const CR0_MP: u64 = 1 << 1;
 const CR0_NE: u64 = 1 << 5;
 const CR4_OSFXSR: u64 = 1 << 9;
+const CR4_OSXSAVE: u64 = 1 << 18;
 
 fn exception(vector: u8) -> FpuError {
     FpuError::Exception {
@@ -280,6 +318,23 @@ fn check_unit(state: &FpuState, unit: Unit, ctx: &dyn FpuContext) -> Result<(), 
                 return Err(exception(7));
             }
         }
+        Unit::Avx => {
+            let enabled = xsave::XCR0_SSE | xsave::XCR0_AVX;
+            if ctx.cr4() & CR4_OSXSAVE == 0 || state.xcr0() & enabled != enabled {
+                return Err(exception(6));
+            }
+            if cr0 & CR0_TS != 0 {
+                return Err(exception(7));
+            }
+        }
+        Unit::Xsave | Unit::Xcr => {
+            if ctx.cr4() & CR4_OSXSAVE == 0 {
+                return Err(exception(6));
+            }
+            if unit == Unit::Xsave && cr0 & CR0_TS != 0 {
+                return Err(exception(7));
+            }
+        }
     }
     Ok(())
 }
@@ -298,6 +353,8 @@ pub fn execute(
     check_unit(state, unit, ctx)?;
     match unit {
         Unit::X87 | Unit::X87NoWait | Unit::Wait => return state.execute_x87(instr, ctx),
+        Unit::Xsave | Unit::Xcr => return state.execute_xsave(instr, ctx),
+        Unit::Avx => return state.execute_avx(instr, ctx),
         _ => {}
     }
     match m {

@@ -105,7 +105,7 @@ pub(super) fn pack(a: u128, b: u128, w: usize, size: usize, unsigned: bool) -> u
     r
 }
 
-fn shift(m: Mnemonic, v: u128, count: u64, w: usize) -> u128 {
+pub(super) fn shift(m: Mnemonic, v: u128, count: u64, w: usize) -> u128 {
     use Mnemonic as M;
     let size = match m {
         M::Psllw | M::Psrlw | M::Psraw => 2,
@@ -133,7 +133,7 @@ fn shift(m: Mnemonic, v: u128, count: u64, w: usize) -> u128 {
 }
 
 /// The lane-wise integer operations: `None` if `m` is not one.
-fn int_op(m: Mnemonic, a: u128, b: u128, w: usize) -> Option<u128> {
+pub(super) fn int_op(m: Mnemonic, a: u128, b: u128, w: usize) -> Option<u128> {
     use Mnemonic as M;
     Some(match m {
         M::Paddb => lanes(a, b, w, 1, u64::wrapping_add),

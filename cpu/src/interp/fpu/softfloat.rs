@@ -77,6 +77,15 @@ pub const F32: Format = Format {
     exp_bits: 8,
     explicit: false,
 };
+/// IEEE half precision (F16C).
+pub const F16: Format = Format {
+    emin: -14,
+    emax: 15,
+    bias: 15,
+    width: 11,
+    exp_bits: 5,
+    explicit: false,
+};
 /// IEEE double precision.
 pub const F64: Format = Format {
     emin: -1022,
@@ -559,6 +568,38 @@ pub fn mul(a: Fp, b: Fp, rule: NanRule, env: &mut Env) -> Fp {
             round_pack(v.sign, v.exp, v.sig, env)
         }
     }
+}
+
+/// Fused `a * b + c` with one rounding: the product is formed exactly
+/// (the operands' significands are at most 64 bits wide, so it fits the
+/// 128-bit significand) and rounded only after the addition. NaN operands
+/// take `rule` between the product's NaN and `c`; callers with another
+/// NaN order (x86 FMA) resolve NaNs before calling.
+pub fn fma(a: Fp, b: Fp, c: Fp, rule: NanRule, env: &mut Env) -> Fp {
+    if a.is_nan() || b.is_nan() {
+        let p = propagate_nan(a, b, rule, env);
+        return propagate_nan(p, c, rule, env);
+    }
+    let sign = a.sign != b.sign;
+    let product = match (a.class, b.class) {
+        (Class::Inf, Class::Zero) | (Class::Zero, Class::Inf) => {
+            if c.is_snan() {
+                env.flags |= IE;
+            }
+            return invalid(env);
+        }
+        (Class::Inf, _) | (_, Class::Inf) => Fp::inf(sign),
+        (Class::Zero, _) | (_, Class::Zero) => Fp::zero(sign),
+        _ => {
+            let x = (a.sig >> (TOP - 63)) as u64;
+            let y = (b.sig >> (TOP - 63)) as u64;
+            Fp::finite(sign, a.exp + b.exp, u128::from(x) * u128::from(y))
+        }
+    };
+    if c.is_nan() {
+        return propagate_nan(product, c, rule, env);
+    }
+    add(product, c, false, rule, env)
 }
 
 /// `a / b`.

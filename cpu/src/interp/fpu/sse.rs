@@ -124,7 +124,8 @@ pub(super) fn lane(op: FOp, a: u64, b: u64, fmt: Format, mxcsr: u32, flags: &mut
             }
         }
         FOp::Cmp(p) => {
-            let signaling = matches!(p & 7, 1 | 2 | 5 | 6);
+            // Predicates 0-31 (VEX); bit 4 swaps quiet and signaling.
+            let signaling = matches!(p & 15, 1 | 2 | 5 | 6 | 9 | 10 | 13 | 14) ^ (p & 16 != 0);
             let ord = if x.is_nan() || y.is_nan() {
                 if signaling || x.is_snan() || y.is_snan() {
                     env.flags |= IE;
@@ -136,15 +137,29 @@ pub(super) fn lane(op: FOp, a: u64, b: u64, fmt: Format, mxcsr: u32, flags: &mut
                 }
                 sf::compare(x, y)
             };
-            let t = match (p & 7, ord) {
-                (0, o) => o == Some(Ordering::Equal),
-                (1, o) => o == Some(Ordering::Less),
-                (2, o) => matches!(o, Some(Ordering::Less | Ordering::Equal)),
-                (3, o) => o.is_none(),
-                (4, o) => o != Some(Ordering::Equal),
-                (5, o) => o != Some(Ordering::Less),
-                (6, o) => !matches!(o, Some(Ordering::Less | Ordering::Equal)),
-                (_, o) => o.is_some(),
+            let (lt, eq, gt) = (
+                ord == Some(Ordering::Less),
+                ord == Some(Ordering::Equal),
+                ord == Some(Ordering::Greater),
+            );
+            let un = ord.is_none();
+            let t = match p & 15 {
+                0 => eq,
+                1 => lt,
+                2 => lt || eq,
+                3 => un,
+                4 => !eq,
+                5 => !lt,
+                6 => !(lt || eq),
+                7 => !un,
+                8 => eq || un,
+                9 => lt || un,
+                10 => lt || eq || un,
+                11 => false,
+                12 => lt || gt,
+                13 => gt || eq,
+                14 => gt,
+                _ => true,
             };
             *flags |= env.flags;
             if t {
@@ -201,7 +216,7 @@ pub(super) fn cvt_float(a: u64, from: Format, to: Format, mxcsr: u32, flags: &mu
 /// With overflow or underflow unmasked and raised, no result is delivered
 /// and PE reflects rounding to the destination precision with an unbounded
 /// exponent: recompute it that way.
-fn unbounded_precision(env: &mut Env, mxcsr: u32, rerun: impl FnOnce(&mut Env)) {
+pub(super) fn unbounded_precision(env: &mut Env, mxcsr: u32, rerun: impl FnOnce(&mut Env)) {
     let masks = mxcsr >> 7;
     if env.flags & !masks & (sf::OE | sf::UE) == 0 {
         return;
@@ -250,6 +265,79 @@ pub(super) fn cvt_from_int(v: i64, to: Format, mxcsr: u32, flags: &mut u32) -> u
     let r = sf::round_value(Fp::from_i128(i128::from(v)), &mut env);
     *flags |= env.flags & PE;
     sf::pack(r, to) as u64
+}
+
+/// The lane-wise SSE/SSE2 arithmetic instructions: operation, lane
+/// format and whether only the low lane is computed. `imm` is the
+/// instruction's immediate (the CMPxx predicate).
+pub(super) fn arith_op(m: Mnemonic, imm: u8) -> Option<(FOp, Format, bool)> {
+    use Mnemonic as M;
+    Some(match m {
+        M::Addps => (FOp::Add, F32, false),
+        M::Addss => (FOp::Add, F32, true),
+        M::Addpd => (FOp::Add, F64, false),
+        M::Addsd => (FOp::Add, F64, true),
+        M::Subps => (FOp::Sub, F32, false),
+        M::Subss => (FOp::Sub, F32, true),
+        M::Subpd => (FOp::Sub, F64, false),
+        M::Subsd => (FOp::Sub, F64, true),
+        M::Mulps => (FOp::Mul, F32, false),
+        M::Mulss => (FOp::Mul, F32, true),
+        M::Mulpd => (FOp::Mul, F64, false),
+        M::Mulsd => (FOp::Mul, F64, true),
+        M::Divps => (FOp::Div, F32, false),
+        M::Divss => (FOp::Div, F32, true),
+        M::Divpd => (FOp::Div, F64, false),
+        M::Divsd => (FOp::Div, F64, true),
+        M::Minps => (FOp::Min, F32, false),
+        M::Minss => (FOp::Min, F32, true),
+        M::Minpd => (FOp::Min, F64, false),
+        M::Minsd => (FOp::Min, F64, true),
+        M::Maxps => (FOp::Max, F32, false),
+        M::Maxss => (FOp::Max, F32, true),
+        M::Maxpd => (FOp::Max, F64, false),
+        M::Maxsd => (FOp::Max, F64, true),
+        M::Sqrtps => (FOp::Sqrt, F32, false),
+        M::Sqrtss => (FOp::Sqrt, F32, true),
+        M::Sqrtpd => (FOp::Sqrt, F64, false),
+        M::Sqrtsd => (FOp::Sqrt, F64, true),
+        M::Cmpps => (FOp::Cmp(imm & 7), F32, false),
+        M::Cmpss => (FOp::Cmp(imm & 7), F32, true),
+        M::Cmppd => (FOp::Cmp(imm & 7), F64, false),
+        M::Cmpsd => (FOp::Cmp(imm & 7), F64, true),
+        _ => return None,
+    })
+}
+
+/// Apply `op` lane by lane to `a` and `b` (only the low lane if
+/// `scalar`; the other lanes come from `a`).
+pub(super) fn arith_lanes(
+    (op, fmt, scalar): (FOp, Format, bool),
+    a: u128,
+    b: u128,
+    mxcsr: u32,
+    flags: &mut u32,
+) -> u128 {
+    let n = if scalar {
+        1
+    } else if fmt == F32 {
+        4
+    } else {
+        2
+    };
+    let mut r = a;
+    for i in 0..n {
+        let v = lane(
+            op,
+            lane_get(a, i, fmt),
+            lane_get(b, i, fmt),
+            fmt,
+            mxcsr,
+            flags,
+        );
+        r = lane_put(r, i, fmt, v);
+    }
+    r
 }
 
 /// Lane `i` of format `fmt` in `v`.
@@ -319,64 +407,9 @@ impl FpuState {
         let dx = super::xmm_index(dst_reg);
         let a = dx.map(|x| self.xmm(x)).unwrap_or(0);
         let mut flags = 0u32;
-        let arith = |m: Mnemonic| -> Option<(FOp, Format, bool)> {
-            Some(match m {
-                M::Addps => (FOp::Add, F32, false),
-                M::Addss => (FOp::Add, F32, true),
-                M::Addpd => (FOp::Add, F64, false),
-                M::Addsd => (FOp::Add, F64, true),
-                M::Subps => (FOp::Sub, F32, false),
-                M::Subss => (FOp::Sub, F32, true),
-                M::Subpd => (FOp::Sub, F64, false),
-                M::Subsd => (FOp::Sub, F64, true),
-                M::Mulps => (FOp::Mul, F32, false),
-                M::Mulss => (FOp::Mul, F32, true),
-                M::Mulpd => (FOp::Mul, F64, false),
-                M::Mulsd => (FOp::Mul, F64, true),
-                M::Divps => (FOp::Div, F32, false),
-                M::Divss => (FOp::Div, F32, true),
-                M::Divpd => (FOp::Div, F64, false),
-                M::Divsd => (FOp::Div, F64, true),
-                M::Minps => (FOp::Min, F32, false),
-                M::Minss => (FOp::Min, F32, true),
-                M::Minpd => (FOp::Min, F64, false),
-                M::Minsd => (FOp::Min, F64, true),
-                M::Maxps => (FOp::Max, F32, false),
-                M::Maxss => (FOp::Max, F32, true),
-                M::Maxpd => (FOp::Max, F64, false),
-                M::Maxsd => (FOp::Max, F64, true),
-                M::Sqrtps => (FOp::Sqrt, F32, false),
-                M::Sqrtss => (FOp::Sqrt, F32, true),
-                M::Sqrtpd => (FOp::Sqrt, F64, false),
-                M::Sqrtsd => (FOp::Sqrt, F64, true),
-                M::Cmpps => (FOp::Cmp(instr.immediate8()), F32, false),
-                M::Cmpss => (FOp::Cmp(instr.immediate8()), F32, true),
-                M::Cmppd => (FOp::Cmp(instr.immediate8()), F64, false),
-                M::Cmpsd => (FOp::Cmp(instr.immediate8()), F64, true),
-                _ => return None,
-            })
-        };
-        if let Some((op, fmt, scalar)) = arith(m) {
+        if let Some(spec) = arith_op(m, instr.immediate8()) {
             let x = dx.ok_or(FpuError::NotFpu)?;
-            let n = if scalar {
-                1
-            } else if fmt == F32 {
-                4
-            } else {
-                2
-            };
-            let mut r = a;
-            for i in 0..n {
-                let v = lane(
-                    op,
-                    lane_get(a, i, fmt),
-                    lane_get(src, i, fmt),
-                    fmt,
-                    mx,
-                    &mut flags,
-                );
-                r = lane_put(r, i, fmt, v);
-            }
+            let r = arith_lanes(spec, a, src, mx, &mut flags);
             self.sse_flags(flags, ctx)?;
             self.set_xmm(x, r);
             return Ok(true);

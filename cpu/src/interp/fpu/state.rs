@@ -116,6 +116,10 @@ pub struct FpuState {
     pub(super) mxcsr: u32,
     /// XMM0-XMM15.
     pub(super) xmm: [u128; 16],
+    /// Bits 255:128 of YMM0-YMM15 (the AVX state component).
+    pub(super) ymm_hi: [u128; 16],
+    /// XCR0, the XSAVE feature-enabled mask (bit 0 always set).
+    pub(super) xcr0: u64,
 }
 
 impl Default for FpuState {
@@ -142,6 +146,8 @@ impl FpuState {
             fds: 0,
             mxcsr: 0x1f80,
             xmm: [0; 16],
+            ymm_hi: [0; 16],
+            xcr0: 1,
         }
     }
 
