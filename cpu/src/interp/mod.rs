@@ -8,12 +8,14 @@
 
 pub mod alu;
 mod atomic;
+pub mod bitops;
 mod block;
 pub mod cpu;
-mod cpuid;
+pub mod cpuid;
 mod dcache;
 pub mod desc;
 pub mod exec;
+pub mod exec_ext;
 mod fastop;
 pub mod fpu;
 pub mod mem;
