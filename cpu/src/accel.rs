@@ -43,6 +43,12 @@ pub trait Accelerator: Send + Sync {
         let _ = (gsi, level);
         Err(CpuError::Unsupported(self.name()))
     }
+    /// Select the `-cpu` model for vCPUs created afterwards (before
+    /// [`Accelerator::set_cpu_features`]). Backends without models keep
+    /// their one table.
+    fn set_cpu_model(&self, model: crate::features::CpuModel) {
+        let _ = model;
+    }
     /// Record `-cpu` feature adjustments (name, on) for vCPUs created
     /// afterwards; returns the names that are unknown or unsupported.
     fn set_cpu_features(&self, features: &[(String, bool)]) -> Vec<String> {

@@ -10,7 +10,7 @@ use vm_memory::{Bytes, GuestAddress};
 
 use crate::accel::{self, ChosenAccel};
 use crate::boot::entry_registers;
-use crate::config::{AccelKind, CharBackend, MachineConfig};
+use crate::config::{AccelKind, CharBackend, CpuModel, MachineConfig};
 use crate::control::VcpuControl;
 use crate::error::MachineError;
 use crate::events::Events;
@@ -77,9 +77,7 @@ impl Machine {
                 "-icount is not allowed with hardware virtualization".into(),
             ));
         }
-        for name in accel.accel.set_cpu_features(&cfg.cpu.features) {
-            eprintln!("{prog}: warning: host doesn't support requested feature: {name}");
-        }
+        cpu_model(&accel, &cfg, prog)?;
         let timers = TimerService::new(clock.clone());
         let platform = platform::build(&cfg, &accel, &mem, &clock, &timers, &events_tx)?;
         let control = Arc::new(VcpuControl::new(cfg.cpus as usize));
@@ -517,4 +515,35 @@ fn monitor_configs(cfg: &MachineConfig) -> Result<Vec<qmp::MonitorConfig>, Machi
         out.push(mc);
     }
     Ok(out)
+}
+
+/// Apply `-cpu model,+feat,-feat`: QEMU's error for an unknown feature
+/// name, its warning for one the accelerator cannot provide.
+fn cpu_model(accel: &ChosenAccel, cfg: &MachineConfig, prog: &str) -> Result<(), MachineError> {
+    let (model, name) = match cfg.cpu.model {
+        CpuModel::Host => (cpu::features::CpuModel::Host, "host"),
+        CpuModel::Max => (cpu::features::CpuModel::Max, "max"),
+        CpuModel::Qemu64 => (cpu::features::CpuModel::Qemu64, "qemu64"),
+    };
+    if let Some((f, _)) = cfg
+        .cpu
+        .features
+        .iter()
+        .find(|(f, _)| cpu::features::locate(f).is_none())
+    {
+        return Err(MachineError::Config(format!(
+            "Property '{name}-x86_64-cpu.{f}' not found"
+        )));
+    }
+    accel.accel.set_cpu_model(model);
+    let who = if accel.kind == AccelKind::Kvm {
+        "host"
+    } else {
+        "TCG"
+    };
+    for f in accel.accel.set_cpu_features(&cfg.cpu.features) {
+        let what = cpu::features::describe(&f).unwrap_or(f);
+        eprintln!("{prog}: warning: {who} doesn't support requested feature: {what}");
+    }
+    Ok(())
 }

@@ -51,6 +51,8 @@ pub struct Cpu {
     pub(super) blocks: Box<super::block::BlockCache>,
     /// Instructions retired.
     pub retired: u64,
+    /// What CPUID answers (the `-cpu` model).
+    pub(super) cpuid_table: super::cpuid::CpuidTable,
     /// The last instructions executed (RIP, after-state RAX..RDI), kept
     /// when exception tracing is on.
     history: std::collections::VecDeque<(u64, String)>,
@@ -79,6 +81,8 @@ impl std::fmt::Debug for Cpu {
 impl Cpu {
     /// A CPU in its reset state.
     pub fn new(id: u32, mem: Arc<GuestMemory>, clock: Arc<Clock>) -> Self {
+        let max = crate::features::CpuModel::Max;
+        let (cpuid_table, _) = super::cpuid::CpuidTable::new(max, id, clock.tsc_khz(), &[]);
         Cpu {
             st: CpuState::default(),
             id,
@@ -90,6 +94,7 @@ impl Cpu {
             cache: Box::default(),
             blocks: Box::default(),
             retired: 0,
+            cpuid_table,
             history: std::collections::VecDeque::new(),
             last_exception: None,
             tracing: 0,

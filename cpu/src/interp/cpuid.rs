@@ -1,66 +1,368 @@
-//! CPUID of the software CPU: it advertises only what it implements.
+//! CPUID of the software CPU: a table built once per vCPU from a `-cpu`
+//! model (as QEMU names them) and the `+feat`/`-feat` list, advertising
+//! only what the interpreter implements.
+//!
+//! The base leaves are the same for every model: vendor GenuineIntel,
+//! family 6 (Linux reads leaves 0x15/0x16 only on Intel), max leaf 0x16,
+//! topology leaf 0xB, the TSC/crystal leaves 0x15/0x16, the brand string
+//! and 40/48-bit address sizes. Feature bits come from a model's list of
+//! QEMU feature names ([`crate::features`] maps each to its bit), so a
+//! feature is one line in [`MAX`].
+//!
+//! `max` (also `host` on tcg, and the default) advertises:
+//! - CPUID.1:EDX fpu pse tsc msr pae cx8 apic sep pge cmov pat clflush
+//!   mmx fxsr sse sse2;
+//! - CPUID.1:ECX cx16 movbe popcnt tsc-deadline rdrand hypervisor;
+//! - CPUID.6:EAX arat;
+//! - CPUID.7.0:EBX fsgsbase bmi1 bmi2 rdseed adx; CPUID.7.0:ECX rdpid;
+//! - CPUID.80000001H:ECX lahf_lm abm; EDX syscall nx rdtscp lm;
+//! - CPUID.80000007H:EDX invtsc.
+//!
+//! `qemu64` is QEMU's qemu64 list restricted to those, plus the bits that
+//! describe this board rather than the instruction set ([`PLATFORM`]);
+//! its vendor and family stay as above (QEMU's qemu64 claims AMD family
+//! 15, which would hide the clock leaves Linux relies on).
 
 use super::cpu::{Cpu, CRYSTAL_HZ};
+use crate::features::{self, CpuModel};
+use crate::CpuidEntry;
+
+/// Every feature the interpreter implements (QEMU names): `max`.
+pub const MAX: &[&str] = &[
+    // CPUID.1:EDX (PSE: Linux's AP trampoline requires it).
+    "fpu",
+    "pse",
+    "tsc",
+    "msr",
+    "pae",
+    "cx8",
+    "apic",
+    "sep",
+    "pge",
+    "cmov",
+    "pat",
+    "clflush",
+    "mmx",
+    "fxsr",
+    "sse",
+    "sse2",
+    // CPUID.1:ECX.
+    "cx16",
+    "movbe",
+    "popcnt",
+    "tsc-deadline",
+    "rdrand",
+    "hypervisor",
+    // CPUID.6:EAX.
+    "arat",
+    // CPUID.7.0:EBX/ECX.
+    "fsgsbase",
+    "bmi1",
+    "bmi2",
+    "rdseed",
+    "adx",
+    "rdpid",
+    // CPUID.80000001H:ECX/EDX.
+    "lahf_lm",
+    "abm",
+    "syscall",
+    "nx",
+    "rdtscp",
+    "lm",
+    // CPUID.80000007H:EDX.
+    "invtsc",
+];
+
+/// QEMU's `qemu64` (target/i386/cpu.c: PPRO_FEATURES | mtrr clflush mca
+/// pse36; sse3 cx16; lm syscall nx; lahf_lm svm), before restriction.
+pub const QEMU64: &[&str] = &[
+    "fpu", "de", "pse", "tsc", "msr", "mce", "cx8", "pge", "cmov", "pat", "fxsr", "mmx", "sse",
+    "sse2", "pae", "sep", "apic", "mtrr", "clflush", "mca", "pse36", "sse3", "cx16", "lm",
+    "syscall", "nx", "lahf_lm", "svm",
+];
+
+/// Board and timer bits every model keeps (QEMU sets `hypervisor` on all
+/// models; the others describe our LAPIC timer and TSC).
+pub const PLATFORM: &[&str] = &["hypervisor", "tsc-deadline", "arat", "invtsc"];
+
+/// A vCPU's CPUID table, and the decode-relevant features it shows.
+#[derive(Debug, Clone)]
+pub struct CpuidTable {
+    entries: Vec<CpuidEntry>,
+    id: u32,
+    /// LZCNT is advertised (else it runs as BSR).
+    pub lzcnt: bool,
+    /// BMI1 is advertised (else TZCNT runs as BSF).
+    pub bmi1: bool,
+}
+
+fn leaf(function: u32, eax: u32, ebx: u32, ecx: u32, edx: u32) -> CpuidEntry {
+    CpuidEntry {
+        function,
+        eax,
+        ebx,
+        ecx,
+        edx,
+        ..Default::default()
+    }
+}
+
+fn subleaf(function: u32, index: u32, regs: (u32, u32, u32, u32)) -> CpuidEntry {
+    CpuidEntry {
+        function,
+        index,
+        significant_index: true,
+        eax: regs.0,
+        ebx: regs.1,
+        ecx: regs.2,
+        edx: regs.3,
+    }
+}
+
+/// The leaves without feature bits, for vCPU `id` with a TSC of `tsc_khz`.
+fn base(id: u32, tsc_khz: u64) -> Vec<CpuidEntry> {
+    let mhz = (tsc_khz / 1000) as u32;
+    vec![
+        // Max leaf 0x16; "GenuineIntel".
+        leaf(0, 0x16, 0x756e_6547, 0x6c65_746e, 0x4965_6e69),
+        // Family 6; APIC ID, one logical processor, CLFLUSH line 8*8.
+        leaf(1, 0x0006_06a0, (id << 24) | (1 << 16) | (8 << 8), 0, 0),
+        leaf(6, 0, 0, 0, 0),
+        subleaf(7, 0, (0, 0, 0, 0)),
+        subleaf(0xb, 0, (0, 1, 0x100, id)),
+        // TSC/crystal ratio and the crystal rate (= the LAPIC timer's).
+        // Linux computes crystal_khz * EBX / EAX in 32 bits, so the ratio
+        // is given in MHz/1000 (the board rounds the TSC to whole MHz).
+        leaf(0x15, 1000, mhz, CRYSTAL_HZ, 0),
+        leaf(0x16, mhz, mhz, CRYSTAL_HZ / 1_000_000, 0),
+        leaf(0x8000_0000, 0x8000_0008, 0, 0, 0),
+        leaf(0x8000_0001, 0, 0, 0, 0),
+        // "Kindling software CPU".
+        leaf(
+            0x8000_0002,
+            0x646e_694b,
+            0x676e_696c,
+            0x6f73_2020,
+            0x6177_7466,
+        ),
+        leaf(0x8000_0003, 0x4320_6572, 0x5550, 0, 0),
+        leaf(0x8000_0004, 0, 0, 0, 0),
+        leaf(0x8000_0007, 0, 0, 0, 0),
+        // 40-bit physical, 48-bit virtual addresses.
+        leaf(0x8000_0008, 0x3028, 0, 0, 0),
+    ]
+}
+
+/// The feature names model `model` advertises on the interpreter.
+pub fn model_features(model: CpuModel) -> Vec<&'static str> {
+    match model {
+        CpuModel::Host | CpuModel::Max => MAX.to_vec(),
+        CpuModel::Qemu64 => MAX
+            .iter()
+            .copied()
+            .filter(|f| QEMU64.contains(f) || PLATFORM.contains(f))
+            .collect(),
+    }
+}
+
+impl CpuidTable {
+    /// vCPU `id`'s table for `model` with `adjustments` applied; also
+    /// returns the adjustments that name an unknown feature or one the
+    /// interpreter does not implement.
+    pub fn new(
+        model: CpuModel,
+        id: u32,
+        tsc_khz: u64,
+        adjustments: &[(String, bool)],
+    ) -> (Self, Vec<String>) {
+        let supported = Self::entries_for(&model_features(CpuModel::Max), id, tsc_khz);
+        let mut entries = Self::entries_for(&model_features(model), id, tsc_khz);
+        let bad = features::apply(&mut entries, &supported, adjustments);
+        (Self::from_entries(entries, id), bad)
+    }
+
+    fn entries_for(names: &[&str], id: u32, tsc_khz: u64) -> Vec<CpuidEntry> {
+        let mut t = base(id, tsc_khz);
+        for name in names {
+            features::set(&mut t, name, true);
+        }
+        t
+    }
+
+    /// A table of `entries` for vCPU `id`.
+    pub fn from_entries(entries: Vec<CpuidEntry>, id: u32) -> Self {
+        CpuidTable {
+            lzcnt: features::has(&entries, "abm"),
+            bmi1: features::has(&entries, "bmi1"),
+            entries,
+            id,
+        }
+    }
+
+    /// The entries (what `supported_cpuid` reports).
+    pub fn entries(&self) -> &[CpuidEntry] {
+        &self.entries
+    }
+
+    /// CPUID leaf `leaf`, subleaf `sub`: zeros for leaves not in the
+    /// table, and an invalid level (ECX = subleaf, EDX = APIC ID) for
+    /// leaf 0xB's subleaves past the first.
+    pub fn lookup(&self, leaf: u32, sub: u32) -> (u32, u32, u32, u32) {
+        match crate::cpuid::lookup(&self.entries, leaf, sub) {
+            Some(e) => (e.eax, e.ebx, e.ecx, e.edx),
+            None if leaf == 0xb => (0, 0, sub & 0xff, self.id),
+            None => (0, 0, 0, 0),
+        }
+    }
+}
 
 impl Cpu {
     /// CPUID leaf `leaf`, subleaf `sub`.
+    ///
+    /// Two answers follow the CPU's state when the model shows XSAVE:
+    /// CPUID.1:ECX.OSXSAVE mirrors CR4.OSXSAVE, and leaf 0xD describes
+    /// the XSAVE area for the current XCR0.
     pub fn cpuid(&self, leaf: u32, sub: u32) -> (u32, u32, u32, u32) {
-        let tsc_khz = self.clock_tsc_khz();
+        const XSAVE: u32 = 1 << 26;
+        const OSXSAVE: u32 = 1 << 27;
+        const CR4_OSXSAVE: u64 = 1 << 18;
+        let xsave = self.cpuid_table.lookup(1, 0).2 & XSAVE != 0;
         match leaf {
-            // Max leaf 0x16; "GenuineIntel" (Linux reads 0x15/0x16 only on Intel).
-            0 => (0x16, 0x756e_6547, 0x6c65_746e, 0x4965_6e69),
+            0xd if xsave => super::fpu::cpuid_leaf_d(sub, self.st.fpu.xcr0()),
             1 => {
-                let eax = 0x0006_06a0; // family 6
-                let ebx = (self.id << 24) | (1 << 16) | (8 << 8);
-                // ECX: TSC-deadline (24), hypervisor (31); cx16 (13).
-                let ecx = (1 << 24) | (1 << 31) | (1 << 13);
-                // EDX: FPU PSE TSC MSR PAE CX8 APIC SEP PGE CMOV PAT CLFSH MMX FXSR
-                // SSE SSE2 (PSE: Linux's AP trampoline requires it).
-                let edx = 1
-                    | (1 << 3)
-                    | (1 << 4)
-                    | (1 << 5)
-                    | (1 << 6)
-                    | (1 << 8)
-                    | (1 << 9)
-                    | (1 << 11)
-                    | (1 << 13)
-                    | (1 << 15)
-                    | (1 << 16)
-                    | (1 << 19)
-                    | (1 << 23)
-                    | (1 << 24)
-                    | (1 << 25)
-                    | (1 << 26);
-                (eax, ebx, ecx, edx)
+                let (a, b, mut c, d) = self.cpuid_table.lookup(1, 0);
+                c &= !OSXSAVE;
+                if xsave && self.st.cr4 & CR4_OSXSAVE != 0 {
+                    c |= OSXSAVE;
+                }
+                (a, b, c, d)
             }
-            6 => (1 << 2, 0, 0, 0), // ARAT
-            7 => (0, 0, 0, 0),
-            0xd => super::fpu::cpuid_leaf_d(sub, self.st.fpu.xcr0()),
-            0xb => match sub {
-                0 => (0, 1, 0x100, self.id),
-                _ => (0, 0, sub & 0xff, self.id),
-            },
-            // TSC/crystal ratio and the crystal rate (= the LAPIC timer's).
-            // Linux computes crystal_khz * EBX / EAX in 32 bits, so the
-            // ratio is given in MHz/1000 (the board rounds the software
-            // CPU's TSC rate to whole MHz).
-            0x15 => (1000, (tsc_khz / 1000) as u32, CRYSTAL_HZ, 0),
-            0x16 => (
-                (tsc_khz / 1000) as u32,
-                (tsc_khz / 1000) as u32,
-                (CRYSTAL_HZ / 1_000_000),
-                0,
-            ),
-            0x8000_0000 => (0x8000_0008, 0, 0, 0),
-            // LAHF in long mode; SYSCALL, NX, RDTSCP, LM.
-            0x8000_0001 => (0, 0, 1, (1 << 11) | (1 << 20) | (1 << 27) | (1 << 29)),
-            0x8000_0002 => (0x646e_694b, 0x676e_696c, 0x6f73_2020, 0x6177_7466),
-            0x8000_0003 => (0x4320_6572, 0x5550, 0, 0),
-            0x8000_0004 => (0, 0, 0, 0),
-            0x8000_0007 => (0, 0, 0, 1 << 8), // invariant TSC
-            0x8000_0008 => (0x3028, 0, 0, 0), // 40-bit physical, 48-bit virtual
-            _ => (0, 0, 0, 0),
+            _ => self.cpuid_table.lookup(leaf, sub),
         }
+    }
+
+    /// Replace this CPU's CPUID table (the `-cpu` model).
+    pub fn set_cpuid(&mut self, table: CpuidTable) {
+        self.cpuid_table = table;
+    }
+
+    /// This CPU's CPUID table.
+    pub fn cpuid_table(&self) -> &CpuidTable {
+        &self.cpuid_table
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn table(model: CpuModel, adj: &[(&str, bool)]) -> (CpuidTable, Vec<String>) {
+        let adj: Vec<(String, bool)> = adj.iter().map(|(n, o)| (n.to_string(), *o)).collect();
+        CpuidTable::new(model, 2, 2_000_000, &adj)
+    }
+
+    #[test]
+    fn max_shows_every_implemented_feature() {
+        let (t, bad) = table(CpuModel::Max, &[]);
+        assert!(bad.is_empty());
+        for name in MAX {
+            assert!(features::has(t.entries(), name), "{name} missing");
+        }
+        let (_, _, ecx, _) = t.lookup(1, 0);
+        assert_ne!(ecx & (1 << 23), 0, "popcnt");
+        assert_ne!(ecx & (1 << 22), 0, "movbe");
+        assert_eq!(ecx & (1 << 20), 0, "sse4.2 is not ours to set yet");
+        assert_eq!(ecx & (1 << 26), 0, "no xsave");
+        let (_, ebx, ecx7, _) = t.lookup(7, 0);
+        assert_eq!(ebx, 1 | (1 << 3) | (1 << 8) | (1 << 18) | (1 << 19));
+        assert_eq!(ecx7, 1 << 22);
+        assert_eq!(t.lookup(0x8000_0001, 0).2, 1 | (1 << 5));
+        assert!(t.lzcnt && t.bmi1);
+        // Host on tcg is max.
+        assert_eq!(table(CpuModel::Host, &[]).0.entries(), t.entries());
+    }
+
+    #[test]
+    fn base_leaves_are_as_linux_expects() {
+        let (t, _) = table(CpuModel::Qemu64, &[]);
+        assert_eq!(
+            t.lookup(0, 0),
+            (0x16, 0x756e_6547, 0x6c65_746e, 0x4965_6e69)
+        );
+        assert_eq!(t.lookup(1, 0).0, 0x0006_06a0);
+        assert_eq!(t.lookup(1, 0).1 >> 24, 2);
+        assert_eq!(t.lookup(0xb, 0), (0, 1, 0x100, 2));
+        assert_eq!(t.lookup(0xb, 1), (0, 0, 1, 2));
+        assert_eq!(t.lookup(0xb, 7), (0, 0, 7, 2));
+        assert_eq!(t.lookup(0x15, 0), (1000, 2000, CRYSTAL_HZ, 0));
+        assert_eq!(t.lookup(0x16, 0), (2000, 2000, 1000, 0));
+        assert_eq!(t.lookup(7, 1), (0, 0, 0, 0));
+        assert_eq!(t.lookup(0x8000_0008, 0).0, 0x3028);
+    }
+
+    #[test]
+    fn qemu64_is_qemus_list_restricted_to_ours() {
+        let (t, _) = table(CpuModel::Qemu64, &[]);
+        let shown: Vec<&str> = MAX
+            .iter()
+            .copied()
+            .filter(|n| features::has(t.entries(), n))
+            .collect();
+        assert_eq!(
+            shown,
+            [
+                "fpu",
+                "pse",
+                "tsc",
+                "msr",
+                "pae",
+                "cx8",
+                "apic",
+                "sep",
+                "pge",
+                "cmov",
+                "pat",
+                "clflush",
+                "mmx",
+                "fxsr",
+                "sse",
+                "sse2",
+                "cx16",
+                "tsc-deadline",
+                "hypervisor",
+                "arat",
+                "lahf_lm",
+                "syscall",
+                "nx",
+                "lm",
+                "invtsc"
+            ]
+        );
+        assert!(!t.lzcnt && !t.bmi1);
+        // qemu64's own names beyond what we implement stay off.
+        for n in ["de", "mce", "mtrr", "mca", "pse36", "svm", "sse3"] {
+            assert!(!features::has(t.entries(), n), "{n}");
+        }
+    }
+
+    #[test]
+    fn feature_lists_adjust_the_model() {
+        let (t, bad) = table(
+            CpuModel::Max,
+            &[
+                ("popcnt", false),
+                ("bmi1", false),
+                ("avx2", true),
+                ("foo", true),
+            ],
+        );
+        assert_eq!(t.lookup(1, 0).2 & (1 << 23), 0);
+        assert_eq!(t.lookup(7, 0).1 & (1 << 3), 0);
+        assert!(!t.bmi1 && t.lzcnt);
+        assert_eq!(bad, ["avx2", "foo"]);
+        let (t, bad) = table(CpuModel::Qemu64, &[("popcnt", true), ("abm", true)]);
+        assert!(bad.is_empty());
+        assert_ne!(t.lookup(1, 0).2 & (1 << 23), 0);
+        assert!(t.lzcnt);
     }
 }

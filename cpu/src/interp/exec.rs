@@ -179,7 +179,7 @@ impl Cpu {
         mmu.write(&mut self.st, la, &v.to_le_bytes()[..bytes])
     }
 
-    fn op_bits(&self, i: &Instruction, n: u32) -> u32 {
+    pub(super) fn op_bits(&self, i: &Instruction, n: u32) -> u32 {
         match i.op_kind(n) {
             OpKind::Register => i.op_register(n).size() as u32 * 8,
             OpKind::Memory => (i.memory_size().size() as u32 * 8).max(8),
@@ -187,7 +187,7 @@ impl Cpu {
         }
     }
 
-    fn read_op(&mut self, i: &Instruction, n: u32) -> R<u64> {
+    pub(super) fn read_op(&mut self, i: &Instruction, n: u32) -> R<u64> {
         Ok(match i.op_kind(n) {
             OpKind::Register => self.reg(i.op_register(n)),
             OpKind::Memory => {
@@ -202,7 +202,7 @@ impl Cpu {
         })
     }
 
-    fn write_op(&mut self, i: &Instruction, n: u32, v: u64) -> R<()> {
+    pub(super) fn write_op(&mut self, i: &Instruction, n: u32, v: u64) -> R<()> {
         match i.op_kind(n) {
             OpKind::Register => {
                 self.set_reg(i.op_register(n), v);
@@ -217,7 +217,7 @@ impl Cpu {
         }
     }
 
-    fn set_flags(&mut self, f: u64, which: u64) {
+    pub(super) fn set_flags(&mut self, f: u64, which: u64) {
         self.st.rflags = (self.st.rflags & !which) | (f & which) | 2;
     }
 
@@ -830,16 +830,16 @@ impl Cpu {
                     None => self.write_op(i, 0, nv)?,
                 }
             }
-            M::Bsf | M::Bsr | M::Tzcnt | M::Lzcnt | M::Popcnt => {
+            m if super::bitops::owns(m) => return self.exec_bitops(i),
+            m if super::exec_ext::owns(m) => return self.exec_ext(i),
+            M::Bsf | M::Bsr => {
                 let bits = self.op_bits(i, 0);
                 let v = self.read_op(i, 1)? & mask(bits);
                 if v == 0 {
                     self.set_flags(ZF, ZF);
                 } else {
-                    // TZCNT/LZCNT run as BSF/BSR: BMI1/ABM aren't advertised.
                     let r = match m {
-                        M::Bsf | M::Tzcnt => v.trailing_zeros() as u64,
-                        M::Popcnt => v.count_ones() as u64,
+                        M::Bsf => v.trailing_zeros() as u64,
                         _ => 63 - v.leading_zeros() as u64,
                     };
                     self.write_op(i, 0, r)?;
@@ -888,6 +888,10 @@ impl Cpu {
             M::Cmpxchg8b | M::Cmpxchg16b => {
                 let w = if m == M::Cmpxchg8b { 4 } else { 8 };
                 let la = self.mem_linear(i);
+                if w == 8 && la & 15 != 0 {
+                    // CMPXCHG16B needs a 16-byte aligned operand.
+                    return Err(Exception::gp(0));
+                }
                 let lo = self.read_la(la, w)?;
                 let hi = self.read_la(la + w as u64, w)?;
                 let m_ = mask(w as u32 * 8);

@@ -8,13 +8,15 @@
 
 pub mod alu;
 mod atomic;
+pub mod bitops;
 mod block;
 pub mod cpu;
-mod cpuid;
+pub mod cpuid;
 mod dcache;
 mod debug;
 pub mod desc;
 pub mod exec;
+pub mod exec_ext;
 mod fastop;
 pub mod fpu;
 pub mod mem;

@@ -1,12 +1,14 @@
 //! The interpreter as a [`Vcpu`] and an [`Accelerator`].
 
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use super::cpu::{Cpu, Stop};
+use super::cpuid::CpuidTable;
 use super::state::flags::IF;
 use super::state::Seg;
+use crate::features::CpuModel;
 use crate::{
     Accelerator, Clock, CpuError, CpuidEntry, GuestMemory, IoBus, LapicLocation, Msi, Regs,
     Segment, Sregs, Vcpu, VcpuExit, VcpuKick,
@@ -271,12 +273,18 @@ impl Vcpu for InterpVcpu {
 pub struct InterpAccelerator {
     mem: Arc<GuestMemory>,
     clock: Arc<Clock>,
+    /// The `-cpu` model and feature adjustments for new vCPUs.
+    model: Mutex<(CpuModel, Vec<(String, bool)>)>,
 }
 
 impl InterpAccelerator {
     /// An accelerator on `mem`, timed by `clock`.
     pub fn new(mem: Arc<GuestMemory>, clock: Arc<Clock>) -> Self {
-        InterpAccelerator { mem, clock }
+        InterpAccelerator {
+            mem,
+            clock,
+            model: Mutex::new((CpuModel::Max, Vec::new())),
+        }
     }
 }
 
@@ -290,11 +298,25 @@ impl Accelerator for InterpAccelerator {
     }
 
     fn create_vcpu(&self, id: u32, _count: u32) -> Result<Box<dyn Vcpu>, CpuError> {
-        Ok(Box::new(InterpVcpu::new(
-            id,
-            self.mem.clone(),
-            self.clock.clone(),
-        )))
+        let mut v = InterpVcpu::new(id, self.mem.clone(), self.clock.clone());
+        let (model, features) = self.model.lock().map(|m| m.clone()).unwrap_or_default();
+        let (table, _) = CpuidTable::new(model, id, self.clock.tsc_khz(), &features);
+        v.cpu.set_cpuid(table);
+        Ok(Box::new(v))
+    }
+
+    fn set_cpu_model(&self, model: CpuModel) {
+        if let Ok(mut m) = self.model.lock() {
+            m.0 = model;
+        }
+    }
+
+    fn set_cpu_features(&self, features: &[(String, bool)]) -> Vec<String> {
+        let Ok(mut m) = self.model.lock() else {
+            return Vec::new();
+        };
+        m.1 = features.to_vec();
+        CpuidTable::new(m.0, 0, self.clock.tsc_khz(), features).1
     }
 
     fn signal_msi(&self, _msi: Msi) -> Result<(), CpuError> {
@@ -302,20 +324,8 @@ impl Accelerator for InterpAccelerator {
     }
 
     fn supported_cpuid(&self) -> Vec<CpuidEntry> {
-        let cpu = Cpu::new(0, self.mem.clone(), self.clock.clone());
-        let mut out = Vec::new();
-        for leaf in (0..=0x16).chain(0x8000_0000..=0x8000_0008) {
-            let (eax, ebx, ecx, edx) = cpu.cpuid(leaf, 0);
-            out.push(CpuidEntry {
-                function: leaf,
-                index: 0,
-                significant_index: false,
-                eax,
-                ebx,
-                ecx,
-                edx,
-            });
-        }
-        out
+        let tsc_khz = self.clock.tsc_khz();
+        let (max, _) = CpuidTable::new(CpuModel::Max, 0, tsc_khz, &[]);
+        max.entries().to_vec()
     }
 }
