@@ -35,6 +35,8 @@ impl Cpu {
                 (eax, ebx, ecx, edx)
             }
             6 => (1 << 2, 0, 0, 0), // ARAT
+            // Leaf 7.0: SMEP (EBX 7), SMAP (EBX 20); UMIP (ECX 2).
+            7 if sub == 0 => (0, (1 << 7) | (1 << 20), 1 << 2, 0),
             7 => (0, 0, 0, 0),
             0xb => match sub {
                 0 => (0, 1, 0x100, self.id),

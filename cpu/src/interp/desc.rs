@@ -29,8 +29,22 @@ pub fn decode(lo: u32, hi: u32, selector: u16) -> Segment {
 }
 
 /// Read the descriptor for `selector` (16 bytes for system descriptors in
-/// long mode when `wide`).
+/// long mode when `wide`), as an implicit supervisor access (SMAP applies
+/// whatever RFLAGS.AC and the CPL).
 pub fn load(
+    mmu: &Mmu,
+    cpu: &mut CpuState,
+    selector: u16,
+    wide: bool,
+) -> Result<Segment, Exception> {
+    let saved = cpu.sys_access;
+    cpu.sys_access = true;
+    let r = load_descriptor(mmu, cpu, selector, wide);
+    cpu.sys_access = saved;
+    r
+}
+
+fn load_descriptor(
     mmu: &Mmu,
     cpu: &mut CpuState,
     selector: u16,
@@ -64,16 +78,20 @@ pub fn load(
     Ok(seg)
 }
 
-/// Set the accessed bit of a code/data descriptor in memory.
+/// Set the accessed bit of a code/data descriptor in memory (an implicit
+/// supervisor access).
 pub fn mark_accessed(mmu: &Mmu, cpu: &mut CpuState, selector: u16) {
     if selector & 4 != 0 || selector < 8 {
         return;
     }
     let addr = cpu.gdtr.0 + u64::from(selector & !7) + 5;
+    let saved = cpu.sys_access;
+    cpu.sys_access = true;
     let mut b = [0u8];
     if mmu.read(cpu, addr, &mut b, Access::Read).is_ok() && b[0] & 1 == 0 {
         let _ = mmu.write(cpu, addr, &[b[0] | 1]);
     }
+    cpu.sys_access = saved;
 }
 
 #[cfg(test)]

@@ -17,6 +17,7 @@ pub mod exec;
 mod fastop;
 pub mod fpu;
 pub mod mem;
+mod privilege;
 pub mod ram;
 pub mod snippet_runner;
 pub mod state;
