@@ -639,11 +639,15 @@ impl Cpu {
         if self.st.efer & EFER_SCE == 0 || !self.st.long64() {
             return Err(Exception::UD);
         }
-        if self.st.cpl() != 0 {
-            return Err(Exception::gp(0));
-        }
+        self.require_cpl0()?;
         let base = ((self.st.msr.star >> 48) & 0xffff) as u16;
         let q = i.mnemonic() == iced_x86::Mnemonic::Sysretq;
+        // Intel: a non-canonical return address faults before anything
+        // changes, so the #GP is delivered at CPL 0.
+        let rcx = self.st.gpr[1];
+        if q && ((rcx as i64) << 16 >> 16) as u64 != rcx {
+            return Err(Exception::gp(0));
+        }
         let mut cs = crate::Segment::flat((if q { base + 16 } else { base }) | 3, 0xb, q);
         cs.dpl = 3;
         let mut ss = crate::Segment::flat((base + 8) | 3, 0x3, false);

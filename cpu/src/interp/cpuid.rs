@@ -14,7 +14,8 @@
 //!   mmx fxsr sse sse2;
 //! - CPUID.1:ECX cx16 movbe popcnt tsc-deadline rdrand hypervisor;
 //! - CPUID.6:EAX arat;
-//! - CPUID.7.0:EBX fsgsbase bmi1 bmi2 rdseed adx; CPUID.7.0:ECX rdpid;
+//! - CPUID.7.0:EBX fsgsbase bmi1 bmi2 rdseed adx smep smap; CPUID.7.0:ECX
+//!   umip rdpid;
 //! - CPUID.80000001H:ECX lahf_lm abm; EDX syscall nx rdtscp lm;
 //! - CPUID.80000007H:EDX invtsc.
 //!
@@ -61,6 +62,9 @@ pub const MAX: &[&str] = &[
     "bmi2",
     "rdseed",
     "adx",
+    "smep",
+    "smap",
+    "umip",
     "rdpid",
     // CPUID.80000001H:ECX/EDX.
     "lahf_lm",

@@ -47,8 +47,22 @@ pub fn load(
 }
 
 /// Read the descriptor for `selector`, present or not (#GP(selector) when
-/// it lies beyond its table's limit).
+/// it lies beyond its table's limit), as an implicit supervisor access
+/// (SMAP applies whatever RFLAGS.AC and the CPL).
 pub fn read(
+    mmu: &Mmu,
+    cpu: &mut CpuState,
+    selector: u16,
+    wide: bool,
+) -> Result<Segment, Exception> {
+    let saved = cpu.sys_access;
+    cpu.sys_access = true;
+    let r = load_descriptor(mmu, cpu, selector, wide);
+    cpu.sys_access = saved;
+    r
+}
+
+fn load_descriptor(
     mmu: &Mmu,
     cpu: &mut CpuState,
     selector: u16,
@@ -145,16 +159,20 @@ pub fn visible_to_lsl_lar(d: &Segment, lar: bool, cpl: u8, selector: u16) -> boo
     }
 }
 
-/// Set the accessed bit of a code/data descriptor in memory.
+/// Set the accessed bit of a code/data descriptor in memory (an implicit
+/// supervisor access).
 pub fn mark_accessed(mmu: &Mmu, cpu: &mut CpuState, selector: u16) {
     if selector & 4 != 0 || selector < 8 {
         return;
     }
     let addr = cpu.gdtr.0 + u64::from(selector & !7) + 5;
+    let saved = cpu.sys_access;
+    cpu.sys_access = true;
     let mut b = [0u8];
     if mmu.read(cpu, addr, &mut b, Access::Read).is_ok() && b[0] & 1 == 0 {
         let _ = mmu.write(cpu, addr, &[b[0] | 1]);
     }
+    cpu.sys_access = saved;
 }
 
 #[cfg(test)]

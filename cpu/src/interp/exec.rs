@@ -351,8 +351,6 @@ impl Cpu {
             | M::Mfence
             | M::Clflush
             | M::Clflushopt
-            | M::Wbinvd
-            | M::Invd
             | M::Prefetchnta
             | M::Prefetcht0
             | M::Prefetcht1
@@ -373,11 +371,13 @@ impl Cpu {
                         });
                     }
                     if dst.is_cr() {
+                        self.check_mov_cr(dst)?;
                         return self
                             .write_cr(dst, self.reg(i.op_register(1)))
                             .map(|_| Outcome::Next);
                     }
                     if dst.is_dr() {
+                        self.check_mov_dr(dst)?;
                         let v = self.reg(i.op_register(1));
                         return self
                             .write_dr(super::debug::dr_index(dst), v)
@@ -387,6 +387,7 @@ impl Cpu {
                 if i.op_kind(1) == OpKind::Register {
                     let src = i.op_register(1);
                     if src.is_cr() {
+                        self.check_mov_cr(src)?;
                         let v = match src {
                             Register::CR0 => self.st.cr0,
                             Register::CR2 => self.st.cr2,
@@ -399,6 +400,7 @@ impl Cpu {
                         return Ok(Outcome::Next);
                     }
                     if src.is_dr() {
+                        self.check_mov_dr(src)?;
                         let v = self.read_dr(super::debug::dr_index(src))?;
                         self.set_reg(i.op_register(0), v);
                         return Ok(Outcome::Next);
@@ -568,10 +570,8 @@ impl Cpu {
             M::Popf | M::Popfd | M::Popfq => {
                 let bytes = i.stack_pointer_increment() as usize;
                 let v = self.pop(bytes)?;
-                let mut keep = 2 | (1 << 17) | (1 << 16);
-                if self.st.cpl() > 0 {
-                    keep |= 3 << 12 | IF;
-                }
+                let keep =
+                    2 | (1 << 17) | (1 << 16) | ((3 << 12 | IF) & !self.popf_protected_bits());
                 let writable = !keep & mask(bytes as u32 * 8) & 0x3f_7fd5;
                 self.st.rflags = (self.st.rflags & !writable) | (v & writable) | 2;
             }
@@ -917,8 +917,12 @@ impl Cpu {
             M::Cmc => self.st.rflags ^= CF,
             M::Cld => self.set_flags(0, DF),
             M::Std => self.set_flags(DF, DF),
-            M::Cli => self.set_flags(0, IF),
+            M::Cli => {
+                self.check_cli_sti()?;
+                self.set_flags(0, IF);
+            }
             M::Sti => {
+                self.check_cli_sti()?;
                 let was = self.st.rflags & IF != 0;
                 self.set_flags(IF, IF);
                 if !was {
@@ -934,9 +938,7 @@ impl Cpu {
                 self.set_flags(v, CF | PF | AF | ZF | SF);
             }
             M::Hlt => {
-                if self.st.cpl() != 0 {
-                    return Err(Exception::gp(0));
-                }
+                self.require_cpl0()?;
                 return Ok(Outcome::Halt);
             }
             M::Leave => {
@@ -1113,6 +1115,7 @@ impl Cpu {
             (p as u16, i.op_register(1))
         };
         let n = reg.size();
+        self.check_io(port, n)?;
         if i.mnemonic() == Mnemonic::In {
             let mut b = [0u8; 8];
             self.io_in(port, &mut b[..n]);
@@ -1135,6 +1138,13 @@ impl Cpu {
         };
         let amask = mask(string_addr_bits(i));
         let rep = i.has_rep_prefix() || i.has_repne_prefix();
+        if matches!(
+            m,
+            M::Insb | M::Insw | M::Insd | M::Outsb | M::Outsw | M::Outsd
+        ) {
+            // The permission check comes first, even with a zero count.
+            self.check_io(self.st.gpr[2] as u16, size)?;
+        }
         let step = if self.st.rflags & DF != 0 {
             (size as u64).wrapping_neg()
         } else {
@@ -1281,22 +1291,14 @@ impl Cpu {
     fn system(&mut self, i: &Instruction) -> R<Outcome> {
         use Mnemonic as M;
         let m = i.mnemonic();
-        let privileged = matches!(
-            m,
-            M::Lgdt
-                | M::Lidt
-                | M::Ltr
-                | M::Lldt
-                | M::Wrmsr
-                | M::Rdmsr
-                | M::Invlpg
-                | M::Clts
-                | M::Lmsw
-        );
-        if privileged && self.st.cpl() != 0 {
-            return Err(Exception::gp(0));
-        }
+        self.check_system(i)?;
         match m {
+            M::Wbinvd | M::Wbnoinvd | M::Invd => {}
+            M::Stac => self.st.rflags |= super::privilege::AC,
+            M::Clac => self.st.rflags &= !super::privilege::AC,
+            // No performance counters (CPUID leaf 0xA is empty): every
+            // counter index is invalid.
+            M::Rdpmc => return Err(Exception::gp(0)),
             M::Lgdt | M::Lidt => {
                 let la = self.mem_linear(i);
                 let limit = self.read_la(la, 2)? as u16;
@@ -1370,9 +1372,6 @@ impl Cpu {
                 self.wrmsr(self.st.gpr[1] as u32, v)?;
             }
             M::Swapgs => {
-                if !self.st.long64() {
-                    return Err(Exception::UD);
-                }
                 std::mem::swap(
                     &mut self.st.seg[Seg::Gs as usize].base,
                     &mut self.st.msr.kernel_gs_base,
@@ -1392,7 +1391,9 @@ impl Cpu {
                     }
                     _ => i.immediate(0) as u8,
                 };
-                self.deliver(v, None, true)?;
+                // INT1 (ICEBP) is delivered like a hardware #DB: the gate's
+                // DPL is not checked against the CPL.
+                self.deliver(v, None, m != M::Int1)?;
             }
             M::Iret | M::Iretd | M::Iretq => self.iret(i)?,
             M::Ud0 | M::Ud1 | M::Ud2 => return Err(Exception::UD),

@@ -1,8 +1,10 @@
 //! Guest memory as the CPU sees it: paging (32-bit, PAE, 4-level; A/D
-//! bits, NX, WP, U/S) and physical accesses split between RAM and MMIO.
+//! bits, NX, WP, U/S, SMEP/SMAP) and physical accesses split between RAM
+//! and MMIO.
 
 use vm_memory::{Bytes, GuestAddress};
 
+use super::privilege::CR4_SMEP;
 use super::ram::RamMap;
 use super::state::{CpuState, CR0_PG, CR0_WP, CR4_PAE, CR4_PSE, EFER_LMA, EFER_NXE};
 use crate::{GuestMemory, IoBus};
@@ -116,7 +118,7 @@ impl Mmu<'_> {
         let slot = (vpn & 511) as usize;
         let e = cpu.tlb.0[slot];
         if e.tag == vpn + 1
-            && (!user || e.user)
+            && (e.user == user || (!user && cpu.supervisor_may_use_user_page(access)))
             && match access {
                 Access::Read => true,
                 Access::Write => e.write,
@@ -140,7 +142,7 @@ impl Mmu<'_> {
             if user {
                 code |= 4;
             }
-            if access == Access::Exec && nxe {
+            if access == Access::Exec && ((nxe && (pae || long)) || cpu.cr4 & CR4_SMEP != 0) {
                 code |= 16;
             }
             code
@@ -200,6 +202,7 @@ impl Mmu<'_> {
                     e & ADDR & !(size - 1)
                 };
                 let denied = (user && !usr)
+                    || (!user && usr && !cpu.supervisor_may_use_user_page(access))
                     || (access == Access::Write && !writable && (user || cpu.cr0 & CR0_WP != 0))
                     || (access == Access::Exec && !exec);
                 if denied {
@@ -223,7 +226,9 @@ impl Mmu<'_> {
                 cpu.tlb.0[slot] = super::state::TlbEntry {
                     tag: vpn + 1,
                     ppn: pa >> 12,
-                    write: access == Access::Write,
+                    // Only a page writable at every level: a supervisor
+                    // write with CR0.WP clear must not let user writes hit.
+                    write: access == Access::Write && writable,
                     user: usr,
                     exec,
                 };

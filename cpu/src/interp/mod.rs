@@ -20,6 +20,7 @@ pub mod exec_ext;
 mod fastop;
 pub mod fpu;
 pub mod mem;
+mod privilege;
 pub mod ram;
 pub mod snippet_runner;
 pub mod state;

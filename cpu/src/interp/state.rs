@@ -279,7 +279,12 @@ impl CpuState {
             Access::Write => e.write,
             Access::Exec => e.exec,
         };
-        (e.tag == vpn + 1 && (!user || e.user) && allowed).then_some((e.ppn << 12) | (la & 0xfff))
+        // A supervisor access to a user page hits only where SMEP/SMAP
+        // allow it (checked live: AC and CPL are not part of the entry).
+        (e.tag == vpn + 1
+            && allowed
+            && (e.user == user || (!user && self.supervisor_may_use_user_page(access))))
+        .then_some((e.ppn << 12) | (la & 0xfff))
     }
 
     /// Current privilege level.

@@ -261,6 +261,8 @@ impl Vcpu for InterpVcpu {
 
     fn translate(&self, gva: u64) -> Option<u64> {
         let mut st = self.cpu.st.clone();
+        // A debugger's look-up, not a guest access: no SMEP/SMAP.
+        st.cr4 &= !((1 << 20) | (1 << 21));
         self.cpu
             .mmu()
             .translate(&mut st, gva, super::mem::Access::Read)

@@ -104,14 +104,14 @@ pub trait FpuContext {
 }
 
 mod aes;
-mod clmul;
-mod legacy_ext;
-mod pcmpstr;
-mod sha;
 mod avx;
+mod clmul;
 mod f16c;
 mod fma;
 mod gather;
+mod legacy_ext;
+mod pcmpstr;
+mod sha;
 mod simd;
 mod softfloat;
 mod sse;
