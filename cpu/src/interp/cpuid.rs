@@ -278,8 +278,9 @@ mod tests {
         assert_eq!(ecx & (1 << 20), 0, "sse4.2 is not ours to set yet");
         assert_eq!(ecx & (1 << 26), 0, "no xsave");
         let (_, ebx, ecx7, _) = t.lookup(7, 0);
-        assert_eq!(ebx, 1 | (1 << 3) | (1 << 8) | (1 << 18) | (1 << 19));
-        assert_eq!(ecx7, 1 << 22);
+        let smep_smap = (1 << 7) | (1 << 20);
+        assert_eq!(ebx, 1 | (1 << 3) | (1 << 8) | (1 << 18) | (1 << 19) | smep_smap);
+        assert_eq!(ecx7, (1 << 22) | (1 << 2), "rdpid umip");
         assert_eq!(t.lookup(0x8000_0001, 0).2, 1 | (1 << 5));
         assert!(t.lzcnt && t.bmi1);
         // Host on tcg is max.
