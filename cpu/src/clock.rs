@@ -33,6 +33,9 @@ pub struct Clock {
     deadline_ns: AtomicU64,
     /// TSC frequency in kHz the guest is told about.
     tsc_khz: u64,
+    /// Wall-clock time (Unix nanoseconds) at guest time zero: the board's
+    /// RTC epoch, told to the guest through kvmclock.
+    wall_epoch_ns: AtomicU64,
 }
 
 impl Clock {
@@ -45,7 +48,20 @@ impl Clock {
             warp_ns: AtomicU64::new(0),
             deadline_ns: AtomicU64::new(u64::MAX),
             tsc_khz,
+            wall_epoch_ns: AtomicU64::new(0),
         }
+    }
+
+    /// Set the wall-clock time that guest time `now_ns()` corresponds to,
+    /// as Unix seconds (the RTC's starting time).
+    pub fn set_wall_clock(&self, unix_secs_now: u64) {
+        let epoch = (unix_secs_now.saturating_mul(1_000_000_000)).saturating_sub(self.now_ns());
+        self.wall_epoch_ns.store(epoch, Ordering::Relaxed);
+    }
+
+    /// Wall-clock time (Unix nanoseconds) at guest time zero.
+    pub fn wall_epoch_ns(&self) -> u64 {
+        self.wall_epoch_ns.load(Ordering::Relaxed)
     }
 
     /// How this clock advances.

@@ -103,6 +103,8 @@ const FEATURES: &[(&str, u32, u32, Reg, u32)] = &[
     ("rdtscp", 0x8000_0001, 0, Reg::Edx, 27),
     ("lm", 0x8000_0001, 0, Reg::Edx, 29),
     ("invtsc", 0x8000_0007, 0, Reg::Edx, 8),
+    ("kvmclock", 0x4000_0001, 0, Reg::Eax, 3),
+    ("kvmclock-stable-bit", 0x4000_0001, 0, Reg::Eax, 24),
 ];
 
 /// Features that cannot stay on once `name` is off, as QEMU's
@@ -112,6 +114,7 @@ const DEPENDENTS: &[(&str, &[&str])] = &[
     ("xsave", &["avx", "fma", "f16c", "avx2", "avx512f", "pku"]),
     ("avx", &["fma", "f16c", "avx2", "avx512f"]),
     ("avx2", &["avx512f"]),
+    ("kvmclock", &["kvmclock-stable-bit"]),
 ];
 
 /// Where feature `name` lives: (leaf, subleaf, register, bit).

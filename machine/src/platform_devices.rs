@@ -69,13 +69,16 @@ impl PlatformDevices {
             timers.add(Arc::new(Mutex::new(pit.clone())));
             devs.pit = Some(pit);
         }
+        // The wall clock (-rtc base=, else now): the RTC's calendar, and
+        // kvmclock's boot time on the software CPU.
+        let start = cfg.rtc_base.unwrap_or_else(|| {
+            std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map(|d| d.as_secs())
+                .unwrap_or(0)
+        });
+        clock.set_wall_clock(start);
         if cfg.rtc_enabled(accel) {
-            let start = cfg.rtc_base.unwrap_or_else(|| {
-                std::time::SystemTime::now()
-                    .duration_since(std::time::UNIX_EPOCH)
-                    .map(|d| d.as_secs())
-                    .unwrap_or(0)
-            });
             let rtc = Arc::new(Mutex::new(Rtc::new(
                 irq(chip, crate::platform::RTC_GSI)?,
                 clock.clone(),

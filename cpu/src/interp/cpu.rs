@@ -681,6 +681,9 @@ impl Cpu {
             0xc000_0101 => self.st.seg[Seg::Gs as usize].base,
             0xc000_0102 => m.kernel_gs_base,
             0xc000_0103 => m.tsc_aux,
+            _ if super::kvmclock::is_kvmclock_msr(msr) && self.has_kvmclock() => {
+                self.kvmclock_rdmsr(msr).unwrap_or(0)
+            }
             _ => match self.io().and_then(|io| io.msr_read(self.id, msr)) {
                 Some(v) => v,
                 None => return Err(Exception::gp(0)),
@@ -709,6 +712,9 @@ impl Cpu {
             0xc000_0101 => self.st.seg[Seg::Gs as usize].base = v,
             0xc000_0102 => self.st.msr.kernel_gs_base = v,
             0xc000_0103 => self.st.msr.tsc_aux = v & 0xffff_ffff,
+            _ if super::kvmclock::is_kvmclock_msr(msr) && self.has_kvmclock() => {
+                self.kvmclock_wrmsr(msr, v)?
+            }
             _ => {
                 if !self.io().is_some_and(|io| io.msr_write(self.id, msr, v)) {
                     return Err(Exception::gp(0));

@@ -17,7 +17,9 @@
 //! - CPUID.7.0:EBX fsgsbase bmi1 bmi2 rdseed adx smep smap; CPUID.7.0:ECX
 //!   umip rdpid;
 //! - CPUID.80000001H:ECX lahf_lm abm; EDX syscall nx rdtscp lm;
-//! - CPUID.80000007H:EDX invtsc.
+//! - CPUID.80000007H:EDX invtsc;
+//! - CPUID.40000000H "KVMKVMKVM", CPUID.40000001H:EAX kvmclock (the
+//!   CLOCKSOURCE2 MSRs) and kvmclock-stable-bit (see `kvmclock`).
 //!
 //! `qemu64` is QEMU's qemu64 list restricted to those, plus the bits that
 //! describe this board rather than the instruction set ([`PLATFORM`]);
@@ -75,6 +77,9 @@ pub const MAX: &[&str] = &[
     "lm",
     // CPUID.80000007H:EDX.
     "invtsc",
+    // CPUID.40000001H:EAX: KVM's paravirtual clock.
+    "kvmclock",
+    "kvmclock-stable-bit",
 ];
 
 /// QEMU's `qemu64` (target/i386/cpu.c: PPRO_FEATURES | mtrr clflush mca
@@ -87,7 +92,14 @@ pub const QEMU64: &[&str] = &[
 
 /// Board and timer bits every model keeps (QEMU sets `hypervisor` on all
 /// models; the others describe our LAPIC timer and TSC).
-pub const PLATFORM: &[&str] = &["hypervisor", "tsc-deadline", "arat", "invtsc"];
+pub const PLATFORM: &[&str] = &[
+    "hypervisor",
+    "tsc-deadline",
+    "arat",
+    "invtsc",
+    "kvmclock",
+    "kvmclock-stable-bit",
+];
 
 /// A vCPU's CPUID table, and the decode-relevant features it shows.
 #[derive(Debug, Clone)]
@@ -139,6 +151,9 @@ fn base(id: u32, tsc_khz: u64) -> Vec<CpuidEntry> {
         // is given in MHz/1000 (the board rounds the TSC to whole MHz).
         leaf(0x15, 1000, mhz, CRYSTAL_HZ, 0),
         leaf(0x16, mhz, mhz, CRYSTAL_HZ / 1_000_000, 0),
+        // "KVMKVMKVM": kvmclock's CPUID leaves (the bits are features).
+        leaf(0x4000_0000, 0x4000_0001, 0x4b4d_564b, 0x564b_4d56, 0x4d),
+        leaf(0x4000_0001, 0, 0, 0, 0),
         leaf(0x8000_0000, 0x8000_0008, 0, 0, 0),
         leaf(0x8000_0001, 0, 0, 0, 0),
         // "Kindling software CPU".
@@ -279,7 +294,10 @@ mod tests {
         assert_eq!(ecx & (1 << 26), 0, "no xsave");
         let (_, ebx, ecx7, _) = t.lookup(7, 0);
         let smep_smap = (1 << 7) | (1 << 20);
-        assert_eq!(ebx, 1 | (1 << 3) | (1 << 8) | (1 << 18) | (1 << 19) | smep_smap);
+        assert_eq!(
+            ebx,
+            1 | (1 << 3) | (1 << 8) | (1 << 18) | (1 << 19) | smep_smap
+        );
         assert_eq!(ecx7, (1 << 22) | (1 << 2), "rdpid umip");
         assert_eq!(t.lookup(0x8000_0001, 0).2, 1 | (1 << 5));
         assert!(t.lzcnt && t.bmi1);

@@ -19,6 +19,7 @@ pub mod exec;
 pub mod exec_ext;
 mod fastop;
 pub mod fpu;
+pub mod kvmclock;
 pub mod mem;
 mod privilege;
 pub mod ram;

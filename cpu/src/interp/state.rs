@@ -130,6 +130,8 @@ pub struct CpuState {
     pub sys_access: bool,
     /// DR0–DR3, DR6, DR7.
     pub debug: super::debug::DebugRegs,
+    /// The kvmclock MSRs.
+    pub kvmclock: super::kvmclock::KvmClockMsrs,
 }
 
 /// One cached translation.
@@ -214,6 +216,7 @@ impl Default for CpuState {
             tlb: Box::default(),
             sys_access: false,
             debug: Default::default(),
+            kvmclock: Default::default(),
         };
         st.msr.pat = 0x0007_0406_0007_0406;
         st.msr.misc_enable = 1;
