@@ -359,6 +359,8 @@ mod tests {
                 "nx",
                 "lm",
                 "invtsc"
+                "kvmclock",
+                "kvmclock-stable-bit",
             ]
         );
         assert!(!t.lzcnt && !t.bmi1);
