@@ -358,7 +358,7 @@ mod tests {
                 "syscall",
                 "nx",
                 "lm",
-                "invtsc"
+                "invtsc",
                 "kvmclock",
                 "kvmclock-stable-bit",
             ]
