@@ -298,3 +298,28 @@ fn xgetbv_reports_enabled_and_in_use_components() {
     suite.check("xgetbv 2", &code(2), &all, Undefined::NONE);
     suite.finish();
 }
+
+#[test]
+fn cpuid_leaf_d_describes_the_same_layout_as_the_host() {
+    let mut suite = Suite::new();
+    let s = initial_state();
+    // Sub-leaf 2: the AVX component's size and standard-format offset.
+    let avx = asm(|a| {
+        a.mov(eax, 0xd)?;
+        a.mov(ecx, 2)?;
+        a.cpuid()
+    });
+    suite.check("cpuid 0xd.2", &avx, &s, Undefined::NONE);
+    // Sub-leaf 1, XSAVEOPT/XSAVEC/XGETBV1 (the host may have more).
+    let opt = asm(|a| {
+        a.mov(eax, 0xd)?;
+        a.mov(ecx, 1)?;
+        a.cpuid()?;
+        a.and(eax, 7)?;
+        a.xor(ebx, ebx)?;
+        a.xor(ecx, ecx)?;
+        a.xor(edx, edx)
+    });
+    suite.check("cpuid 0xd.1", &opt, &s, Undefined::NONE);
+    suite.finish();
+}

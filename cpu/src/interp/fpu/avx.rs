@@ -213,6 +213,9 @@ impl FpuState {
     }
 
     /// VEX forms of lane-wise SSE/SSE2 instructions, per 128-bit half.
+    /// [`legacy`] already maps every VEX mnemonic to its legacy name
+    /// (VPSHUFB -> PSHUFB, ...): a later instruction set's VEX forms need
+    /// only its pure per-128-bit lane function called here.
     fn avx_lanes(
         &mut self,
         instr: &Instruction,

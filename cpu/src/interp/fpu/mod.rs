@@ -1,5 +1,5 @@
-//! x87, MMX, SSE through SSE4.2, AES-NI, PCLMULQDQ and SHA execution for
-//! the interpreter.
+//! x87, MMX, SSE through SSE4.2, AES-NI, PCLMULQDQ, SHA, AVX, AVX2, FMA,
+//! F16C and XSAVE execution for the interpreter.
 //!
 //! The integer core decodes an instruction with iced-x86, resolves nothing
 //! itself for these instruction classes, and hands the instruction to
@@ -20,6 +20,12 @@
 //!   `clmul` (PCLMULQDQ), `sha`: the later extensions as plain functions on
 //!   `u128` values, shared by the legacy and VEX encodings;
 //! - `legacy_ext`: the legacy-SSE encoding glue for those extensions;
+//! - `avx`: VEX-encoded instructions on YMM registers (the SSE/SSE2 lane
+//!   semantics per 128-bit half, plus the AVX/AVX2 moves, broadcasts and
+//!   permutes); `fma` (FMA3, one rounding), `f16c`, `gather` (AVX2
+//!   gathers);
+//! - `xsave`: XCR0, XGETBV/XSETBV, XSAVE/XSAVEOPT/XSAVEC/XRSTOR, XINUSE
+//!   and CPUID leaf 0xD;
 //! - `state`: the register file and its FXSAVE image.
 //!
 //! Every result, flag and condition code is checked bit for bit against
@@ -200,8 +206,12 @@ fn classify(instr: &Instruction) -> Unit {
         | M::Xsaveopt64
         | M::Xsavec
         | M::Xsavec64
+        | M::Xsaves
+        | M::Xsaves64
         | M::Xrstor
-        | M::Xrstor64 => return Unit::Xsave,
+        | M::Xrstor64
+        | M::Xrstors
+        | M::Xrstors64 => return Unit::Xsave,
         M::Xgetbv | M::Xsetbv => return Unit::Xcr,
         _ => {}
     }

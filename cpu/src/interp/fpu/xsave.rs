@@ -1,6 +1,8 @@
 //! The XSAVE feature set: XCR0 and XGETBV/XSETBV, the processor's XINUSE
 //! tracking, XSAVE/XSAVEOPT/XSAVEC and XRSTOR (standard and compacted
-//! forms), and CPUID leaf 0xD describing them.
+//! forms), XSAVES/XRSTORS without supervisor components (IA32_XSS stays
+//! 0, so they are the CPL-0 compacted forms; CPUID does not advertise
+//! them until the MSR exists), and CPUID leaf 0xD describing them.
 //!
 //! Three state components are managed: x87 (bit 0), SSE (bit 1: XMM0-15
 //! and MXCSR) and AVX (bit 2: the upper halves of YMM0-15, at offset 576
@@ -169,19 +171,36 @@ impl FpuState {
                 }
                 self.set_xcr0(edx_eax(ctx))
             }
-            m @ (M::Xsave | M::Xsave64 | M::Xsaveopt | M::Xsaveopt64 | M::Xsavec | M::Xsavec64) => {
+            m @ (M::Xsave
+            | M::Xsave64
+            | M::Xsaveopt
+            | M::Xsaveopt64
+            | M::Xsavec
+            | M::Xsavec64
+            | M::Xsaves
+            | M::Xsaves64) => {
                 let kind = match m {
                     M::Xsave | M::Xsave64 => SaveKind::Plain,
                     M::Xsaveopt | M::Xsaveopt64 => SaveKind::Opt,
                     _ => SaveKind::Compact,
                 };
-                let wide = matches!(m, M::Xsave64 | M::Xsaveopt64 | M::Xsavec64);
+                // XSAVES: supervisor only; with no supervisor component
+                // (IA32_XSS = 0) it saves what XSAVEC saves.
+                if matches!(m, M::Xsaves | M::Xsaves64) && ctx.cpl() != 0 {
+                    return Err(gp0());
+                }
+                let wide = matches!(m, M::Xsave64 | M::Xsaveopt64 | M::Xsavec64 | M::Xsaves64);
                 aligned(ctx)?;
                 self.xsave(kind, wide, edx_eax(ctx) & self.xcr0, ctx)
             }
-            m @ (M::Xrstor | M::Xrstor64) => {
+            m @ (M::Xrstor | M::Xrstor64 | M::Xrstors | M::Xrstors64) => {
+                let supervisor = matches!(m, M::Xrstors | M::Xrstors64);
+                if supervisor && ctx.cpl() != 0 {
+                    return Err(gp0());
+                }
                 aligned(ctx)?;
-                self.xrstor(m == M::Xrstor64, edx_eax(ctx) & self.xcr0, ctx)
+                let wide = matches!(m, M::Xrstor64 | M::Xrstors64);
+                self.xrstor(wide, supervisor, edx_eax(ctx) & self.xcr0, ctx)
             }
             _ => Err(FpuError::NotFpu),
         }
@@ -243,7 +262,14 @@ impl FpuState {
     }
 
     /// XRSTOR: load or initialize the components in `rfbm`.
-    fn xrstor(&mut self, wide: bool, rfbm: u64, ctx: &mut dyn FpuContext) -> Result<(), FpuError> {
+    /// XRSTORS (`supervisor`) accepts only the compacted format.
+    fn xrstor(
+        &mut self,
+        wide: bool,
+        supervisor: bool,
+        rfbm: u64,
+        ctx: &mut dyn FpuContext,
+    ) -> Result<(), FpuError> {
         let mut hdr = [0u8; 64];
         ctx.read_mem(HEADER as u64, &mut hdr)?;
         let q = |o: usize| {
@@ -253,6 +279,9 @@ impl FpuState {
         };
         let (xstate_bv, xcomp_bv) = (q(0), q(8));
         let compact = xcomp_bv & COMPACTED != 0;
+        if supervisor && !compact {
+            return Err(gp0());
+        }
         if compact {
             if xcomp_bv & !COMPACTED & !self.xcr0 != 0
                 || xstate_bv & !xcomp_bv != 0

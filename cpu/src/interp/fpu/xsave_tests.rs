@@ -228,3 +228,43 @@ fn xsave_faults_and_the_requested_feature_bitmap() {
     c.mem[512] = 6;
     assert_eq!(execute(&mut st, &restore, &mut c), gp());
 }
+
+#[test]
+fn xsaves_and_xrstors_are_supervisor_compacted_forms() {
+    let saves = one(|a| a.xsaves64(ptr(rdi)));
+    let savec = one(|a| a.xsavec64(ptr(rdi)));
+    let rstors = one(|a| a.xrstors64(ptr(rdi)));
+    let mut st = FpuState::new();
+    st.set_xcr0(7).expect("x87|SSE|AVX");
+    st.xmm[5] = 0xabcd;
+    st.ymm_hi[7] = 0x1234;
+    let mut c = Mock::new();
+    c.gpr[0] = 7;
+    c.cpl = 3;
+    assert_eq!(execute(&mut st, &saves, &mut c), gp(), "XSAVES at CPL 3");
+    assert_eq!(execute(&mut st, &rstors, &mut c), gp(), "XRSTORS at CPL 3");
+    c.cpl = 0;
+    // With IA32_XSS = 0, XSAVES writes what XSAVEC writes (x87 is in its
+    // initial configuration, so neither writes it).
+    c.mem.fill(0xee);
+    assert_eq!(execute(&mut st, &savec, &mut c), Ok(()));
+    let by_c = c.mem.clone();
+    c.mem.fill(0xee);
+    assert_eq!(execute(&mut st, &saves, &mut c), Ok(()));
+    assert_eq!(c.mem[..832], by_c[..832]);
+    assert_eq!(
+        &c.mem[512..528],
+        &[6, 0, 0, 0, 0, 0, 0, 0, 7, 0, 0, 0, 0, 0, 0, 0x80]
+    );
+    assert_eq!(&c.mem[..24], &[0xee; 24], "x87 not written");
+    // XRSTORS restores it (after the registers changed).
+    c.mem[528..576].fill(0);
+    st.xmm[5] = 0;
+    st.ymm_hi[7] = 0;
+    assert_eq!(execute(&mut st, &rstors, &mut c), Ok(()));
+    assert_eq!((st.xmm[5], st.ymm_hi[7]), (0xabcd, 0x1234));
+    // The standard format is #GP for XRSTORS.
+    c.mem[527] = 0;
+    c.mem[520] = 0;
+    assert_eq!(execute(&mut st, &rstors, &mut c), gp());
+}
