@@ -3,7 +3,8 @@
 //! the register's byte order: byte `4*c + r` is row `r` of column `c`.
 //!
 //! The S-boxes are computed at compile time from their definition
-//! (multiplicative inverse in GF(2^8) followed by the affine map).
+//! (multiplicative inverse in GF(2^8) followed by the affine map), and so
+//! are the GF(2^8) multiplication tables MixColumns uses.
 
 /// Multiply in GF(2^8) modulo x^8 + x^4 + x^3 + x + 1.
 const fn gmul(mut a: u8, mut b: u8) -> u8 {
@@ -57,8 +58,24 @@ const fn inv_table(s: &[u8; 256]) -> [u8; 256] {
     t
 }
 
+const fn mul_tables() -> [[u8; 256]; 15] {
+    let mut t = [[0u8; 256]; 15];
+    let mut k = 0usize;
+    while k < 15 {
+        let mut x = 0usize;
+        while x < 256 {
+            t[k][x] = gmul(k as u8, x as u8);
+            x += 1;
+        }
+        k += 1;
+    }
+    t
+}
+
 /// The AES S-box.
 static SBOX: [u8; 256] = sbox_table();
+/// `MUL[k][x]` is `k * x` in GF(2^8), for the MixColumns coefficients.
+static MUL: [[u8; 256]; 15] = mul_tables();
 /// Its inverse.
 static INV_SBOX: [u8; 256] = inv_table(&SBOX);
 
@@ -94,7 +111,9 @@ fn mix_columns(s: [u8; 16], inverse: bool) -> [u8; 16] {
     let mut o = [0u8; 16];
     for c in 0..4 {
         for r in 0..4 {
-            o[4 * c + r] = (0..4).fold(0, |acc, k| acc ^ gmul(m[(k + 4 - r) % 4], s[4 * c + k]));
+            o[4 * c + r] = (0..4).fold(0, |acc, k| {
+                acc ^ MUL[usize::from(m[(k + 4 - r) % 4])][usize::from(s[4 * c + k])]
+            });
         }
     }
     o

@@ -57,8 +57,13 @@ pub(super) struct Compare {
 pub(super) fn compare(a: u128, b: u128, la: usize, lb: usize, imm: u8) -> Compare {
     let n = elements(imm);
     let (va, vb) = (|i: usize| i < la, |j: usize| j < lb);
-    let x = |i: usize| value(a, i, imm);
-    let y = |j: usize| value(b, j, imm);
+    let (mut xs, mut ys) = ([0i64; 16], [0i64; 16]);
+    for i in 0..n {
+        xs[i] = value(a, i, imm);
+        ys[i] = value(b, i, imm);
+    }
+    let x = |i: usize| xs[i];
+    let y = |j: usize| ys[j];
     let bit = |j: usize| -> bool {
         match (imm >> 2) & 3 {
             0 => vb(j) && (0..la).any(|i| x(i) == y(j)),

@@ -93,19 +93,27 @@ pub(super) fn dot(a: u128, b: u128, fmt: Format, imm: u8, mxcsr: u32, flags: &mu
         // An unmasked exception of the multiplies: the adds never run.
         return a;
     }
+    // Every lane's sums raise the same flags (the adds commute and the
+    // products are never signaling), so only the written lanes are
+    // computed, or lane 0 for the flags alone.
+    let wanted = match imm & ((1 << n) - 1) {
+        0 => 1,
+        w => w,
+    };
     let mut add_flags = 0;
     let mut add = |x: u64, y: u64| lane(FOp::Add, x, y, fmt, mxcsr, &mut add_flags);
     let mut s = [0u64; 4];
-    for i in 0..n {
-        s[i] = if n == 4 {
-            add(t[i ^ 1], t[i])
-        } else {
-            add(t[i], t[i ^ 1])
-        };
-    }
-    let mut sum = s;
-    if n == 4 {
-        for i in 0..4 {
+    let mut sum = [0u64; 4];
+    if n == 2 {
+        for i in (0..2).filter(|&i| wanted >> i & 1 != 0) {
+            sum[i] = add(t[i], t[i ^ 1]);
+        }
+    } else {
+        let firsts = (wanted | wanted << 2 | wanted >> 2) & 0xf;
+        for j in (0..4).filter(|&j| firsts >> j & 1 != 0) {
+            s[j] = add(t[j ^ 1], t[j]);
+        }
+        for i in (0..4).filter(|&i| wanted >> i & 1 != 0) {
             sum[i] = add(s[i], s[i ^ 2]);
         }
     }

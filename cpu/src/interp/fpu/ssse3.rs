@@ -28,28 +28,34 @@ pub(super) fn psign(a: u128, b: u128, w: usize, size: usize) -> u128 {
 
 /// PSHUFB: byte `i` is `a[b[i] & (w-1)]`, or zero if `b[i]` has bit 7 set.
 pub(super) fn pshufb(a: u128, b: u128, w: usize) -> u128 {
-    (0..w).fold(0u128, |r, i| {
-        let sel = elem(b, i, 1) as usize;
-        if sel & 0x80 != 0 {
-            r
-        } else {
-            r | u128::from(elem(a, sel & (w - 1), 1)) << (8 * i)
+    let (x, sel) = (a.to_le_bytes(), b.to_le_bytes());
+    let mut out = [0u8; 16];
+    for (o, &k) in out.iter_mut().zip(&sel).take(w) {
+        if k & 0x80 == 0 {
+            *o = x[usize::from(k) & (w - 1)];
         }
-    })
+    }
+    u128::from_le_bytes(out)
 }
 
 /// PALIGNR: the `2w`-byte concatenation `a:b` (`a` high) shifted right by
 /// `imm` bytes, low `w` bytes kept.
 pub(super) fn palignr(a: u128, b: u128, w: usize, imm: u8) -> u128 {
-    let n = usize::from(imm);
-    let byte = |k: usize| -> u128 {
-        match k {
-            k if k < w => u128::from(elem(b, k, 1)),
-            k if k < 2 * w => u128::from(elem(a, k - w, 1)),
-            _ => 0,
-        }
-    };
-    (0..w).fold(0u128, |r, i| r | byte(i + n) << (8 * i))
+    let n = u32::from(imm) * 8;
+    if w == 8 {
+        let cat = (a & u128::from(u64::MAX)) << 64 | (b & u128::from(u64::MAX));
+        return if n >= 128 {
+            0
+        } else {
+            (cat >> n) & u128::from(u64::MAX)
+        };
+    }
+    match n {
+        0 => b,
+        1..=127 => (b >> n) | (a << (128 - n)),
+        128..=255 => a >> (n - 128),
+        _ => 0,
+    }
 }
 
 /// Which horizontal operation [`horizontal`] applies to each adjacent pair.
