@@ -81,7 +81,9 @@ fn linux_sees_the_model_and_the_feature_list() {
     for f in ["cx16", "lahf_lm", "lm", "nx", "syscall", "sse2"] {
         assert!(q64.contains(f), "qemu64 lacks {f}");
     }
-    for f in ["popcnt", "abm", "bmi1", "bmi2", "movbe", "rdrand", "fsgsbase", "rdtscp"] {
+    for f in [
+        "popcnt", "abm", "bmi1", "bmi2", "movbe", "rdrand", "fsgsbase", "rdtscp",
+    ] {
         assert!(!q64.contains(f), "qemu64 shows {f}");
     }
 }
