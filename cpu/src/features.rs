@@ -51,6 +51,7 @@ const FEATURES: &[(&str, u32, u32, Reg, u32)] = &[
     ("fxsr", 1, 0, Reg::Edx, 24),
     ("sse", 1, 0, Reg::Edx, 25),
     ("sse2", 1, 0, Reg::Edx, 26),
+    ("ht", 1, 0, Reg::Edx, 28),
     ("pni", 1, 0, Reg::Ecx, 0),
     ("sse3", 1, 0, Reg::Ecx, 0),
     ("pclmulqdq", 1, 0, Reg::Ecx, 1),
@@ -105,6 +106,25 @@ const FEATURES: &[(&str, u32, u32, Reg, u32)] = &[
     ("invtsc", 0x8000_0007, 0, Reg::Edx, 8),
     ("kvmclock", 0x4000_0001, 0, Reg::Eax, 3),
     ("kvmclock-stable-bit", 0x4000_0001, 0, Reg::Eax, 24),
+];
+
+/// QEMU's `qemu64` (target/i386/cpu.c: PPRO_FEATURES | mtrr clflush mca
+/// pse36; sse3 cx16; lm syscall nx; lahf_lm svm), before restriction.
+pub const QEMU64: &[&str] = &[
+    "fpu", "de", "pse", "tsc", "msr", "mce", "cx8", "pge", "cmov", "pat", "fxsr", "mmx", "sse",
+    "sse2", "pae", "sep", "apic", "mtrr", "clflush", "mca", "pse36", "sse3", "cx16", "lm",
+    "syscall", "nx", "lahf_lm", "svm",
+];
+
+/// The registers that hold feature flags: (leaf, subleaf, register).
+const FEATURE_REGS: &[(u32, u32, Reg)] = &[
+    (1, 0, Reg::Ecx),
+    (1, 0, Reg::Edx),
+    (7, 0, Reg::Ebx),
+    (7, 0, Reg::Ecx),
+    (7, 0, Reg::Edx),
+    (0x8000_0001, 0, Reg::Ecx),
+    (0x8000_0001, 0, Reg::Edx),
 ];
 
 /// Features that cannot stay on once `name` is off, as QEMU's
@@ -185,6 +205,26 @@ pub fn set(table: &mut [CpuidEntry], name: &str, on: bool) -> bool {
         }
     }
     true
+}
+
+/// Keep only the features named in `keep` (those `table` has) in its
+/// feature registers; leaf 0xD goes too unless XSAVE stays.
+pub fn restrict(table: &mut [CpuidEntry], keep: &[&str]) {
+    let before = table.to_vec();
+    for &(leaf, sub, reg) in FEATURE_REGS {
+        for e in table
+            .iter_mut()
+            .filter(|e| e.function == leaf && (!e.significant_index || e.index == sub))
+        {
+            *field_mut(e, reg) = 0;
+        }
+    }
+    for name in keep.iter().filter(|n| has(&before, n)) {
+        set(table, name, true);
+    }
+    if !has(table, "xsave") {
+        set(table, "xsave", false);
+    }
 }
 
 /// Apply `+name`/`-name` adjustments to a CPUID table. Turning a feature

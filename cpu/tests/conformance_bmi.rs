@@ -685,3 +685,93 @@ fn rdpid_reads_tsc_aux() {
     assert_eq!(s.gprs[3], 0x8765_4321, "RDPID: TSC_AUX's low 32 bits");
     assert_eq!(s.gprs[1], 0x8765_4321, "RDTSCP agrees");
 }
+
+/// Registers the mixed programs use (not RSP, nor RDI, the data pointer).
+const MIX: [AsmRegister64; 8] = [rax, rcx, rdx, rbx, rbp, r9, r10, r11];
+const MIX32: [AsmRegister32; 8] = [eax, ecx, edx, ebx, ebp, r9d, r10d, r11d];
+
+/// One step of a mixed program: how to emit it, the flags it writes
+/// with defined values and the flags it leaves undefined.
+type MixStep = (Emit, u64, u64);
+
+/// Emits one instruction.
+type Emit = Box<dyn Fn(&mut CodeAssembler) -> Result<(), IcedError>>;
+
+fn mix_step(r: &mut Rng) -> MixStep {
+    let (i, j, k) = (
+        r.below(8) as usize,
+        r.below(8) as usize,
+        r.below(8) as usize,
+    );
+    let (x, y, z) = (MIX[i], MIX[j], MIX[k]);
+    let (x32, y32) = (MIX32[i], MIX32[j]);
+    let disp = (r.below(16) * 8) as i32;
+    let m = qword_ptr(rdi + disp);
+    let imm = r.below(64) as u32;
+    let n = r.below(16);
+    let emit: Emit = Box::new(move |a| match n {
+        // Block-engine fast ops: full flag writers and CF readers.
+        0 => a.add(x, y),
+        1 => a.adc(x, y),
+        2 => a.sbb(x32, y32),
+        3 => a.cmp(x, m),
+        4 => a.add(m, y),
+        // The extensions (generic slots), register and memory forms.
+        5 => a.andn(x, y, m),
+        6 => a.blsr(x32, y32),
+        7 => a.bzhi(x, y, z),
+        8 => a.popcnt(x, m),
+        9 => a.adcx(x, y),
+        10 => a.adox(x32, y32),
+        11 => a.shlx(x, m, z),
+        12 => a.rorx(x, y, imm),
+        13 => a.movbe(m, y),
+        14 => a.crc32(x, y),
+        _ => a.mulx(x, y, z),
+    });
+    let (writes, undef) = match n {
+        0..=4 => (ARITH, 0),
+        5..=7 => (ARITH & !(AF | PF), AF | PF),
+        8 => (ARITH, 0),
+        9 => (CF, 0),
+        10 => (OF, 0),
+        _ => (0, 0),
+    };
+    (emit, writes, undef)
+}
+
+#[test]
+fn mixed_programs_through_the_block_engine() {
+    // Extensions between fast ops in one block: flags produced before a
+    // generic slot must survive it (BMI2 and MOVBE/CRC32 write none,
+    // ADCX/ADOX one), memory written by MOVBE must be seen by later fast
+    // loads. Undefined flags are masked only if no later step redefines them.
+    let mut r = Rng::new(0x006d_6978);
+    let mut suite = Suite::new();
+    for case in 0..1500 {
+        let steps: Vec<MixStep> = (0..2 + r.below(7)).map(|_| mix_step(&mut r)).collect();
+        let undef = steps
+            .iter()
+            .fold(0, |u, (_, writes, undef)| (u & !writes) | undef);
+        let code = asm(|a| {
+            for (emit, _, _) in &steps {
+                emit(a)?;
+            }
+            Ok(())
+        });
+        let mut s = initial_state();
+        for g in s.gprs.iter_mut() {
+            *g = r.operand();
+        }
+        s.gprs[7] = DATA_BASE + 0x800;
+        s.rflags = r.next_u64() & ARITH;
+        suite.check(
+            &format!("mixed #{case}"),
+            &code,
+            &s,
+            Undefined::flags(undef),
+        );
+    }
+    eprintln!("{} cases", suite.cases());
+    suite.finish();
+}

@@ -82,14 +82,6 @@ pub const MAX: &[&str] = &[
     "kvmclock-stable-bit",
 ];
 
-/// QEMU's `qemu64` (target/i386/cpu.c: PPRO_FEATURES | mtrr clflush mca
-/// pse36; sse3 cx16; lm syscall nx; lahf_lm svm), before restriction.
-pub const QEMU64: &[&str] = &[
-    "fpu", "de", "pse", "tsc", "msr", "mce", "cx8", "pge", "cmov", "pat", "fxsr", "mmx", "sse",
-    "sse2", "pae", "sep", "apic", "mtrr", "clflush", "mca", "pse36", "sse3", "cx16", "lm",
-    "syscall", "nx", "lahf_lm", "svm",
-];
-
 /// Board and timer bits every model keeps (QEMU sets `hypervisor` on all
 /// models; the others describe our LAPIC timer and TSC).
 pub const PLATFORM: &[&str] = &[
@@ -179,7 +171,7 @@ pub fn model_features(model: CpuModel) -> Vec<&'static str> {
         CpuModel::Qemu64 => MAX
             .iter()
             .copied()
-            .filter(|f| QEMU64.contains(f) || PLATFORM.contains(f))
+            .filter(|f| features::QEMU64.contains(f) || PLATFORM.contains(f))
             .collect(),
     }
 }

@@ -221,7 +221,8 @@ impl Vcpu for InterpVcpu {
     }
 
     fn set_cpuid(&mut self, _entries: &[CpuidEntry]) -> Result<(), CpuError> {
-        // The software CPU's CPUID describes what it implements; it is fixed.
+        // The software CPU's CPUID describes what it implements: its table
+        // comes from the `-cpu` model when the vCPU is created.
         Ok(())
     }
 

@@ -8,6 +8,25 @@ const ECX_HYPERVISOR: u32 = 1 << 31;
 /// CPUID.1:EDX bit 28: HTT (the logical-processor count in EBX is valid).
 const EDX_HTT: u32 = 1 << 28;
 
+/// What `-cpu qemu64` keeps on KVM: QEMU's qemu64 list, plus what QEMU
+/// adds on KVM and this board relies on (hypervisor, x2apic,
+/// tsc-deadline, ARAT, invariant TSC, HTT for `-smp`).
+pub fn qemu64_features() -> Vec<&'static str> {
+    let extra = [
+        "hypervisor",
+        "x2apic",
+        "tsc-deadline",
+        "arat",
+        "invtsc",
+        "ht",
+    ];
+    crate::features::QEMU64
+        .iter()
+        .copied()
+        .chain(extra)
+        .collect()
+}
+
 /// Build vCPU `id`'s CPUID table out of `count` vCPUs (one socket, one
 /// thread per core, `count` cores).
 pub fn guest_cpuid(supported: &[CpuidEntry], id: u32, count: u32) -> Vec<CpuidEntry> {
@@ -89,5 +108,34 @@ mod tests {
         assert_eq!(t[1].edx, 3);
         assert_eq!(t[1].ebx, 4);
         assert_eq!(t[1].eax, 2);
+    }
+
+    #[test]
+    fn qemu64_keeps_only_its_list() {
+        let sup = [
+            CpuidEntry {
+                function: 1,
+                ecx: (1 << 23) | (1 << 26) | (1 << 13) | (1 << 21),
+                edx: (1 << 25) | (1 << 26) | (1 << 28),
+                ..Default::default()
+            },
+            CpuidEntry {
+                function: 7,
+                significant_index: true,
+                ebx: 1 << 8,
+                ..Default::default()
+            },
+            CpuidEntry {
+                function: 0xd,
+                eax: 7,
+                ..Default::default()
+            },
+        ];
+        let mut t = sup.to_vec();
+        crate::features::restrict(&mut t, &qemu64_features());
+        assert_eq!(t[0].ecx, (1 << 13) | (1 << 21), "cx16, x2apic");
+        assert_eq!(t[0].edx, sup[0].edx);
+        assert_eq!(t[1].ebx, 0);
+        assert_eq!(t[2].eax, 0, "no xsave: no leaf 0xD");
     }
 }

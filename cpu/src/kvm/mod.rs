@@ -20,6 +20,7 @@ use vm_memory::{GuestMemoryBackend, GuestMemoryRegion};
 
 pub use vcpu::KvmVcpu;
 
+use crate::features::CpuModel;
 use crate::{Accelerator, CpuError, CpuidEntry, GuestMemory, LapicLocation, Msi, Vcpu};
 
 /// Where KVM's real-mode TSS lives (three pages just below the BIOS area, as QEMU).
@@ -35,6 +36,8 @@ pub struct KvmAccelerator {
     routes: Mutex<BTreeMap<u32, Msi>>,
     /// `-cpu` feature adjustments applied to every new vCPU.
     features: Mutex<Vec<(String, bool)>>,
+    /// The `-cpu` model of new vCPUs.
+    model: Mutex<CpuModel>,
 }
 
 impl KvmAccelerator {
@@ -108,6 +111,7 @@ impl KvmAccelerator {
             supported_cpuid,
             routes: Mutex::new(BTreeMap::new()),
             features: Mutex::new(Vec::new()),
+            model: Mutex::new(CpuModel::Host),
         })
     }
 
@@ -141,6 +145,9 @@ impl Accelerator for KvmAccelerator {
             .create_vcpu(u64::from(id))
             .map_err(|e| CpuError::kvm("KVM_CREATE_VCPU", e))?;
         let mut table = cpuid::guest_cpuid(&self.supported_cpuid, id, count);
+        if self.model.lock().is_ok_and(|m| *m == CpuModel::Qemu64) {
+            crate::features::restrict(&mut table, &cpuid::qemu64_features());
+        }
         if let Ok(f) = self.features.lock() {
             crate::features::apply(&mut table, &self.supported_cpuid, &f);
         }
@@ -206,6 +213,12 @@ impl Accelerator for KvmAccelerator {
         self.vm
             .set_irq_line(gsi, level)
             .map_err(|e| CpuError::kvm("KVM_IRQ_LINE", e))
+    }
+
+    fn set_cpu_model(&self, model: CpuModel) {
+        if let Ok(mut m) = self.model.lock() {
+            *m = model;
+        }
     }
 
     fn set_cpu_features(&self, features: &[(String, bool)]) -> Vec<String> {
