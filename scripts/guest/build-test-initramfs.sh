@@ -103,6 +103,17 @@
 #
 # test=sleep         sleeps sleep= (1) seconds (for timing tests).
 #
+# test=privilege     runs /bin/privcheck (scripts/guest/privcheck.c, built
+#                    with gcc -static) as a user process: each privileged
+#                    instruction and some port I/O must end in the signal
+#                    the SDM implies, one line per case:
+#                      PRIV <case> <got> want=<want> ok|FAIL
+#                      PRIV-DONE <cases> <failures>
+#                    then the CPU flags and kernel-log lines that matter:
+#                      PRIV-FLAGS <smep smap umip ... as /proc/cpuinfo has them>
+#                      PRIV-KLOG <each Oops, BUG:, general protection line>
+#                    Passes when every case passed and the log has none.
+#
 # end=ACTION         what happens after the tests (a `sync` comes first):
 #   auto (default)   `poweroff -f` when the kernel runs with ACPI (the board
 #                    powers off, the emulator exits 0), else `reboot -f`
@@ -123,7 +134,7 @@ say() { echo "build-test-initramfs.sh: $*" >&2; }
 fail() { say "error: $*"; exit 1; }
 
 # --- host packages --------------------------------------------------------
-need=(busybox-static cpio gzip)
+need=(busybox-static cpio gzip gcc libc6-dev)
 [ "$(id -u)" = 0 ] || need+=(fakeroot)
 missing=()
 for p in "${need[@]}"; do
@@ -144,11 +155,14 @@ if readelf -l "$busybox" 2>/dev/null | grep -q INTERP; then
 fi
 
 # --- the tree -------------------------------------------------------------
+here=$(cd "$(dirname "$0")" && pwd)
 root=$(mktemp -d "${TMPDIR:-/tmp}/kindling-test-initramfs.XXXXXX")
 trap 'rm -rf "$root"' EXIT
 chmod 755 "$root"
 mkdir -p "$root"/{bin,dev,etc,proc,sys,tmp,root}
 cp "$busybox" "$root/bin/busybox"
+# Stripped and static, so the same bytes come out of every build.
+gcc -static -O2 -s -o "$root/bin/privcheck" "$here/privcheck.c"
 for applet in $("$busybox" --list); do
     [ "$applet" = busybox ] || ln -s busybox "$root/bin/$applet"
 done
@@ -351,6 +365,20 @@ t_info() {
 
 t_sleep() { sleep "$sleep_s"; }
 
+t_privilege() {
+    /bin/privcheck || why="privcheck failed"
+    flags=
+    for f in $(grep -m1 '^flags' /proc/cpuinfo); do
+        case "$f" in smep|smap|umip|nx|pti) flags="$flags $f" ;; esac
+    done
+    echo "PRIV-FLAGS$flags"
+    dmesg | grep -E 'Oops|BUG:|general protection|Kernel panic' > /tmp/klog
+    sed 's/^/PRIV-KLOG /' /tmp/klog
+    [ -s /tmp/klog ] && why="${why:+$why, }kernel log"
+    rm -f /tmp/klog
+    [ -z "$why" ]
+}
+
 shell() { exec setsid cttyhack sh; }
 
 all=ok
@@ -365,6 +393,7 @@ for t in $tests; do
         net) t_net ;;
         info) t_info ;;
         sleep) t_sleep ;;
+        privilege) t_privilege ;;
         shell) shell ;;
         *) why="unknown test"; false ;;
     esac

@@ -3,8 +3,9 @@
 # output; boot it with the kernel from path.sh). In order:
 #   1. $KINDLING_TEST_INITRAMFS, if that file exists;
 #   2. a per-user cache, built once (about a second) and reused.
-# The cache file is named after RECIPE and a hash of build-test-initramfs.sh,
-# so an edited recipe gets a fresh build. Progress goes to stderr; only the
+# The cache file is named after RECIPE and a hash of build-test-initramfs.sh
+# and the sources it compiles (privcheck.c), so an edited recipe gets a fresh
+# build. Progress goes to stderr; only the
 # path goes to stdout.
 set -euo pipefail
 
@@ -22,7 +23,7 @@ if [ -n "${KINDLING_TEST_INITRAMFS:-}" ]; then
 fi
 
 builder=$here/build-test-initramfs.sh
-hash=$(sha256sum < "$builder" | cut -c1-12)
+hash=$(cat "$builder" "$here/privcheck.c" | sha256sum | cut -c1-12)
 dir="${XDG_CACHE_HOME:-$HOME/.cache}/kindling"
 cache="$dir/test-initramfs-$RECIPE-$hash.cpio"
 if [ -s "$cache" ]; then
