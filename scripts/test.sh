@@ -18,6 +18,13 @@ else
     echo "test.sh: no DHCP-capable guest kernel; the DHCP test will say it skips" >&2
 fi
 
+# The kernel's own x86 selftests, built static into an initramfs (once).
+if selftests=$(scripts/guest/x86-selftests-path.sh); then
+    export KINDLING_X86_SELFTESTS=$selftests
+else
+    echo "test.sh: no x86 selftests initramfs; that test will say it skips" >&2
+fi
+
 cargo build --release --workspace --all-targets
 if command -v cargo-nextest >/dev/null 2>&1; then
     cargo nextest run --release --workspace --no-fail-fast

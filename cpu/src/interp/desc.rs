@@ -69,6 +69,10 @@ fn load_descriptor(
     wide: bool,
 ) -> Result<Segment, Exception> {
     let (base, limit) = if selector & 4 != 0 {
+        // A null LDTR (LLDT 0) holds no table, whatever base it kept.
+        if cpu.ldtr.unusable {
+            return Err(Exception::gp(u32::from(selector & !3)));
+        }
         (cpu.ldtr.base, cpu.ldtr.limit)
     } else {
         (cpu.gdtr.0, u32::from(cpu.gdtr.1))

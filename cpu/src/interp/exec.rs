@@ -1331,6 +1331,7 @@ impl Cpu {
                 let sel = self.read_op(i, 0)? as u16;
                 if sel & !3 == 0 {
                     self.st.ldtr.unusable = true;
+                    self.st.ldtr.selector = sel;
                 } else {
                     let mmu = crate::interp_mmu!(self);
                     let wide = self.st.efer & EFER_LMA != 0;
