@@ -98,16 +98,39 @@ fn a_user_process_cannot_use_privileged_instructions_on_tcg() {
     let Some(kernel) = common::guest_file("bzImage") else {
         return;
     };
+    check_kernel(&kernel, "microvm,acpi=off", Duration::from_secs(300));
+}
+
+/// The same with another kernel, `$KINDLING_PRIVILEGE_KERNEL` (e.g. a
+/// Debian stock kernel, whose CONFIG_X86_IOPL_IOPERM and CONFIG_X86_UMIP
+/// exercise the I/O bitmap through ioperm()/iopl(3) and UMIP through the
+/// kernel's emulation: about 5 minutes on the software CPU).
+#[test]
+fn the_same_with_a_kernel_of_choice() {
+    let Some(kernel) = std::env::var_os("KINDLING_PRIVILEGE_KERNEL") else {
+        eprintln!("skipping: KINDLING_PRIVILEGE_KERNEL is not set");
+        return;
+    };
+    check_kernel(
+        std::path::Path::new(&kernel),
+        "microvm",
+        Duration::from_secs(900),
+    );
+}
+
+/// Boot `kernel` with the device-test initramfs's `test=privilege` and
+/// check every line.
+fn check_kernel(kernel: &std::path::Path, machine: &str, timeout: Duration) {
     let Some(initrd) = test_initramfs() else {
         return;
     };
     let args = [
         "-M",
-        "microvm,acpi=off",
+        machine,
         "-accel",
         "tcg",
         "-m",
-        "256m",
+        "512m",
         "-nodefaults",
         "-no-user-config",
         "-nographic",
@@ -121,7 +144,7 @@ fn a_user_process_cannot_use_privileged_instructions_on_tcg() {
         "-append",
         "console=ttyS0 reboot=t panic=-1 quiet test=privilege",
     ];
-    let (status, out, err) = run(&args, Duration::from_secs(300));
+    let (status, out, err) = run(&args, timeout);
     let ctx = format!("console:\n{out}\nstderr:\n{err}");
     assert!(out.contains("BOOT-OK"), "{ctx}");
     let got = results(&out);

@@ -53,6 +53,12 @@ const ABSENT: u64 = 0x32000;
 
 /// The case that needs 1 GiB pages (CPUID pdpe1gb).
 const ONE_GIB: &str = "a 1 GiB page";
+/// Cases that need SMEP / SMAP (CPUID 7.0:EBX bits 7 / 20).
+const SMEP_CASE: &str = "SMEP: a supervisor fetch from a user page: #PF 0x11";
+const SMAP_CASES: [&str; 2] = [
+    "SMAP: a supervisor read of a user page: #PF 1",
+    "SMAP: STAC allows the read, CLAC forbids it again",
+];
 
 /// The port a finished case writes.
 const DONE: u16 = 0x99;
@@ -350,6 +356,30 @@ fn cases() -> Vec<(&'static str, Vec<u8>)> {
             a.mov(rsi, qword_ptr(DATA + 8))?;
             finish(a)
         }),
+        (SMEP_CASE, |a| {
+            a.mov(rax, cr4)?;
+            a.or(rax, 1 << 20)?;
+            a.mov(cr4, rax)?;
+            a.mov(rax, USER)?;
+            a.jmp(rax)
+        }),
+        (SMAP_CASES[0], |a| {
+            a.mov(rax, cr4)?;
+            a.or(rax, 1 << 21)?;
+            a.mov(cr4, rax)?;
+            a.mov(rax, qword_ptr(USER + 8))?;
+            finish(a)
+        }),
+        (SMAP_CASES[1], |a| {
+            a.mov(rax, cr4)?;
+            a.or(rax, 1 << 21)?;
+            a.mov(cr4, rax)?;
+            a.stac()?;
+            a.mov(rsi, qword_ptr(USER + 8))?;
+            a.clac()?;
+            a.mov(rdi, qword_ptr(USER + 16))?;
+            finish(a)
+        }),
         (
             "user mode touching a supervisor page: #PF 5 from CPL 3",
             |a| {
@@ -399,9 +429,28 @@ fn paging_exceptions_and_interrupts_match_kvm() {
         .supported_cpuid()
         .iter()
         .any(|e| e.function == 0x8000_0001 && e.edx & (1 << 26) != 0);
+    // SMEP and SMAP likewise.
+    let kvm_leaf7 = KvmAccelerator::new(&mem, 24)
+        .unwrap()
+        .supported_cpuid()
+        .iter()
+        .find(|e| e.function == 7 && e.index == 0)
+        .map_or(0, |e| e.ebx);
     for (name, code) in cases() {
         if name == ONE_GIB && !kvm_1g {
             eprintln!("{name}: skipped, this KVM has no 1 GiB pages");
+            skipped += 1;
+            continue;
+        }
+        let needs = if name == SMEP_CASE {
+            1 << 7
+        } else if SMAP_CASES.contains(&name) {
+            1 << 20
+        } else {
+            0
+        };
+        if kvm_leaf7 & needs != needs {
+            eprintln!("{name}: skipped, this KVM has no SMEP/SMAP");
             skipped += 1;
             continue;
         }
