@@ -6,7 +6,8 @@
 //! ones, sign bits, start/length/index/count beyond the width) and random
 //! ones. Flags are compared exactly where the Intel SDM defines them.
 //!
-//! RDRAND/RDSEED values, FSGSBASE (needs CR4) and RDPID (reads
+//! RDRAND/RDSEED values (the host's randomness, or a repeatable sequence
+//! under instruction-counted time), FSGSBASE (needs CR4) and RDPID (reads
 //! IA32_TSC_AUX) are checked on the interpreter alone.
 
 mod conformance;
@@ -599,8 +600,13 @@ fn rdrand_rdseed_set_cf_and_clear_the_rest() {
     let mut s = state(0, 0, 0, 0, 0, ARITH);
     s.gprs[9] = 0x1234_5678_9abc_def0;
     s.gprs[10] = u64::MAX;
+    let mut again = s.clone();
     let end = cpu::interp::run_snippet(&code, &mut s);
     assert_eq!(end, SnippetEnd::Completed);
+    // The snippet machine runs on instruction-counted time, where the
+    // values repeat run for run (as -icount boots must).
+    cpu::interp::run_snippet(&code, &mut again);
+    assert_eq!(again.gprs, s.gprs);
     assert_eq!(s.rflags & ARITH, CF);
     assert_ne!(s.gprs[0], s.gprs[3]);
     assert_ne!(s.gprs[1], s.gprs[2]);

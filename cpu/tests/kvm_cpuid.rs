@@ -55,20 +55,41 @@ const RESULTS: u64 = 0x2000;
 /// Run the CPUID probe on a new vCPU `id` of `accel` (whose features are
 /// set; KVM creates each vCPU ID once per VM).
 fn probe(accel: &dyn Accelerator, mem: &GuestMemory, id: u32) -> Seen {
-    let mut a = CodeAssembler::new(16).unwrap();
-    let leaves: [(u32, u32, AsmRegister32); 5] = [
-        (1, 0, ebx),
-        (1, 0, ecx),
-        (7, 0, ebx),
-        (0xd, 1, eax),
-        (0xd, 0, eax),
-    ];
-    for (k, (leaf, sub, out)) in leaves.into_iter().enumerate() {
-        a.mov(eax, leaf).unwrap();
-        a.mov(ecx, sub).unwrap();
-        a.cpuid().unwrap();
-        a.mov(dword_ptr(RESULTS + 4 * k as u64), out).unwrap();
+    let r: [u32; 5] = run_real(accel, mem, id, |a| {
+        let leaves: [(u32, u32, AsmRegister32); 5] = [
+            (1, 0, ebx),
+            (1, 0, ecx),
+            (7, 0, ebx),
+            (0xd, 1, eax),
+            (0xd, 0, eax),
+        ];
+        for (k, (leaf, sub, out)) in leaves.into_iter().enumerate() {
+            a.mov(eax, leaf)?;
+            a.mov(ecx, sub)?;
+            a.cpuid()?;
+            a.mov(dword_ptr(RESULTS + 4 * k as u64), out)?;
+        }
+        Ok(())
+    });
+    Seen {
+        leaf1_ebx: r[0],
+        leaf1_ecx: r[1],
+        leaf7_ebx: r[2],
+        leaf_d1_eax: r[3],
+        leaf_d0_eax: r[4],
     }
+}
+
+/// Run the real-mode code `body` emits on a new vCPU `id` of `accel`,
+/// then read what it stored at [`RESULTS`].
+fn run_real<T: vm_memory::ByteValued>(
+    accel: &dyn Accelerator,
+    mem: &GuestMemory,
+    id: u32,
+    body: impl FnOnce(&mut CodeAssembler) -> Result<(), IcedError>,
+) -> T {
+    let mut a = CodeAssembler::new(16).unwrap();
+    body(&mut a).unwrap();
     a.out(0x80, al).unwrap();
     let mut spin = a.create_label();
     a.set_label(&mut spin).unwrap();
@@ -93,15 +114,8 @@ fn probe(accel: &dyn Accelerator, mem: &GuestMemory, id: u32) -> Seen {
             break;
         }
     }
-    assert!(*io.0.lock().unwrap(), "the probe did not finish");
-    let r: [u32; 5] = mem.read_obj(GuestAddress(RESULTS)).unwrap();
-    Seen {
-        leaf1_ebx: r[0],
-        leaf1_ecx: r[1],
-        leaf7_ebx: r[2],
-        leaf_d1_eax: r[3],
-        leaf_d0_eax: r[4],
-    }
+    assert!(*io.0.lock().unwrap(), "the guest did not finish");
+    mem.read_obj(GuestAddress(RESULTS)).unwrap()
 }
 
 const POPCNT: u32 = 1 << 23;
@@ -131,6 +145,42 @@ fn tcg_guest_sees_the_feature_list() {
     let q64 = probe(&accel, &mem, 0);
     assert_eq!(q64.leaf7_ebx, 0);
     assert_eq!(q64.leaf1_ecx & POPCNT, 0);
+}
+
+#[test]
+fn hidden_lzcnt_and_tzcnt_run_as_bsr_and_bsf_on_tcg() {
+    // LZCNT/TZCNT are REP BSR/BSF: where the model hides them, they run
+    // as on a processor without them.
+    let mem = GuestMemory::from_ranges(&[(GuestAddress(0), 1 << 20)]).unwrap();
+    let clock = Arc::new(Clock::new(ClockMode::Host, 1_000_000));
+    let accel = InterpAccelerator::new(Arc::new(mem.clone()), clock);
+    let body = |a: &mut CodeAssembler| {
+        a.mov(ax, 0x10)?;
+        a.mov(bx, 0x7777)?;
+        a.lzcnt(bx, ax)?;
+        a.mov(word_ptr(RESULTS), bx)?;
+        a.xor(ax, ax)?;
+        a.mov(bx, 0x7777)?;
+        a.tzcnt(bx, ax)?;
+        a.pushf()?;
+        a.pop(ax)?;
+        a.mov(word_ptr(RESULTS + 2), bx)?;
+        a.mov(word_ptr(RESULTS + 4), ax)
+    };
+    const CF_ZF: u16 = 0x41;
+    let with: [u16; 3] = run_real(&accel, &mem, 0, body);
+    assert_eq!(
+        (with[0], with[1], with[2] & CF_ZF),
+        (11, 16, 0x01),
+        "lzcnt 11, tzcnt 16 and CF"
+    );
+    accel.set_cpu_model(cpu::features::CpuModel::Qemu64);
+    let without: [u16; 3] = run_real(&accel, &mem, 0, body);
+    assert_eq!(
+        (without[0], without[1], without[2] & CF_ZF),
+        (4, 0x7777, 0x40),
+        "bsr 4, bsf of 0 keeps the destination and sets ZF"
+    );
 }
 
 #[test]

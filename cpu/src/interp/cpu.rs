@@ -53,6 +53,9 @@ pub struct Cpu {
     pub retired: u64,
     /// What CPUID answers (the `-cpu` model).
     pub(super) cpuid_table: super::cpuid::CpuidTable,
+    /// RDRAND/RDSEED's generator under instruction-counted time (runs
+    /// must repeat exactly there).
+    pub(super) replay_rng: u64,
     /// The last instructions executed (RIP, after-state RAX..RDI), kept
     /// when exception tracing is on.
     history: std::collections::VecDeque<(u64, String)>,
@@ -95,6 +98,7 @@ impl Cpu {
             blocks: Box::default(),
             retired: 0,
             cpuid_table,
+            replay_rng: u64::from(id),
             history: std::collections::VecDeque::new(),
             last_exception: None,
             tracing: 0,

@@ -171,7 +171,11 @@ pub fn model_features(model: CpuModel) -> Vec<&'static str> {
         CpuModel::Qemu64 => MAX
             .iter()
             .copied()
-            .filter(|f| features::QEMU64.contains(f) || PLATFORM.contains(f))
+            .filter(|f| {
+                // By bit, so aliases (pni/sse3, lahf-lm/lahf_lm) match.
+                let at = features::locate(f);
+                PLATFORM.contains(f) || features::QEMU64.iter().any(|q| features::locate(q) == at)
+            })
             .collect(),
     }
 }

@@ -4,7 +4,9 @@
 //!
 //! RDRAND and RDSEED draw from the host kernel's generator (`getrandom`),
 //! which never runs dry once seeded: CF=1, the other arithmetic flags
-//! clear. The FS/GS base instructions #UD unless CR4.FSGSBASE is set and
+//! clear. Under instruction-counted time (`-icount`) they draw from a
+//! per-vCPU SplitMix64 sequence instead, so that runs repeat exactly, as
+//! QEMU's do with `-seed`. The FS/GS base instructions #UD unless CR4.FSGSBASE is set and
 //! the CPU is in 64-bit mode, and a write of a non-canonical base is #GP(0).
 
 use iced_x86::{Instruction, Mnemonic};
@@ -90,6 +92,15 @@ fn host_random(bytes: usize) -> Option<u64> {
     (got == n as isize).then(|| u64::from_le_bytes(b))
 }
 
+/// The next value of a SplitMix64 sequence.
+pub fn splitmix64(state: &mut u64) -> u64 {
+    *state = state.wrapping_add(0x9e37_79b9_7f4a_7c15);
+    let mut z = *state;
+    z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+    z ^ (z >> 31)
+}
+
 impl Cpu {
     /// Execute one of the instructions [`owns`] accepts.
     pub(super) fn exec_ext(&mut self, i: &Instruction) -> R<Outcome> {
@@ -110,7 +121,12 @@ impl Cpu {
             }
             M::Rdrand | M::Rdseed => {
                 let bytes = (self.op_bits(i, 0) / 8) as usize;
-                let (v, f) = match host_random(bytes) {
+                let drawn = if self.clock().is_instruction_counted() {
+                    Some(splitmix64(&mut self.replay_rng))
+                } else {
+                    host_random(bytes)
+                };
+                let (v, f) = match drawn {
                     Some(v) => (v, CF),
                     None => (0, 0),
                 };
