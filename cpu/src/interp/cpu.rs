@@ -51,6 +51,9 @@ pub struct Cpu {
     pub(super) blocks: Box<super::block::BlockCache>,
     /// Instructions retired.
     pub retired: u64,
+    /// RDRAND/RDSEED values drawn so far (instruction-counted mode draws
+    /// from a seeded sequence, see `exec_ext`).
+    pub(super) random_draws: u64,
     /// What CPUID answers (the `-cpu` model).
     pub(super) cpuid_table: super::cpuid::CpuidTable,
     /// The last instructions executed (RIP, after-state RAX..RDI), kept
@@ -94,6 +97,7 @@ impl Cpu {
             cache: Box::default(),
             blocks: Box::default(),
             retired: 0,
+            random_draws: 0,
             cpuid_table,
             history: std::collections::VecDeque::new(),
             last_exception: None,

@@ -4,7 +4,9 @@
 //!
 //! RDRAND and RDSEED draw from the host kernel's generator (`getrandom`),
 //! which never runs dry once seeded: CF=1, the other arithmetic flags
-//! clear. The FS/GS base instructions #UD unless CR4.FSGSBASE is set and
+//! clear. Under `-icount` they draw from a sequence seeded by the vCPU
+//! index instead, so a run is repeatable instruction for instruction (as
+//! QEMU's record/replay makes its guest random numbers). The FS/GS base instructions #UD unless CR4.FSGSBASE is set and
 //! the CPU is in 64-bit mode, and a write of a non-canonical base is #GP(0).
 
 use iced_x86::{Instruction, Mnemonic};
@@ -90,6 +92,14 @@ fn host_random(bytes: usize) -> Option<u64> {
     (got == n as isize).then(|| u64::from_le_bytes(b))
 }
 
+/// The `n`th value of vCPU `id`'s repeatable sequence (SplitMix64).
+fn seeded_random(id: u32, n: u64) -> u64 {
+    let mut z = (u64::from(id) << 48 ^ n).wrapping_mul(0x9e37_79b9_7f4a_7c15);
+    z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+    z ^ (z >> 31)
+}
+
 impl Cpu {
     /// Execute one of the instructions [`owns`] accepts.
     pub(super) fn exec_ext(&mut self, i: &Instruction) -> R<Outcome> {
@@ -110,7 +120,18 @@ impl Cpu {
             }
             M::Rdrand | M::Rdseed => {
                 let bytes = (self.op_bits(i, 0) / 8) as usize;
-                let (v, f) = match host_random(bytes) {
+                let repeatable = matches!(
+                    self.clock().mode(),
+                    crate::ClockMode::InstructionCounted { .. }
+                );
+                self.random_draws += 1;
+                let drawn = if repeatable {
+                    let mask = u64::MAX >> (64 - 8 * bytes.clamp(1, 8));
+                    Some(seeded_random(self.id, self.random_draws) & mask)
+                } else {
+                    host_random(bytes)
+                };
+                let (v, f) = match drawn {
                     Some(v) => (v, CF),
                     None => (0, 0),
                 };
@@ -145,6 +166,21 @@ impl Cpu {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn seeded_random_is_repeatable_and_differs_per_cpu_and_draw() {
+        let a: Vec<u64> = (1..=64).map(|n| seeded_random(0, n)).collect();
+        let b: Vec<u64> = (1..=64).map(|n| seeded_random(0, n)).collect();
+        let c: Vec<u64> = (1..=64).map(|n| seeded_random(1, n)).collect();
+        assert_eq!(a, b);
+        let mut all: Vec<u64> = a.iter().chain(&c).copied().collect();
+        all.sort_unstable();
+        all.dedup();
+        assert_eq!(all.len(), 128, "no repeats within or across CPUs");
+        // Roughly half the bits set: not a counter.
+        let ones: u32 = a.iter().map(|v| v.count_ones()).sum();
+        assert!((1800..2300).contains(&ones), "{ones}");
+    }
 
     #[test]
     fn crc32c_matches_the_standard_check_value() {
