@@ -25,6 +25,14 @@ else
     echo "test.sh: no x86 selftests initramfs; that test will say it skips" >&2
 fi
 
+# An x86-64-v3 userland (gcc -march=x86-64-v3 + the host's glibc) over
+# the test guest's initramfs (built once).
+if v3=$(scripts/guest/v3-userland-path.sh); then
+    export KINDLING_V3_USERLAND=$v3
+else
+    echo "test.sh: no x86-64-v3 userland; that test will say it skips" >&2
+fi
+
 cargo build --release --workspace --all-targets
 if command -v cargo-nextest >/dev/null 2>&1; then
     cargo nextest run --release --workspace --no-fail-fast

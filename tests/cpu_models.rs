@@ -61,12 +61,37 @@ fn linux_sees_the_model_and_the_feature_list() {
         return;
     };
     for f in [
-        "popcnt", "abm", "bmi1", "bmi2", "adx", "movbe", "rdrand", "rdseed", "fsgsbase", "rdpid",
-        "cx16", "lahf_lm",
+        "popcnt",
+        "abm",
+        "bmi1",
+        "bmi2",
+        "adx",
+        "movbe",
+        "rdrand",
+        "rdseed",
+        "fsgsbase",
+        "rdpid",
+        "cx16",
+        "lahf_lm",
+        "pni",
+        "ssse3",
+        "sse4_1",
+        "sse4_2",
+        "aes",
+        "pclmulqdq",
+        "sha_ni",
+        "xsave",
+        "xsaveopt",
+        "xsavec",
+        "xgetbv1",
+        "avx",
+        "avx2",
+        "fma",
+        "f16c",
     ] {
         assert!(max.contains(f), "max lacks {f}: {max:?}");
     }
-    for f in ["sse4_2", "xsave", "avx", "avx2"] {
+    for f in ["avx512f", "vaes", "vpclmulqdq", "xsaves", "pku"] {
         assert!(!max.contains(f), "max shows unimplemented {f}");
     }
     let Some(less) = guest_flags("max,-popcnt,bmi2=off") else {
@@ -110,12 +135,12 @@ fn unsupported_features_warn_and_unknown_ones_fail_as_in_qemu() {
             tiny,
         ]
     };
-    let (status, out, err) = run(&args("max,+avx2,-popcnt"), T);
+    let (status, out, err) = run(&args("max,+avx512f,-popcnt"), T);
     assert_eq!(status.code(), Some(0), "{err}");
     assert!(out.contains("BOOT-OK"), "{out}");
     assert_eq!(
         err,
-        "kindling: warning: TCG doesn't support requested feature: CPUID.07H:EBX.avx2 [bit 5]\n"
+        "kindling: warning: TCG doesn't support requested feature: CPUID.07H:EBX.avx512f [bit 16]\n"
     );
     let (status, out, err) = run(&args("qemu64,+popcnt,abm=on"), T);
     assert_eq!(status.code(), Some(0), "{err}");

@@ -87,6 +87,7 @@ const FEATURES: &[(&str, u32, u32, Reg, u32)] = &[
     ("rdseed", 7, 0, Reg::Ebx, 18),
     ("adx", 7, 0, Reg::Ebx, 19),
     ("smap", 7, 0, Reg::Ebx, 20),
+    ("sha-ni", 7, 0, Reg::Ebx, 29),
     ("umip", 7, 0, Reg::Ecx, 2),
     ("pku", 7, 0, Reg::Ecx, 3),
     ("la57", 7, 0, Reg::Ecx, 16),
@@ -94,6 +95,9 @@ const FEATURES: &[(&str, u32, u32, Reg, u32)] = &[
     ("spec-ctrl", 7, 0, Reg::Edx, 26),
     ("arch-capabilities", 7, 0, Reg::Edx, 29),
     ("ssbd", 7, 0, Reg::Edx, 31),
+    ("xsaveopt", 0xd, 1, Reg::Eax, 0),
+    ("xsavec", 0xd, 1, Reg::Eax, 1),
+    ("xgetbv1", 0xd, 1, Reg::Eax, 2),
     ("lahf-lm", 0x8000_0001, 0, Reg::Ecx, 0),
     ("lahf_lm", 0x8000_0001, 0, Reg::Ecx, 0),
     ("svm", 0x8000_0001, 0, Reg::Ecx, 2),
@@ -131,7 +135,12 @@ const FEATURE_REGS: &[(u32, u32, Reg)] = &[
 /// `feature_dependencies` and Linux's `cpuid-deps.c` have it. Turning
 /// XSAVE off also empties leaf 0xD (see [`apply`]).
 const DEPENDENTS: &[(&str, &[&str])] = &[
-    ("xsave", &["avx", "fma", "f16c", "avx2", "avx512f", "pku"]),
+    (
+        "xsave",
+        &[
+            "avx", "fma", "f16c", "avx2", "avx512f", "pku", "xsaveopt", "xsavec", "xgetbv1",
+        ],
+    ),
     ("avx", &["fma", "f16c", "avx2", "avx512f"]),
     ("avx2", &["avx512f"]),
     ("kvmclock", &["kvmclock-stable-bit"]),

@@ -140,6 +140,18 @@ fn tcg_guest_sees_the_feature_list() {
     let less = probe(&accel, &mem, 0);
     assert_eq!(less.leaf1_ecx, full.leaf1_ecx & !POPCNT);
     assert_eq!(less.leaf7_ebx, full.leaf7_ebx & !(1 << 3));
+    // XSAVE and the AVX family, with leaf 0xD (x87|SSE|AVX; XSAVEOPT,
+    // XSAVEC, XGETBV1), go together.
+    assert_eq!(full.leaf1_ecx & (XSAVE | AVX), XSAVE | AVX);
+    assert_eq!(full.leaf7_ebx & AVX2, AVX2);
+    assert_eq!((full.leaf_d0_eax, full.leaf_d1_eax), (7, 7));
+    assert!(accel
+        .set_cpu_features(&features(&[("xsave", false)]))
+        .is_empty());
+    let no_xsave = probe(&accel, &mem, 0);
+    assert_eq!(no_xsave.leaf1_ecx & (XSAVE | AVX), 0);
+    assert_eq!(no_xsave.leaf7_ebx & AVX2, 0);
+    assert_eq!((no_xsave.leaf_d0_eax, no_xsave.leaf_d1_eax), (0, 0));
     accel.set_cpu_model(cpu::features::CpuModel::Qemu64);
     accel.set_cpu_features(&[]);
     let q64 = probe(&accel, &mem, 0);

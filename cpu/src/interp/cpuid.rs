@@ -12,10 +12,14 @@
 //! `max` (also `host` on tcg, and the default) advertises:
 //! - CPUID.1:EDX fpu pse tsc msr pae cx8 apic sep pge cmov pat clflush
 //!   mmx fxsr sse sse2;
-//! - CPUID.1:ECX cx16 movbe popcnt tsc-deadline rdrand hypervisor;
+//! - CPUID.1:ECX sse3 (pni) pclmulqdq ssse3 fma cx16 sse4.1 sse4.2 movbe
+//!   popcnt tsc-deadline aes xsave avx f16c rdrand hypervisor (OSXSAVE
+//!   follows CR4);
 //! - CPUID.6:EAX arat;
-//! - CPUID.7.0:EBX fsgsbase bmi1 bmi2 rdseed adx smep smap; CPUID.7.0:ECX
-//!   umip rdpid;
+//! - CPUID.7.0:EBX fsgsbase bmi1 avx2 bmi2 rdseed adx smep smap sha-ni;
+//!   CPUID.7.0:ECX umip rdpid;
+//! - CPUID.(EAX=0DH,ECX=1):EAX xsaveopt xsavec xgetbv1 (leaf 0xD itself
+//!   follows XCR0);
 //! - CPUID.80000001H:ECX lahf_lm abm; EDX syscall nx rdtscp lm;
 //! - CPUID.80000007H:EDX invtsc;
 //! - CPUID.40000000H "KVMKVMKVM", CPUID.40000001H:EAX kvmclock (the
@@ -50,10 +54,20 @@ pub const MAX: &[&str] = &[
     "sse",
     "sse2",
     // CPUID.1:ECX.
+    "sse3",
+    "pclmulqdq",
+    "ssse3",
+    "fma",
     "cx16",
+    "sse4.1",
+    "sse4.2",
     "movbe",
     "popcnt",
     "tsc-deadline",
+    "aes",
+    "xsave",
+    "avx",
+    "f16c",
     "rdrand",
     "hypervisor",
     // CPUID.6:EAX.
@@ -61,13 +75,19 @@ pub const MAX: &[&str] = &[
     // CPUID.7.0:EBX/ECX.
     "fsgsbase",
     "bmi1",
+    "avx2",
     "bmi2",
     "rdseed",
     "adx",
     "smep",
     "smap",
+    "sha-ni",
     "umip",
     "rdpid",
+    // CPUID.(EAX=0DH,ECX=1):EAX.
+    "xsaveopt",
+    "xsavec",
+    "xgetbv1",
     // CPUID.80000001H:ECX/EDX.
     "lahf_lm",
     "abm",
@@ -137,6 +157,9 @@ fn base(id: u32, tsc_khz: u64) -> Vec<CpuidEntry> {
         leaf(1, 0x0006_06a0, (id << 24) | (1 << 16) | (8 << 8), 0, 0),
         leaf(6, 0, 0, 0, 0),
         subleaf(7, 0, (0, 0, 0, 0)),
+        // Leaf 0xD's sizes follow XCR0 (`Cpu::cpuid`); the table holds
+        // the feature bits of subleaf 1.
+        subleaf(0xd, 1, (0, 0, 0, 0)),
         subleaf(0xb, 0, (0, 1, 0x100, id)),
         // TSC/crystal ratio and the crystal rate (= the LAPIC timer's).
         // Linux computes crystal_khz * EBX / EAX in 32 bits, so the ratio
@@ -236,14 +259,21 @@ impl Cpu {
     ///
     /// Two answers follow the CPU's state when the model shows XSAVE:
     /// CPUID.1:ECX.OSXSAVE mirrors CR4.OSXSAVE, and leaf 0xD describes
-    /// the XSAVE area for the current XCR0.
+    /// the XSAVE area for the current XCR0 (subleaf 1's feature bits only
+    /// as far as the table keeps them: `-cpu max,-xsavec`).
     pub fn cpuid(&self, leaf: u32, sub: u32) -> (u32, u32, u32, u32) {
         const XSAVE: u32 = 1 << 26;
         const OSXSAVE: u32 = 1 << 27;
         const CR4_OSXSAVE: u64 = 1 << 18;
         let xsave = self.cpuid_table.lookup(1, 0).2 & XSAVE != 0;
         match leaf {
-            0xd if xsave => super::fpu::cpuid_leaf_d(sub, self.st.fpu.xcr0()),
+            0xd if xsave => {
+                let (mut a, b, c, d) = super::fpu::cpuid_leaf_d(sub, self.st.fpu.xcr0());
+                if sub == 1 {
+                    a &= self.cpuid_table.lookup(0xd, 1).0;
+                }
+                (a, b, c, d)
+            }
             1 => {
                 let (a, b, mut c, d) = self.cpuid_table.lookup(1, 0);
                 c &= !OSXSAVE;
@@ -286,14 +316,16 @@ mod tests {
         let (_, _, ecx, _) = t.lookup(1, 0);
         assert_ne!(ecx & (1 << 23), 0, "popcnt");
         assert_ne!(ecx & (1 << 22), 0, "movbe");
-        assert_eq!(ecx & (1 << 20), 0, "sse4.2 is not ours to set yet");
-        assert_eq!(ecx & (1 << 26), 0, "no xsave");
+        // sse3 pclmulqdq ssse3 fma cx16 sse4.1 sse4.2 movbe popcnt
+        // tsc-deadline aes xsave avx f16c rdrand hypervisor; no OSXSAVE
+        // in the table (it follows CR4).
+        let ecx1 = [0, 1, 9, 12, 13, 19, 20, 22, 23, 24, 25, 26, 28, 29, 30, 31];
+        assert_eq!(ecx, ecx1.iter().fold(0, |r, b| r | (1u32 << b)));
         let (_, ebx, ecx7, _) = t.lookup(7, 0);
-        let smep_smap = (1 << 7) | (1 << 20);
-        assert_eq!(
-            ebx,
-            1 | (1 << 3) | (1 << 8) | (1 << 18) | (1 << 19) | smep_smap
-        );
+        // fsgsbase bmi1 avx2 smep bmi2 rdseed adx smap sha-ni.
+        let ebx7 = [0, 3, 5, 7, 8, 18, 19, 20, 29];
+        assert_eq!(ebx, ebx7.iter().fold(0, |r, b| r | (1u32 << b)));
+        assert_eq!(t.lookup(0xd, 1).0, 0b111, "xsaveopt xsavec xgetbv1");
         assert_eq!(ecx7, (1 << 22) | (1 << 2), "rdpid umip");
         assert_eq!(t.lookup(0x8000_0001, 0).2, 1 | (1 << 5));
         assert!(t.lzcnt && t.bmi1);
@@ -346,6 +378,7 @@ mod tests {
                 "fxsr",
                 "sse",
                 "sse2",
+                "sse3",
                 "cx16",
                 "tsc-deadline",
                 "hypervisor",
@@ -361,7 +394,7 @@ mod tests {
         );
         assert!(!t.lzcnt && !t.bmi1);
         // qemu64's own names beyond what we implement stay off.
-        for n in ["de", "mce", "mtrr", "mca", "pse36", "svm", "sse3"] {
+        for n in ["de", "mce", "mtrr", "mca", "pse36", "svm", "xsave", "avx"] {
             assert!(!features::has(t.entries(), n), "{n}");
         }
     }
@@ -373,17 +406,54 @@ mod tests {
             &[
                 ("popcnt", false),
                 ("bmi1", false),
-                ("avx2", true),
+                ("avx512f", true),
                 ("foo", true),
             ],
         );
         assert_eq!(t.lookup(1, 0).2 & (1 << 23), 0);
         assert_eq!(t.lookup(7, 0).1 & (1 << 3), 0);
         assert!(!t.bmi1 && t.lzcnt);
-        assert_eq!(bad, ["avx2", "foo"]);
+        assert_eq!(bad, ["avx512f", "foo"]);
+        // Turning XSAVE off takes the AVX family and leaf 0xD with it.
+        let (t, bad) = table(CpuModel::Max, &[("xsave", false)]);
+        assert!(bad.is_empty());
+        for n in [
+            "avx", "avx2", "fma", "f16c", "xsaveopt", "xsavec", "xgetbv1",
+        ] {
+            assert!(!features::has(t.entries(), n), "{n}");
+        }
+        assert!(features::has(t.entries(), "sse4.2"));
         let (t, bad) = table(CpuModel::Qemu64, &[("popcnt", true), ("abm", true)]);
         assert!(bad.is_empty());
         assert_ne!(t.lookup(1, 0).2 & (1 << 23), 0);
         assert!(t.lzcnt);
+    }
+
+    #[test]
+    fn leaf_d_follows_xcr0_and_the_table() {
+        use std::sync::Arc;
+        use vm_memory::GuestAddress;
+        let mem = Arc::new(
+            crate::GuestMemory::from_ranges(&[(GuestAddress(0), 0x1000)]).expect("memory"),
+        );
+        let clock = Arc::new(crate::Clock::new(crate::ClockMode::Host, 1_000_000));
+        let mut c = Cpu::new(0, mem, clock);
+        c.set_cpuid(table(CpuModel::Max, &[]).0);
+        // XCR0 = x87|SSE: 576 bytes; with AVX: 832. Subleaf 1 as XGETBV
+        // ECX=1, XSAVEOPT and XSAVEC work.
+        assert_eq!(c.cpuid(0xd, 0), (7, 576, 832, 0));
+        c.st.fpu.set_xcr0(7).expect("x87|SSE|AVX");
+        assert_eq!(c.cpuid(0xd, 0), (7, 832, 832, 0));
+        assert_eq!(c.cpuid(0xd, 1).0, 0b111);
+        assert_eq!(c.cpuid(0xd, 2), (256, 576, 0, 0));
+        assert_eq!(c.cpuid(1, 0).2 & (1 << 27), 0, "OSXSAVE follows CR4");
+        c.st.cr4 |= 1 << 18;
+        assert_ne!(c.cpuid(1, 0).2 & (1 << 27), 0);
+        // -xsavec hides its bit in subleaf 1; -xsave empties leaf 0xD.
+        c.set_cpuid(table(CpuModel::Max, &[("xsavec", false)]).0);
+        assert_eq!(c.cpuid(0xd, 1).0, 0b101);
+        c.set_cpuid(table(CpuModel::Max, &[("xsave", false)]).0);
+        assert_eq!(c.cpuid(0xd, 0), (0, 0, 0, 0));
+        assert_eq!(c.cpuid(0xd, 1), (0, 0, 0, 0));
     }
 }

@@ -2,7 +2,8 @@
 //! the host CPU is the oracle ([`native`]), [`compare`] runs a snippet on
 //! it and on the interpreter and reports differences readably, [`rng`] is
 //! the seeded generator of the randomized tests, [`vector`] random
-//! SIMD start states, [`asm`] assembles and
+//! SIMD start states, [`ymm`] random YMM states and the VEX form
+//! loop, [`asm`] assembles and
 //! disassembles snippets.
 #![allow(dead_code)]
 
@@ -11,3 +12,4 @@ pub mod compare;
 pub mod native;
 pub mod rng;
 pub mod vector;
+pub mod ymm;

@@ -10,8 +10,8 @@
 //! (VZEROUPPER, VBROADCAST*, VINSERT/VEXTRACT*128, VPERM*, VMASKMOV*,
 //! VTESTPS/PD, variable shifts, VPBLENDD) are implemented here directly.
 //! Only the aligned moves (VMOVAPS/VMOVAPD/VMOVDQA/VMOVNT*) check
-//! alignment. FMA is in `fma`, F16C in `f16c`, gathers in `gather`. Not
-//! implemented (#UD): the VEX forms of SSE3 and later instructions.
+//! alignment. FMA is in `fma`, F16C in `f16c`, gathers in `gather`, the
+//! VEX forms of SSE3..SSE4.2, AES-NI and PCLMULQDQ in `vex_ext`.
 
 use std::collections::HashMap;
 use std::sync::OnceLock;
@@ -24,11 +24,11 @@ use super::sse::{arith_lanes, arith_op, comi, cvt_float, cvt_from_int, cvt_int, 
 use super::{FpuContext, FpuError, FpuState};
 
 /// A 256-bit value as (bits 127:0, bits 255:128).
-type Y = [u128; 2];
+pub(super) type Y = [u128; 2];
 
 /// The legacy SSE mnemonic a VEX mnemonic is named after (VADDPS ->
 /// ADDPS), from iced's mnemonic names, built once.
-fn legacy(m: Mnemonic) -> Option<Mnemonic> {
+pub(super) fn legacy(m: Mnemonic) -> Option<Mnemonic> {
     static TABLE: OnceLock<Vec<Option<Mnemonic>>> = OnceLock::new();
     let t = TABLE.get_or_init(|| {
         let by_name: HashMap<String, Mnemonic> =
@@ -131,7 +131,7 @@ impl FpuState {
 
     /// Write a VEX destination register: a YMM register takes both
     /// halves, an XMM register the low half with bits 255:128 zeroed.
-    fn put_v(&mut self, r: Register, v: Y) -> Result<(), FpuError> {
+    pub(super) fn put_v(&mut self, r: Register, v: Y) -> Result<(), FpuError> {
         let (n, wide) = vreg(r).ok_or(FpuError::NotFpu)?;
         self.xmm[n] = v[0];
         self.ymm_hi[n] = if wide { v[1] } else { 0 };
@@ -140,7 +140,12 @@ impl FpuState {
 
     /// Operand `n`: a vector register (both halves), a GPR, memory of the
     /// instruction's memory size (zero-extended), or the immediate.
-    fn vop(&self, instr: &Instruction, ctx: &mut dyn FpuContext, n: u32) -> Result<Y, FpuError> {
+    pub(super) fn vop(
+        &self,
+        instr: &Instruction,
+        ctx: &mut dyn FpuContext,
+        n: u32,
+    ) -> Result<Y, FpuError> {
         match instr.op_kind(n) {
             OpKind::Register => {
                 let r = instr.op_register(n);
@@ -168,7 +173,7 @@ impl FpuState {
     }
 
     /// Store the low `bytes` bytes of `v` at the memory operand.
-    fn store(ctx: &mut dyn FpuContext, v: Y, bytes: usize) -> Result<(), FpuError> {
+    pub(super) fn store(ctx: &mut dyn FpuContext, v: Y, bytes: usize) -> Result<(), FpuError> {
         let mut b = [0u8; 32];
         b[..16].copy_from_slice(&v[0].to_le_bytes());
         b[16..].copy_from_slice(&v[1].to_le_bytes());
@@ -189,7 +194,13 @@ impl FpuState {
         if has_mem
             && matches!(
                 m,
-                M::Vmovaps | M::Vmovapd | M::Vmovdqa | M::Vmovntps | M::Vmovntpd | M::Vmovntdq
+                M::Vmovaps
+                    | M::Vmovapd
+                    | M::Vmovdqa
+                    | M::Vmovntps
+                    | M::Vmovntpd
+                    | M::Vmovntdq
+                    | M::Vmovntdqa
             )
         {
             let size = instr.memory_size().size().max(1) as u64;
@@ -203,6 +214,7 @@ impl FpuState {
             || self.avx_move(instr, ctx)?
             || self.avx_convert(instr, ctx)?
             || self.avx2_permute(instr, ctx)?
+            || self.avx_extension(instr, ctx)?
         {
             return Ok(());
         }

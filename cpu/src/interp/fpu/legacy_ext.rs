@@ -1,21 +1,19 @@
 //! Legacy-SSE encoding glue for SSE3, SSSE3, SSE4.1, SSE4.2 (string
 //! compares, PCMPGTQ), AES-NI, PCLMULQDQ and SHA: picks operands out of the
-//! decoded instruction and calls the encoding-independent semantics in
-//! `sse3`, `ssse3`, `sse41`, `sse41fp`, `pcmpstr`, `aes`, `clmul` and
-//! `sha`. Operand fetch, the alignment check and the #UD/#NM checks are
+//! decoded instruction and calls the encoding-independent semantics (the
+//! lane-wise ones through `ext_lanes`; inserts, extracts, PTEST, the dot
+//! products and the string compares directly). Operand fetch, the alignment check and the #UD/#NM checks are
 //! done by the caller (`simd::execute_vector`, `check_unit`).
 
 use iced_x86::{Instruction, Mnemonic, OpKind, Register};
 
-use super::simd::pack;
+use super::ext_lanes::{lane_op, Lane};
 use super::softfloat::{F32, F64};
-use super::sse41::Pick;
-use super::ssse3::HOp;
-use super::{aes, clmul, pcmpstr, sha, sse3, sse41, sse41fp, ssse3};
+use super::{pcmpstr, sse41, sse41fp};
 use super::{FpuContext, FpuError, FpuState};
 
 /// The arithmetic flags string compares and PTEST write.
-const ARITH_FLAGS: u64 = 0x8d5;
+pub(super) const ARITH_FLAGS: u64 = 0x8d5;
 
 impl FpuState {
     /// Executes one of the extension instructions; `Ok(false)` if `instr`
@@ -36,47 +34,6 @@ impl FpuState {
         let mx = self.mxcsr();
         let mut flags = 0u32;
         let r: u128 = match m {
-            // SSE3
-            M::Addsubps | M::Addsubpd => {
-                let fmt = if m == M::Addsubps { F32 } else { F64 };
-                sse3::addsub(a, src, fmt, mx, &mut flags)
-            }
-            M::Haddps | M::Haddpd | M::Hsubps | M::Hsubpd => {
-                let fmt = if matches!(m, M::Haddps | M::Hsubps) {
-                    F32
-                } else {
-                    F64
-                };
-                let sub = matches!(m, M::Hsubps | M::Hsubpd);
-                sse3::horizontal(a, src, fmt, sub, mx, &mut flags)
-            }
-            M::Movddup => sse3::movddup(src),
-            M::Movshdup => sse3::movdup_dwords(src, true),
-            M::Movsldup => sse3::movdup_dwords(src, false),
-            // SSSE3
-            M::Pabsb => ssse3::pabs(src, w, 1),
-            M::Pabsw => ssse3::pabs(src, w, 2),
-            M::Pabsd => ssse3::pabs(src, w, 4),
-            M::Psignb => ssse3::psign(a, src, w, 1),
-            M::Psignw => ssse3::psign(a, src, w, 2),
-            M::Psignd => ssse3::psign(a, src, w, 4),
-            M::Pshufb => ssse3::pshufb(a, src, w),
-            M::Palignr => ssse3::palignr(a, src, w, imm),
-            M::Phaddw => ssse3::horizontal(a, src, w, 2, HOp::Add),
-            M::Phaddd => ssse3::horizontal(a, src, w, 4, HOp::Add),
-            M::Phaddsw => ssse3::horizontal(a, src, w, 2, HOp::AddSat),
-            M::Phsubw => ssse3::horizontal(a, src, w, 2, HOp::Sub),
-            M::Phsubd => ssse3::horizontal(a, src, w, 4, HOp::Sub),
-            M::Phsubsw => ssse3::horizontal(a, src, w, 2, HOp::SubSat),
-            M::Pmaddubsw => ssse3::pmaddubsw(a, src, w),
-            M::Pmulhrsw => ssse3::pmulhrsw(a, src, w),
-            // SSE4.1 integer and data movement
-            M::Blendps => sse41::blend_imm(a, src, 4, imm),
-            M::Blendpd => sse41::blend_imm(a, src, 8, imm),
-            M::Pblendw => sse41::blend_imm(a, src, 2, imm),
-            M::Blendvps => sse41::blend_var(a, src, 4, self.xmm(0)),
-            M::Blendvpd => sse41::blend_var(a, src, 8, self.xmm(0)),
-            M::Pblendvb => sse41::blend_var(a, src, 1, self.xmm(0)),
             M::Insertps => {
                 let s = if instr.op_kind(1) == OpKind::Memory {
                     src as u32
@@ -104,46 +61,9 @@ impl FpuState {
                 return Ok(true);
             }
             M::Movntdqa => src,
-            M::Pmovsxbw => sse41::extend(src, 1, 2, true),
-            M::Pmovsxbd => sse41::extend(src, 1, 4, true),
-            M::Pmovsxbq => sse41::extend(src, 1, 8, true),
-            M::Pmovsxwd => sse41::extend(src, 2, 4, true),
-            M::Pmovsxwq => sse41::extend(src, 2, 8, true),
-            M::Pmovsxdq => sse41::extend(src, 4, 8, true),
-            M::Pmovzxbw => sse41::extend(src, 1, 2, false),
-            M::Pmovzxbd => sse41::extend(src, 1, 4, false),
-            M::Pmovzxbq => sse41::extend(src, 1, 8, false),
-            M::Pmovzxwd => sse41::extend(src, 2, 4, false),
-            M::Pmovzxwq => sse41::extend(src, 2, 8, false),
-            M::Pmovzxdq => sse41::extend(src, 4, 8, false),
-            M::Pminsb => sse41::minmax(a, src, 1, Pick::MinS),
-            M::Pminsd => sse41::minmax(a, src, 4, Pick::MinS),
-            M::Pminuw => sse41::minmax(a, src, 2, Pick::MinU),
-            M::Pminud => sse41::minmax(a, src, 4, Pick::MinU),
-            M::Pmaxsb => sse41::minmax(a, src, 1, Pick::MaxS),
-            M::Pmaxsd => sse41::minmax(a, src, 4, Pick::MaxS),
-            M::Pmaxuw => sse41::minmax(a, src, 2, Pick::MaxU),
-            M::Pmaxud => sse41::minmax(a, src, 4, Pick::MaxU),
-            M::Pmulld => sse41::pmulld(a, src),
-            M::Pmuldq => sse41::pmuldq(a, src),
-            M::Packusdw => pack(a, src, 16, 4, true),
-            M::Pcmpeqq => sse41::pcmpeqq(a, src),
-            M::Pcmpgtq => sse41::pcmpgtq(a, src),
-            M::Mpsadbw => sse41::mpsadbw(a, src, imm),
-            M::Phminposuw => sse41::phminposuw(src),
             M::Ptest => {
                 ctx.set_flags(sse41::ptest(a, src), ARITH_FLAGS);
                 return Ok(true);
-            }
-            // SSE4.1 floating point
-            M::Roundps | M::Roundpd | M::Roundss | M::Roundsd => {
-                let fmt = if matches!(m, M::Roundps | M::Roundss) {
-                    F32
-                } else {
-                    F64
-                };
-                let scalar = matches!(m, M::Roundss | M::Roundsd);
-                sse41fp::round(a, src, fmt, scalar, imm, mx, &mut flags)
             }
             M::Dpps | M::Dppd => {
                 let fmt = if m == M::Dpps { F32 } else { F64 };
@@ -162,23 +82,20 @@ impl FpuState {
                 self.string_compare(m, ctx, a, src, imm);
                 return Ok(true);
             }
-            // AES-NI, PCLMULQDQ
-            M::Aesenc => aes::encrypt_round(a, src, false),
-            M::Aesenclast => aes::encrypt_round(a, src, true),
-            M::Aesdec => aes::decrypt_round(a, src, false),
-            M::Aesdeclast => aes::decrypt_round(a, src, true),
-            M::Aesimc => aes::inverse_mix_columns(src),
-            M::Aeskeygenassist => aes::keygen_assist(src, imm),
-            M::Pclmulqdq => clmul::pclmulqdq(a, src, imm),
-            // SHA
-            M::Sha1rnds4 => sha::sha1rnds4(a, src, imm),
-            M::Sha1nexte => sha::sha1nexte(a, src),
-            M::Sha1msg1 => sha::sha1msg1(a, src),
-            M::Sha1msg2 => sha::sha1msg2(a, src),
-            M::Sha256rnds2 => sha::sha256rnds2(a, src, self.xmm(0)),
-            M::Sha256msg1 => sha::sha256msg1(a, src),
-            M::Sha256msg2 => sha::sha256msg2(a, src),
-            _ => return Ok(false),
+            _ => {
+                let lane = Lane {
+                    a,
+                    b: src,
+                    sel: self.xmm(0),
+                    imm,
+                    half: 0,
+                    w,
+                };
+                match lane_op(m, &lane, mx, &mut flags) {
+                    Some(r) => r,
+                    None => return Ok(false),
+                }
+            }
         };
         if instr.op_kind(0) != OpKind::Register {
             return Err(FpuError::NotFpu);
@@ -192,7 +109,14 @@ impl FpuState {
     /// PCMPESTRI/PCMPESTRM/PCMPISTRI/PCMPISTRM: lengths from EAX/EDX (RAX/
     /// RDX for the REX.W forms) or the null terminators; index to ECX or
     /// mask to XMM0; flags.
-    fn string_compare(&mut self, m: Mnemonic, ctx: &mut dyn FpuContext, a: u128, b: u128, imm: u8) {
+    pub(super) fn string_compare(
+        &mut self,
+        m: Mnemonic,
+        ctx: &mut dyn FpuContext,
+        a: u128,
+        b: u128,
+        imm: u8,
+    ) {
         use Mnemonic as M;
         let (la, lb) = match m {
             M::Pcmpestri | M::Pcmpestrm => {

@@ -19,7 +19,9 @@
 //!   (ROUND*, DPPS/DPPD), `pcmpstr` (SSE4.2 string compares), `aes`,
 //!   `clmul` (PCLMULQDQ), `sha`: the later extensions as plain functions on
 //!   `u128` values, shared by the legacy and VEX encodings;
-//! - `legacy_ext`: the legacy-SSE encoding glue for those extensions;
+//! - `ext_lanes`: those extensions' lane-wise instructions as one table
+//!   shared by both encodings; `legacy_ext`: the legacy-SSE encoding glue
+//!   for them; `vex_ext`: their VEX forms;
 //! - `avx`: VEX-encoded instructions on YMM registers (the SSE/SSE2 lane
 //!   semantics per 128-bit half, plus the AVX/AVX2 moves, broadcasts and
 //!   permutes); `fma` (FMA3, one rounding), `f16c`, `gather` (AVX2
@@ -112,6 +114,7 @@ pub trait FpuContext {
 mod aes;
 mod avx;
 mod clmul;
+mod ext_lanes;
 mod f16c;
 mod fma;
 mod gather;
@@ -126,6 +129,7 @@ mod sse41;
 mod sse41fp;
 mod ssse3;
 mod state;
+mod vex_ext;
 mod x87;
 mod xsave;
 

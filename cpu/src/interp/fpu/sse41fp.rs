@@ -55,7 +55,7 @@ pub(super) fn round(
 /// The flags one step (all multiplies, or all adds) reports: like one SSE
 /// operation, an unmasked pre-computation exception suppresses the
 /// post-computation flags.
-fn step_flags(f: u32, mxcsr: u32) -> u32 {
+pub(super) fn step_flags(f: u32, mxcsr: u32) -> u32 {
     if f & (IE | DE | ZE) & !(mxcsr >> 7) != 0 {
         f & (IE | DE | ZE)
     } else {
@@ -78,21 +78,45 @@ fn step_flags(f: u32, mxcsr: u32) -> u32 {
 /// adds raise no denormal-operand exception. `flags` receives the flags as
 /// the steps commit them (for [`FpuState::commit_sse_flags`]).
 pub(super) fn dot(a: u128, b: u128, fmt: Format, imm: u8, mxcsr: u32, flags: &mut u32) -> u128 {
-    let n = if fmt == F32 { 4 } else { 2 };
-    let mut t = [0u64; 4];
     let mut mul_flags = 0;
-    for (i, slot) in t.iter_mut().enumerate().take(n) {
-        if imm >> (4 + i) & 1 != 0 {
-            let (x, y) = (lane_get(a, i, fmt), lane_get(b, i, fmt));
-            *slot = lane(FOp::Mul, x, y, fmt, mxcsr, &mut mul_flags);
-        }
-    }
+    let t = dot_products(a, b, fmt, imm, mxcsr, &mut mul_flags);
     let mul_flags = step_flags(mul_flags, mxcsr);
     *flags |= mul_flags;
     if mul_flags & !(mxcsr >> 7) & 0x3f != 0 {
         // An unmasked exception of the multiplies: the adds never run.
         return a;
     }
+    let mut add_flags = 0;
+    let r = dot_sums(t, fmt, imm, mxcsr, &mut add_flags);
+    *flags |= step_flags(add_flags, mxcsr);
+    r
+}
+
+/// The multiply step of [`dot`]: the selected products, their raw flags
+/// added to `flags` (to be filtered by [`step_flags`]).
+pub(super) fn dot_products(
+    a: u128,
+    b: u128,
+    fmt: Format,
+    imm: u8,
+    mxcsr: u32,
+    flags: &mut u32,
+) -> [u64; 4] {
+    let n = if fmt == F32 { 4 } else { 2 };
+    let mut t = [0u64; 4];
+    for (i, slot) in t.iter_mut().enumerate().take(n) {
+        if imm >> (4 + i) & 1 != 0 {
+            let (x, y) = (lane_get(a, i, fmt), lane_get(b, i, fmt));
+            *slot = lane(FOp::Mul, x, y, fmt, mxcsr, flags);
+        }
+    }
+    t
+}
+
+/// The add step of [`dot`] on the products `t`: the result lanes, the raw
+/// flags of the adds added to `flags` (to be filtered by [`step_flags`]).
+pub(super) fn dot_sums(t: [u64; 4], fmt: Format, imm: u8, mxcsr: u32, flags: &mut u32) -> u128 {
+    let n = if fmt == F32 { 4 } else { 2 };
     // Every lane's sums raise the same flags (the adds commute and the
     // products are never signaling), so only the written lanes are
     // computed, or lane 0 for the flags alone.
@@ -120,7 +144,7 @@ pub(super) fn dot(a: u128, b: u128, fmt: Format, imm: u8, mxcsr: u32, flags: &mu
     if mxcsr & UM == 0 {
         add_flags &= !DE;
     }
-    *flags |= step_flags(add_flags, mxcsr);
+    *flags |= add_flags;
     (0..n).fold(0, |r, i| {
         if imm >> i & 1 != 0 {
             lane_put(r, i, fmt, sum[i])
