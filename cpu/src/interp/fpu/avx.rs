@@ -57,12 +57,9 @@ pub(super) fn vreg(r: Register) -> Option<(usize, bool)> {
     }
 }
 
+/// The low `bytes` bytes (1 to 16) set.
 fn low_mask(bytes: usize) -> u128 {
-    if bytes >= 16 {
-        u128::MAX
-    } else {
-        (1u128 << (bytes * 8)) - 1
-    }
+    u128::MAX >> (128 - 8 * bytes.clamp(1, 16))
 }
 
 /// Element `i` of `size` bytes across both halves.
