@@ -250,6 +250,10 @@ impl Machine {
         self.control.pause_all();
         self.platform.reset();
         self.load_boot_state()?;
+        // The kernel and boot structures were rewritten behind the CPUs.
+        if let Some(w) = self.accel.accel.guest_writes() {
+            w.all_written();
+        }
         self.control.new_generation();
         self.events.emit(
             "RESET",

@@ -127,6 +127,17 @@ impl Cpu {
         self.ram.host(pa, bytes)
     }
 
+    /// [`Cpu::ram_fast`] for a store: also the range to report to the
+    /// code-page tracker once written.
+    #[inline]
+    fn ram_fast_store(&self, la: u64, bytes: usize) -> Option<(*mut u8, super::ram::Store)> {
+        if (la & 0xfff) as usize + bytes > 0x1000 {
+            return None;
+        }
+        let pa = self.st.tlb_hit(la, Access::Write)?;
+        self.ram.host_for_store(pa, bytes)
+    }
+
     /// Read `bytes` (1..=8) at a linear address.
     pub fn read_la(&mut self, la: u64, bytes: usize) -> R<u64> {
         if !matches!(self.locked, LockedOperand::Off) {
@@ -162,7 +173,7 @@ impl Cpu {
         if !matches!(self.locked, LockedOperand::Off) && self.locked_write(la, v, bytes) {
             return Ok(());
         }
-        if let Some(p) = self.ram_fast(la, bytes, Access::Write) {
+        if let Some((p, store)) = self.ram_fast_store(la, bytes) {
             // SAFETY: as in `read_la`, for stores.
             unsafe {
                 match bytes {
@@ -173,6 +184,7 @@ impl Cpu {
                     _ => std::ptr::copy_nonoverlapping(v.to_le_bytes().as_ptr(), p, bytes),
                 }
             }
+            self.ram.stored(store);
             return Ok(());
         }
         let mmu = crate::interp_mmu!(self);

@@ -9,6 +9,7 @@
 pub mod alu;
 mod atomic;
 mod block;
+pub mod codemap;
 pub mod cpu;
 mod cpuid;
 mod dcache;
@@ -23,5 +24,6 @@ pub mod state;
 mod string_fast;
 pub mod vcpu;
 
+pub use codemap::CodePages;
 pub use snippet_runner::{run_snippet, SnippetMachine};
 pub use vcpu::{InterpAccelerator, InterpVcpu};

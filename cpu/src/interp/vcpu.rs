@@ -301,6 +301,10 @@ impl Accelerator for InterpAccelerator {
         Err(CpuError::Unsupported("tcg"))
     }
 
+    fn guest_writes(&self) -> Option<Arc<dyn crate::GuestWrites>> {
+        Some(super::codemap::CodePages::of(&self.mem))
+    }
+
     fn supported_cpuid(&self) -> Vec<CpuidEntry> {
         let cpu = Cpu::new(0, self.mem.clone(), self.clock.clone());
         let mut out = Vec::new();
