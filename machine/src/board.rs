@@ -71,7 +71,15 @@ impl Machine {
         let tsc_khz = host_tsc_khz().unwrap_or(INTERP_TSC_KHZ) / 1000 * 1000;
         let clock = Arc::new(Clock::new(icount.unwrap_or(ClockMode::Host), tsc_khz));
         let ioapic_pins = if cfg.acpi_enabled() { 48 } else { 24 };
-        let accel = accel::choose(&cfg.accel, &mem, &clock, cfg.cpus, ioapic_pins, prog)?;
+        let accel = accel::choose(
+            &cfg.accel,
+            &mem,
+            &clock,
+            cfg.cpus,
+            ioapic_pins,
+            cfg.tcg,
+            prog,
+        )?;
         if icount.is_some() && accel.kind == AccelKind::Kvm {
             return Err(MachineError::Config(
                 "-icount is not allowed with hardware virtualization".into(),

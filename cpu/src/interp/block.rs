@@ -24,7 +24,7 @@ use super::state::flags::ARITH;
 
 /// Most instructions in one block.
 const MAX_OPS: usize = 48;
-/// Number of cache slots (a power of two).
+/// Number of cache slots until `-accel tcg,tb-size=` says otherwise.
 const SLOTS: usize = 1 << 14;
 
 /// One instruction of a block.
@@ -85,13 +85,29 @@ impl Block {
 /// The block cache (one per vCPU), direct-mapped.
 pub struct BlockCache {
     table: Vec<Option<Box<Block>>>,
+    /// `table.len() - 1` (the length is a power of two).
+    mask: usize,
 }
 
 impl Default for BlockCache {
     fn default() -> Self {
+        Self::with_slots(SLOTS)
+    }
+}
+
+impl BlockCache {
+    /// An empty cache of `slots` (a power of two) slots.
+    pub fn with_slots(slots: usize) -> Self {
+        debug_assert!(slots.is_power_of_two());
         BlockCache {
-            table: (0..SLOTS).map(|_| None).collect(),
+            table: std::iter::repeat_with(|| None).take(slots).collect(),
+            mask: slots - 1,
         }
+    }
+
+    #[inline]
+    fn slot_of(&self, pa: u64) -> usize {
+        ((pa ^ (pa >> 14)) as usize) & self.mask
     }
 }
 
@@ -99,11 +115,6 @@ impl std::fmt::Debug for BlockCache {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("BlockCache").finish_non_exhaustive()
     }
-}
-
-#[inline]
-fn slot_of(pa: u64) -> usize {
-    ((pa ^ (pa >> 14)) as usize) & (SLOTS - 1)
 }
 
 /// Whether execution must leave the block after `i`: control transfers,
@@ -356,7 +367,7 @@ impl Cpu {
         }
         let rip = self.st.rip;
         let off = (pa & 0xfff) as usize;
-        let slot = slot_of(pa);
+        let slot = self.blocks.slot_of(pa);
         let blk = match self.blocks.table[slot].take() {
             Some(mut b)
                 if b.pa == pa

@@ -22,8 +22,10 @@ pub mod ram;
 pub mod snippet_runner;
 pub mod state;
 mod string_fast;
+pub mod tcg_options;
 pub mod vcpu;
 
 pub use codemap::CodePages;
 pub use snippet_runner::{run_snippet, SnippetMachine};
+pub use tcg_options::TcgOptions;
 pub use vcpu::{InterpAccelerator, InterpVcpu};

@@ -271,12 +271,26 @@ impl Vcpu for InterpVcpu {
 pub struct InterpAccelerator {
     mem: Arc<GuestMemory>,
     clock: Arc<Clock>,
+    options: super::TcgOptions,
 }
 
 impl InterpAccelerator {
     /// An accelerator on `mem`, timed by `clock`.
     pub fn new(mem: Arc<GuestMemory>, clock: Arc<Clock>) -> Self {
-        InterpAccelerator { mem, clock }
+        Self::with_options(mem, clock, super::TcgOptions::default())
+    }
+
+    /// An accelerator with `-accel tcg,...` options.
+    pub fn with_options(
+        mem: Arc<GuestMemory>,
+        clock: Arc<Clock>,
+        options: super::TcgOptions,
+    ) -> Self {
+        InterpAccelerator {
+            mem,
+            clock,
+            options,
+        }
     }
 }
 
@@ -290,11 +304,9 @@ impl Accelerator for InterpAccelerator {
     }
 
     fn create_vcpu(&self, id: u32, _count: u32) -> Result<Box<dyn Vcpu>, CpuError> {
-        Ok(Box::new(InterpVcpu::new(
-            id,
-            self.mem.clone(),
-            self.clock.clone(),
-        )))
+        let mut v = InterpVcpu::new(id, self.mem.clone(), self.clock.clone());
+        v.cpu().configure(&self.options);
+        Ok(Box::new(v))
     }
 
     fn signal_msi(&self, _msi: Msi) -> Result<(), CpuError> {
