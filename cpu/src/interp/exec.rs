@@ -508,32 +508,14 @@ impl Cpu {
                 let b = self.read_op(i, 1)?;
                 let cmask = if bits == 64 { 0x3f } else { 0x1f };
                 let count = (self.read_op(i, 2)? & cmask) as u32;
-                if count == 0 {
+                match alu::shift_double(m == M::Shld, a, b, count, bits) {
+                    Some((r, f)) => {
+                        self.write_op(i, 0, r)?;
+                        self.set_flags(f, ARITH);
+                    }
                     // No change, but a 32-bit register destination is
                     // still written (zero-extended), as on hardware.
-                    self.write_op(i, 0, a)?;
-                } else {
-                    let wide = if bits == 64 { 128 } else { 64 };
-                    let (r, cf) = if m == M::Shld {
-                        let v = (u128::from(a) << bits) | u128::from(b);
-                        let r = ((v << count) >> bits) as u64 & mask(bits);
-                        (r, (v >> (wide - count - (wide - 2 * bits))) & 1 != 0)
-                    } else {
-                        let v = (u128::from(b) << bits) | u128::from(a);
-                        (
-                            (v >> count) as u64 & mask(bits),
-                            (v >> (count - 1)) & 1 != 0,
-                        )
-                    };
-                    let mut f = alu::szp(r, bits);
-                    if cf {
-                        f |= CF;
-                    }
-                    if (r ^ a) >> (bits - 1) & 1 != 0 {
-                        f |= OF;
-                    }
-                    self.write_op(i, 0, r)?;
-                    self.set_flags(f, ARITH);
+                    None => self.write_op(i, 0, a)?,
                 }
             }
             M::Mul | M::Imul | M::Div | M::Idiv => return self.muldiv(i),
@@ -817,14 +799,17 @@ impl Cpu {
                     Some(a) => self.read_la(a, bits as usize / 8)?,
                     None => self.read_op(i, 0)?,
                 };
-                let cf = (v >> bit) & 1;
-                self.set_flags(if cf != 0 { CF } else { 0 }, CF);
-                let nv = match m {
-                    M::Bts => v | (1 << bit),
-                    M::Btr => v & !(1 << bit),
-                    M::Btc => v ^ (1 << bit),
-                    _ => return Ok(Outcome::Next),
+                let op = match m {
+                    M::Bts => 1,
+                    M::Btr => 2,
+                    M::Btc => 3,
+                    _ => 0,
                 };
+                let (nv, cf) = alu::bit_test(v, bit, op);
+                self.set_flags(if cf { CF } else { 0 }, CF);
+                if op == 0 {
+                    return Ok(Outcome::Next);
+                }
                 match la {
                     Some(a) => self.write_la(a, nv, bits as usize / 8)?,
                     None => self.write_op(i, 0, nv)?,
@@ -1016,12 +1001,7 @@ impl Cpu {
             } else {
                 (self.read_op(i, 0)?, self.read_op(i, 1)?)
             };
-            let sa = ((a << (64 - bits)) as i64 >> (64 - bits)) as i128;
-            let sb = ((b << (64 - bits)) as i64 >> (64 - bits)) as i128;
-            let p = sa * sb;
-            let r = (p as u64) & mask(bits);
-            let sr = ((r << (64 - bits)) as i64 >> (64 - bits)) as i128;
-            let f = if sr != p { CF | OF } else { 0 } | alu::szp(r, bits);
+            let (r, f) = alu::imul_trunc(a, b, bits);
             self.write_op(i, 0, r)?;
             self.set_flags(f, ARITH);
             return Ok(Outcome::Next);
@@ -1034,52 +1014,25 @@ impl Cpu {
             32 => (Register::EAX, Register::EDX),
             _ => (Register::RAX, Register::RDX),
         };
-        let acc = if bits == 8 {
-            u128::from(self.reg(Register::AX))
-        } else {
-            (u128::from(self.reg(hi_r)) << bits) | u128::from(self.reg(lo_r))
-        };
-        let sx = |v: u128, b: u32| -> i128 { ((v << (128 - b)) as i128) >> (128 - b) };
         match m {
             M::Mul | M::Imul => {
                 let a = self.reg(lo_r) & mask(bits);
-                let (p, over) = if m == M::Mul {
-                    let p = u128::from(a) * u128::from(src);
-                    (p, p >> bits != 0)
-                } else {
-                    let p = sx(u128::from(a), bits) * sx(u128::from(src), bits);
-                    let fits = sx(p as u128 & (u128::from(mask(bits))), bits) == p;
-                    (p as u128, !fits)
-                };
+                let (lo, hi, f) = alu::mul_wide(a, src, bits, m == M::Imul);
                 if bits == 8 {
-                    self.set_reg(Register::AX, p as u64 & 0xffff);
+                    self.set_reg(Register::AX, hi << 8 | lo);
                 } else {
-                    self.set_reg(lo_r, p as u64 & mask(bits));
-                    self.set_reg(hi_r, (p >> bits) as u64 & mask(bits));
+                    self.set_reg(lo_r, lo);
+                    self.set_reg(hi_r, hi);
                 }
-                let f = if over { CF | OF } else { 0 } | alu::szp(p as u64, bits);
                 self.set_flags(f, ARITH);
             }
             _ => {
-                if src == 0 {
-                    return Err(Exception::DE);
-                }
-                let (q, r) = if m == M::Div {
-                    let q = acc / u128::from(src);
-                    if q >> bits != 0 {
-                        return Err(Exception::DE);
-                    }
-                    (q as u64, (acc % u128::from(src)) as u64)
+                let acc = if bits == 8 {
+                    u128::from(self.reg(Register::AX))
                 } else {
-                    let n = sx(acc, bits * 2);
-                    let d = sx(u128::from(src), bits);
-                    let q = n.checked_div(d).ok_or(Exception::DE)?;
-                    let lim = 1i128 << (bits - 1);
-                    if q >= lim || q < -lim {
-                        return Err(Exception::DE);
-                    }
-                    (q as u64 & mask(bits), (n % d) as u64 & mask(bits))
+                    (u128::from(self.reg(hi_r)) << bits) | u128::from(self.reg(lo_r))
                 };
+                let (q, r) = alu::div_wide(acc, src, bits, m == M::Idiv).ok_or(Exception::DE)?;
                 if bits == 8 {
                     self.set_reg(Register::AL, q);
                     self.set_reg(Register::AH, r);
