@@ -100,7 +100,7 @@ impl Cpu {
     /// Apply the `-accel tcg` options: the block cache's size, and
     /// one instruction per block (the single-step executor).
     pub fn configure(&mut self, opts: &super::tcg_options::TcgOptions) {
-        self.blocks = Box::new(super::block::BlockCache::with_slots(opts.block_slots()));
+        *self.blocks = super::block::BlockCache::with_slots(opts.block_slots());
         if opts.one_insn_per_tb {
             self.debugging = true;
         }

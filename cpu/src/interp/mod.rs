@@ -4,7 +4,10 @@
 //! address and re-validated against the code bytes, so patched code is
 //! seen at once), `exec` executes integer and system instructions, `fpu`
 //! owns x87/SSE, `mem` does paging and RAM/MMIO accesses, and `vcpu`
-//! plugs it into the board as a [`crate::Vcpu`].
+//! plugs it into the board as a [`crate::Vcpu`]. The block engine
+//! (`block`, `fastop`) runs cached blocks of pre-decoded code, kept
+//! coherent with guest stores by the code-page tracker (`codemap`) and
+//! sized by the `-accel tcg` options (`tcg_options`).
 
 pub mod alu;
 mod atomic;
