@@ -3,6 +3,7 @@
 use super::state::flags::*;
 
 /// Mask of an operand of `bits` bits.
+#[inline]
 pub fn mask(bits: u32) -> u64 {
     if bits >= 64 {
         u64::MAX
@@ -12,20 +13,24 @@ pub fn mask(bits: u32) -> u64 {
 }
 
 /// `v`'s low `bits` bits, sign-extended to 64 bits.
+#[inline]
 pub fn sign_extend(v: u64, bits: u32) -> u64 {
     let sh = 64 - bits;
     ((v << sh) as i64 >> sh) as u64
 }
 
+#[inline]
 fn sign(v: u64, bits: u32) -> bool {
     v >> (bits - 1) & 1 != 0
 }
 
+#[inline]
 fn parity(v: u64) -> bool {
     (v as u8).count_ones() % 2 == 0
 }
 
 /// ZF, SF and PF of a result.
+#[inline]
 pub fn szp(r: u64, bits: u32) -> u64 {
     let r = r & mask(bits);
     let mut f = 0;
@@ -42,6 +47,7 @@ pub fn szp(r: u64, bits: u32) -> u64 {
 }
 
 /// `a + b + carry`: result and flags.
+#[inline]
 pub fn add(a: u64, b: u64, carry: bool, bits: u32) -> (u64, u64) {
     let m = mask(bits);
     let (a, b) = (a & m, b & m);
@@ -61,6 +67,7 @@ pub fn add(a: u64, b: u64, carry: bool, bits: u32) -> (u64, u64) {
 }
 
 /// `a - b - borrow`: result and flags.
+#[inline]
 pub fn sub(a: u64, b: u64, borrow: bool, bits: u32) -> (u64, u64) {
     let m = mask(bits);
     let (a, b) = (a & m, b & m);
@@ -79,12 +86,14 @@ pub fn sub(a: u64, b: u64, borrow: bool, bits: u32) -> (u64, u64) {
 }
 
 /// AND/OR/XOR flags: CF = OF = 0, AF undefined (cleared).
+#[inline]
 pub fn logic(r: u64, bits: u32) -> u64 {
     szp(r, bits)
 }
 
 /// Shifts and rotates: (result, flags, which flags were written).
 /// `count` is already masked to 5 or 6 bits; a zero count changes nothing.
+#[inline]
 pub fn shift(op: u8, a: u64, count: u32, bits: u32, old: u64) -> (u64, u64) {
     let m = mask(bits);
     let a = a & m;

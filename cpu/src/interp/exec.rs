@@ -139,7 +139,23 @@ impl Cpu {
     }
 
     /// Read `bytes` (1..=8) at a linear address.
+    #[inline]
     pub fn read_la(&mut self, la: u64, bytes: usize) -> R<u64> {
+        if matches!(self.locked, LockedOperand::Off) {
+            if let Some(p) = self.ram_fast(la, bytes, Access::Read) {
+                // SAFETY: `ram_fast` found `bytes` bytes of RAM at `p`;
+                // plain unaligned loads of guest bytes.
+                return Ok(unsafe { load(p, bytes) });
+            }
+        }
+        self.read_la_slow(la, bytes)
+    }
+
+    /// [`Cpu::read_la`] off the TLB-hit path: locked operands, TLB
+    /// misses, MMIO, page crossings.
+    #[cold]
+    #[inline(never)]
+    fn read_la_slow(&mut self, la: u64, bytes: usize) -> R<u64> {
         if !matches!(self.locked, LockedOperand::Off) {
             if let Some(v) = self.locked_read(la, bytes)? {
                 return Ok(v);
@@ -169,7 +185,23 @@ impl Cpu {
     }
 
     /// Write `bytes` (1..=8) at a linear address.
+    #[inline]
     pub fn write_la(&mut self, la: u64, v: u64, bytes: usize) -> R<()> {
+        if matches!(self.locked, LockedOperand::Off) {
+            if let Some((p, store)) = self.ram_fast_store(la, bytes) {
+                // SAFETY: `ram_fast_store` found `bytes` bytes of RAM at `p`.
+                unsafe { store_bytes(p, v, bytes) };
+                self.ram.stored(store);
+                return Ok(());
+            }
+        }
+        self.write_la_slow(la, v, bytes)
+    }
+
+    /// [`Cpu::write_la`] off the TLB-hit path.
+    #[cold]
+    #[inline(never)]
+    fn write_la_slow(&mut self, la: u64, v: u64, bytes: usize) -> R<()> {
         if !matches!(self.locked, LockedOperand::Off) && self.locked_write(la, v, bytes) {
             return Ok(());
         }
@@ -1434,4 +1466,44 @@ pub fn sized(index: usize, bytes: usize) -> Register {
     // iced orders each width's registers in encoding order.
     let n = base as usize + index;
     iced_x86::Register::values().nth(n).unwrap_or(base)
+}
+
+/// Load `bytes` (1..=8) little-endian bytes.
+///
+/// # Safety
+/// `p` must address `bytes` readable bytes.
+#[inline(always)]
+unsafe fn load(p: *const u8, bytes: usize) -> u64 {
+    // SAFETY: the caller's contract; unaligned loads of plain bytes.
+    unsafe {
+        match bytes {
+            1 => u64::from(*p),
+            2 => u64::from(std::ptr::read_unaligned(p as *const u16)),
+            4 => u64::from(std::ptr::read_unaligned(p as *const u32)),
+            8 => std::ptr::read_unaligned(p as *const u64),
+            _ => {
+                let mut b = [0u8; 8];
+                std::ptr::copy_nonoverlapping(p, b.as_mut_ptr(), bytes);
+                u64::from_le_bytes(b)
+            }
+        }
+    }
+}
+
+/// Store the low `bytes` (1..=8) bytes of `v`, little-endian.
+///
+/// # Safety
+/// `p` must address `bytes` writable bytes.
+#[inline(always)]
+unsafe fn store_bytes(p: *mut u8, v: u64, bytes: usize) {
+    // SAFETY: the caller's contract; unaligned stores of plain bytes.
+    unsafe {
+        match bytes {
+            1 => *p = v as u8,
+            2 => std::ptr::write_unaligned(p as *mut u16, v as u16),
+            4 => std::ptr::write_unaligned(p as *mut u32, v as u32),
+            8 => std::ptr::write_unaligned(p as *mut u64, v),
+            _ => std::ptr::copy_nonoverlapping(v.to_le_bytes().as_ptr(), p, bytes),
+        }
+    }
 }
