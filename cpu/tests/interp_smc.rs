@@ -22,6 +22,7 @@ fn state() -> SnippetState {
         gprs: [0; 16],
         rflags: 2,
         fxsave: fx,
+        ymm_hi: [0; 16],
         data: vec![0; DATA_SIZE],
     }
 }

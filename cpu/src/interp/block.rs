@@ -20,6 +20,7 @@ use super::cpu::{Cpu, StepResult, Stop};
 use super::exec::Outcome;
 use super::fastop::{self, FastOp};
 use super::mem::Exception;
+use super::shared_ram;
 use super::state::flags::ARITH;
 
 /// Most instructions in one block.
@@ -182,11 +183,15 @@ fn build(
     rip: u64,
     bitness: u32,
 ) -> Option<Box<Block>> {
-    // SAFETY: `host` maps a whole 4 KiB page of guest RAM; the slice is
-    // only read, and guest code bytes may change under it (another vCPU),
-    // which at worst yields a block the entry check later rejects.
-    let whole = unsafe { std::slice::from_raw_parts(host as *const u8, 0x1000) };
-    let bytes = &whole[off..];
+    // A private copy of the code bytes to decode (another vCPU may store to
+    // the page meanwhile: at worst a block the check below or the entry
+    // check rejects). At most a full block plus one instruction is needed.
+    let mut buf = [0u8; CODE_MAX + 15];
+    let n = (0x1000 - off).min(buf.len());
+    // SAFETY: `host` maps a whole 4 KiB page of guest RAM and
+    // `off + n <= 0x1000`; read through `shared_ram`, never a slice.
+    unsafe { shared_ram::copy((host + off) as *const u8, buf.as_mut_ptr(), n) };
+    let bytes = &buf[..n];
     let mut dec = Decoder::with_ip(bitness, bytes, rip, DecoderOptions::NONE);
     let mut slots = Vec::new();
     let mut generic = Vec::new();
@@ -290,7 +295,7 @@ unsafe fn same_code(at: *const u8, code: &[u8]) -> bool {
         // SAFETY: in bounds of both (caller's contract for `at`).
         let (a, b) = unsafe {
             (
-                std::ptr::read_unaligned(at.add(k) as *const u64),
+                shared_ram::load(at.add(k), 8),
                 std::ptr::read_unaligned(code.as_ptr().add(k) as *const u64),
             )
         };
@@ -301,7 +306,7 @@ unsafe fn same_code(at: *const u8, code: &[u8]) -> bool {
     }
     while k < code.len() {
         // SAFETY: as above.
-        if unsafe { *at.add(k) } != code[k] {
+        if unsafe { shared_ram::load(at.add(k), 1) } as u8 != code[k] {
             return false;
         }
         k += 1;

@@ -7,6 +7,7 @@ use super::atomic::LockedOperand;
 use super::cpu::Cpu;
 use super::desc;
 use super::mem::{Access, Exception};
+use super::shared_ram;
 use super::state::flags::*;
 use super::state::{Seg, CR0_PE, EFER_LMA, EFER_LME, EFER_SCE};
 
@@ -143,8 +144,7 @@ impl Cpu {
     pub fn read_la(&mut self, la: u64, bytes: usize) -> R<u64> {
         if matches!(self.locked, LockedOperand::Off) {
             if let Some(p) = self.ram_fast(la, bytes, Access::Read) {
-                // SAFETY: `ram_fast` found `bytes` bytes of RAM at `p`;
-                // plain unaligned loads of guest bytes.
+                // SAFETY: `ram_fast` found `bytes` bytes of RAM at `p`.
                 return Ok(unsafe { load(p, bytes) });
             }
         }
@@ -162,21 +162,8 @@ impl Cpu {
             }
         }
         if let Some(p) = self.ram_fast(la, bytes, Access::Read) {
-            // SAFETY: `ram_fast` found `bytes` bytes of RAM at `p`; plain
-            // unaligned loads of guest bytes.
-            return Ok(unsafe {
-                match bytes {
-                    1 => u64::from(*p),
-                    2 => u64::from(std::ptr::read_unaligned(p as *const u16)),
-                    4 => u64::from(std::ptr::read_unaligned(p as *const u32)),
-                    8 => std::ptr::read_unaligned(p as *const u64),
-                    _ => {
-                        let mut b = [0u8; 8];
-                        std::ptr::copy_nonoverlapping(p, b.as_mut_ptr(), bytes);
-                        u64::from_le_bytes(b)
-                    }
-                }
-            });
+            // SAFETY: `ram_fast` found `bytes` bytes of RAM at `p`.
+            return Ok(unsafe { load(p, bytes) });
         }
         let mut b = [0u8; 8];
         let mmu = crate::interp_mmu!(self);
@@ -207,15 +194,7 @@ impl Cpu {
         }
         if let Some((p, store)) = self.ram_fast_store(la, bytes) {
             // SAFETY: as in `read_la`, for stores.
-            unsafe {
-                match bytes {
-                    1 => *p = v as u8,
-                    2 => std::ptr::write_unaligned(p as *mut u16, v as u16),
-                    4 => std::ptr::write_unaligned(p as *mut u32, v as u32),
-                    8 => std::ptr::write_unaligned(p as *mut u64, v),
-                    _ => std::ptr::copy_nonoverlapping(v.to_le_bytes().as_ptr(), p, bytes),
-                }
-            }
+            unsafe { store_bytes(p, v, bytes) };
             self.ram.stored(store);
             return Ok(());
         }
@@ -375,6 +354,9 @@ impl Cpu {
     /// read-modify-writes (and XCHG with memory, implicitly locked) are
     /// atomic across vCPUs and devices (see `atomic`).
     pub fn execute(&mut self, i: &Instruction) -> R<Outcome> {
+        if shared_ram::serializes(i) {
+            shared_ram::full_fence();
+        }
         let locked = i.has_lock_prefix()
             || (i.mnemonic() == Mnemonic::Xchg
                 && (i.op_kind(0) == OpKind::Memory || i.op_kind(1) == OpKind::Memory));
@@ -388,11 +370,10 @@ impl Cpu {
         use Mnemonic as M;
         let m = i.mnemonic();
         match m {
+            M::Mfence => shared_ram::full_fence(),
+            M::Lfence | M::Sfence => shared_ram::weak_fence(),
             M::Nop
             | M::Pause
-            | M::Lfence
-            | M::Sfence
-            | M::Mfence
             | M::Clflush
             | M::Clflushopt
             | M::Prefetchnta
@@ -1494,42 +1475,22 @@ pub fn sized(index: usize, bytes: usize) -> Register {
     iced_x86::Register::values().nth(n).unwrap_or(base)
 }
 
-/// Load `bytes` (1..=8) little-endian bytes.
+/// Load `bytes` (1..=8) little-endian bytes of guest RAM.
 ///
 /// # Safety
-/// `p` must address `bytes` readable bytes.
+/// `p` must address `bytes` readable bytes of guest RAM.
 #[inline(always)]
 unsafe fn load(p: *const u8, bytes: usize) -> u64 {
-    // SAFETY: the caller's contract; unaligned loads of plain bytes.
-    unsafe {
-        match bytes {
-            1 => u64::from(*p),
-            2 => u64::from(std::ptr::read_unaligned(p as *const u16)),
-            4 => u64::from(std::ptr::read_unaligned(p as *const u32)),
-            8 => std::ptr::read_unaligned(p as *const u64),
-            _ => {
-                let mut b = [0u8; 8];
-                std::ptr::copy_nonoverlapping(p, b.as_mut_ptr(), bytes);
-                u64::from_le_bytes(b)
-            }
-        }
-    }
+    // SAFETY: the caller's contract; `shared_ram` makes it one host access.
+    unsafe { shared_ram::load(p, bytes) }
 }
 
-/// Store the low `bytes` (1..=8) bytes of `v`, little-endian.
+/// Store the low `bytes` (1..=8) bytes of `v` to guest RAM, little-endian.
 ///
 /// # Safety
-/// `p` must address `bytes` writable bytes.
+/// `p` must address `bytes` writable bytes of guest RAM.
 #[inline(always)]
 unsafe fn store_bytes(p: *mut u8, v: u64, bytes: usize) {
-    // SAFETY: the caller's contract; unaligned stores of plain bytes.
-    unsafe {
-        match bytes {
-            1 => *p = v as u8,
-            2 => std::ptr::write_unaligned(p as *mut u16, v as u16),
-            4 => std::ptr::write_unaligned(p as *mut u32, v as u32),
-            8 => std::ptr::write_unaligned(p as *mut u64, v),
-            _ => std::ptr::copy_nonoverlapping(v.to_le_bytes().as_ptr(), p, bytes),
-        }
-    }
+    // SAFETY: as in `load`.
+    unsafe { shared_ram::store(p, v, bytes) }
 }

@@ -203,7 +203,9 @@ pub enum FastOp {
     Call { target: u64 },
     /// RET (ends the block).
     Ret,
-    /// NOP, multi-byte NOP, PREFETCHh, ENDBR64, the fences.
+    /// NOP, multi-byte NOP, PREFETCHh, ENDBR64, LFENCE and SFENCE (only a
+    /// compiler fence, see `shared_ram`; MFENCE is a host fence and runs
+    /// generic).
     Nop,
     /// NEG (`neg`) or NOT of a register.
     Unary {
@@ -712,8 +714,7 @@ fn classify_inner(i: &Instruction) -> Option<FastOp> {
         | M::Prefetchw
         | M::Endbr64
         | M::Lfence
-        | M::Sfence
-        | M::Mfence => FastOp::Nop,
+        | M::Sfence => FastOp::Nop,
         M::Neg | M::Not => {
             let (dst, size) = op_reg(i, 0)?;
             FastOp::Unary {

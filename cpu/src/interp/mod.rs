@@ -7,12 +7,14 @@
 //! plugs it into the board as a [`crate::Vcpu`]. The block engine
 //! (`block`, `fastop`) runs cached blocks of pre-decoded code, kept
 //! coherent with guest stores by the code-page tracker (`codemap`) and
-//! sized by the `-accel tcg` options (`tcg_options`).
+//! sized by the `-accel tcg` options (`tcg_options`). Every access to the
+//! bytes of guest RAM, shared with other vCPUs, goes through `shared_ram`.
 
 pub mod alu;
 mod atomic;
 pub mod bitops;
 mod block;
+mod buslock;
 pub mod codemap;
 pub mod cpu;
 pub mod cpuid;
@@ -27,6 +29,7 @@ pub mod kvmclock;
 pub mod mem;
 mod privilege;
 pub mod ram;
+mod shared_ram;
 pub mod snippet_runner;
 pub mod state;
 mod string_fast;

@@ -5,7 +5,8 @@
 //! instruction loads, stores and fetches that walk was half of all the
 //! time spent. Guest RAM is a fixed set of host mappings for the whole
 //! life of the machine, so the CPU keeps their host addresses and copies
-//! directly; anything else (MMIO, holes) still goes through the slow path.
+//! directly (through `shared_ram`: guest RAM is shared with other vCPUs);
+//! anything else (MMIO, holes) still goes through the slow path.
 //! Every store through it is reported to the code-page tracker
 //! ([`CodePages`]) once the bytes are written.
 
@@ -14,6 +15,7 @@ use std::sync::Arc;
 use vm_memory::{GuestMemoryBackend as _, GuestMemoryRegion as _};
 
 use super::codemap::CodePages;
+use super::shared_ram;
 use crate::GuestMemory;
 
 /// One RAM region: guest-physical start, length, host address and the
@@ -47,8 +49,8 @@ pub struct RamMap {
 }
 
 // SAFETY: the pointers address mappings owned by `_mem`, which is `Send`
-// and `Sync` and outlives the map; all accesses through them are raw
-// copies of plain bytes (as vm-memory's own are), never references.
+// and `Sync` and outlives the map; all accesses through them go through
+// `shared_ram` (host atomics and `rep movsb`), never references.
 unsafe impl Send for RamMap {}
 // SAFETY: as above.
 unsafe impl Sync for RamMap {}
@@ -140,8 +142,8 @@ impl RamMap {
         match self.host(gpa, buf.len()) {
             Some(p) => {
                 // SAFETY: `host` checked the range; `buf` is a distinct
-                // Rust buffer, so the ranges cannot overlap.
-                unsafe { std::ptr::copy_nonoverlapping(p, buf.as_mut_ptr(), buf.len()) };
+                // Rust buffer; guest bytes are read by `shared_ram` only.
+                unsafe { shared_ram::copy(p, buf.as_mut_ptr(), buf.len()) };
                 true
             }
             None => false,
@@ -157,7 +159,7 @@ impl RamMap {
         match self.host_for_store(gpa, buf.len()) {
             Some((p, store)) => {
                 // SAFETY: as in `read`, in the other direction.
-                unsafe { std::ptr::copy_nonoverlapping(buf.as_ptr(), p, buf.len()) };
+                unsafe { shared_ram::copy(buf.as_ptr(), p, buf.len()) };
                 self.stored(store);
                 true
             }
