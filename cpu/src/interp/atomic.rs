@@ -370,4 +370,45 @@ mod tests {
         let bits: u32 = mem.read_obj(GuestAddress(COUNTER + 8)).unwrap();
         assert_eq!(bits, 2);
     }
+
+    #[test]
+    fn the_16_byte_swap_is_atomic_across_threads() {
+        if !super::can_swap_16() {
+            eprintln!("skipping: the host has no 16-byte compare-and-swap");
+            return;
+        }
+        #[repr(align(16))]
+        struct Cell(std::cell::UnsafeCell<u128>);
+        // SAFETY: only accessed through `swap_16` and `shared_ram::load`.
+        unsafe impl Sync for Cell {}
+        let cell = Arc::new(Cell(std::cell::UnsafeCell::new(0)));
+        let step = (1u128 << 64) | 1;
+        let threads: Vec<_> = (0..4)
+            .map(|_| {
+                let cell = cell.clone();
+                std::thread::spawn(move || {
+                    let p = cell.0.get().cast::<u8>();
+                    for _ in 0..20_000 {
+                        loop {
+                            // SAFETY: `p` is 16 aligned bytes; a torn read
+                            // only makes the swap fail.
+                            let old = unsafe {
+                                u128::from(crate::interp::shared_ram::load(p, 8))
+                                    | u128::from(crate::interp::shared_ram::load(p.add(8), 8)) << 64
+                            };
+                            // SAFETY: as above.
+                            if unsafe { super::swap_16(p, old, old + step) } {
+                                break;
+                            }
+                        }
+                    }
+                })
+            })
+            .collect();
+        for t in threads {
+            t.join().unwrap();
+        }
+        // SAFETY: every thread has finished.
+        assert_eq!(unsafe { *cell.0.get() }, 80_000 * step);
+    }
 }

@@ -141,9 +141,18 @@ impl RamMap {
     pub fn read(&self, gpa: u64, buf: &mut [u8]) -> bool {
         match self.host(gpa, buf.len()) {
             Some(p) => {
-                // SAFETY: `host` checked the range; `buf` is a distinct
-                // Rust buffer; guest bytes are read by `shared_ram` only.
-                unsafe { shared_ram::copy(p, buf.as_mut_ptr(), buf.len()) };
+                let n = buf.len();
+                if matches!(n, 1 | 2 | 4 | 8) {
+                    // One host access, as x86 makes such a load (SSE's
+                    // MOVQ/MOVD and x87 loads come this way).
+                    // SAFETY: `host` checked the range.
+                    let v = unsafe { shared_ram::load(p, n) };
+                    buf.copy_from_slice(&v.to_le_bytes()[..n]);
+                } else {
+                    // SAFETY: `host` checked the range; `buf` is a distinct
+                    // Rust buffer; guest bytes are read by `shared_ram` only.
+                    unsafe { shared_ram::copy(p, buf.as_mut_ptr(), n) };
+                }
                 true
             }
             None => false,
@@ -158,8 +167,16 @@ impl RamMap {
         }
         match self.host_for_store(gpa, buf.len()) {
             Some((p, store)) => {
-                // SAFETY: as in `read`, in the other direction.
-                unsafe { shared_ram::copy(buf.as_ptr(), p, buf.len()) };
+                let n = buf.len();
+                if matches!(n, 1 | 2 | 4 | 8) {
+                    let mut b = [0u8; 8];
+                    b[..n].copy_from_slice(buf);
+                    // SAFETY: `host_for_store` checked the range.
+                    unsafe { shared_ram::store(p, u64::from_le_bytes(b), n) };
+                } else {
+                    // SAFETY: as in `read`, in the other direction.
+                    unsafe { shared_ram::copy(buf.as_ptr(), p, n) };
+                }
                 self.stored(store);
                 true
             }
