@@ -61,8 +61,7 @@ fn four_vcpus_keep_locked_counters_exact_and_the_kernel_sane() {
         .ok()
         .and_then(|v| v.parse().ok())
         .unwrap_or(5000);
-    let append =
-        format!("console=ttyS0 reboot=t panic=-1 quiet test=smp smp-ms={ms}");
+    let append = format!("console=ttyS0 reboot=t panic=-1 quiet test=smp smp-ms={ms}");
     let args = [
         "-M",
         "microvm,acpi=off",

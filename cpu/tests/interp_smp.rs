@@ -386,13 +386,19 @@ fn lock_cmpxchg16b_swaps_or_loads_all_16_bytes() {
     a.lock().cmpxchg16b(xmmword_ptr(rdi + 16)).unwrap();
     a.setz(r9b).unwrap();
     let code = a.assemble(CODE_BASE).unwrap();
-    assert_eq!(SnippetMachine::new().run(&code, &mut s), SnippetEnd::Completed);
+    assert_eq!(
+        SnippetMachine::new().run(&code, &mut s),
+        SnippetEnd::Completed
+    );
     assert_eq!(s.gprs[8] & 0xff, 1, "ZF after the equal case");
     assert_eq!(s.gprs[9] & 0xff, 0, "ZF after the unequal case");
     assert_eq!(
         &s.data[..16],
         &[8, 7, 6, 5, 4, 3, 2, 1, 0x10, 0xf, 0xe, 0xd, 0xc, 0xb, 0xa, 9]
     );
-    assert_eq!((s.gprs[0], s.gprs[2]), (0x2222_2222_2222_2222, 0x2222_2222_2222_2222));
+    assert_eq!(
+        (s.gprs[0], s.gprs[2]),
+        (0x2222_2222_2222_2222, 0x2222_2222_2222_2222)
+    );
     assert_eq!(&s.data[16..32], &[0x22; 16]);
 }
