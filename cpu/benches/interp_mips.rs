@@ -1,6 +1,7 @@
 //! Interpreter speed in guest instructions per second (criterion reports
 //! elements/s = instructions/s): an ALU register loop, a load/store loop,
-//! call/ret, and REP MOVSB.
+//! call/ret, REP MOVSB, and LOCK'd read-modify-writes (LOCK ADD, XCHG and
+//! LOCK CMPXCHG on an aligned operand: the single-vCPU cost of atomicity).
 
 use cpu::interp::SnippetMachine;
 use cpu::snippet::{SnippetState, DATA_BASE, DATA_SIZE};
@@ -49,6 +50,15 @@ fn bench(c: &mut Criterion) {
         a.dec(ecx)?;
         a.jnz(*top)
     });
+    let locked = build(|a, top| {
+        a.lock().add(qword_ptr(rdi), 1)?;
+        a.xchg(qword_ptr(rdi + 8), rax)?;
+        a.mov(rax, qword_ptr(rdi + 16))?;
+        a.lea(rdx, qword_ptr(rax + 1))?;
+        a.lock().cmpxchg(qword_ptr(rdi + 16), rdx)?;
+        a.dec(ecx)?;
+        a.jnz(*top)
+    });
     let callret = {
         let mut a = CodeAssembler::new(64).unwrap();
         let mut top = a.create_label();
@@ -77,10 +87,11 @@ fn bench(c: &mut Criterion) {
         a.dec(ecx)?;
         a.jnz(*top)
     });
-    let cases: [(&str, Vec<u8>, u64, u64); 4] = [
+    let cases: [(&str, Vec<u8>, u64, u64); 5] = [
         ("alu_loop", alu, 5, u64::from(ITER)),
         ("load_store_loop", mem, 5, u64::from(ITER)),
         ("call_ret", callret, 4, u64::from(ITER)),
+        ("locked_rmw", locked, 7, u64::from(ITER)),
         // Each REP MOVSB of 2 KiB counts as 2048 instructions (one per byte
         // moved, as the MIPS figures of other interpreters count it).
         ("rep_movsb_2k", movsb, 2048 + 8, 1000),

@@ -114,6 +114,19 @@
 #                      PRIV-KLOG <each Oops, BUG:, general protection line>
 #                    Passes when every case passed and the log has none.
 #
+# test=smp           runs /bin/smpcheck (scripts/guest/smpcheck.c) with
+#                    smp-ms= (5000) milliseconds per phase: threads
+#                    hammering shared counters with locked instructions, a
+#                    fork/exit storm, mmap/munmap races; its lines:
+#                      SMP-CPUS <n>
+#                      SMP-COUNTERS threads=<t> iterations=<n> ... ok|FAIL
+#                      SMP-FORK forks=<n> bad=<n> ok|FAIL
+#                      SMP-MMAP maps=<n> bad=<n> ok|FAIL
+#                      SMP-DONE ok|FAIL
+#                    then the kernel-log lines that matter, as
+#                      SMP-KLOG <each Oops, BUG:, WARNING:, general protection line>
+#                    Passes when every phase passed and the log has none.
+#
 # end=ACTION         what happens after the tests (a `sync` comes first):
 #   auto (default)   `poweroff -f` when the kernel runs with ACPI (the board
 #                    powers off, the emulator exits 0), else `reboot -f`
@@ -163,6 +176,7 @@ mkdir -p "$root"/{bin,dev,etc,proc,sys,tmp,root}
 cp "$busybox" "$root/bin/busybox"
 # Stripped and static, so the same bytes come out of every build.
 gcc -static -O2 -s -o "$root/bin/privcheck" "$here/privcheck.c"
+gcc -static -O2 -s -mcx16 -pthread -o "$root/bin/smpcheck" "$here/smpcheck.c"
 for applet in $("$busybox" --list); do
     [ "$applet" = busybox ] || ln -s busybox "$root/bin/$applet"
 done
@@ -204,6 +218,7 @@ rng_bytes=64
 hvc_dev=/dev/hvc0 hvc_lines=1 hvc_timeout=120
 net_if=eth0 net_addr=auto net_gw= net_ping= net_url= net_tcp=
 sleep_s=1
+smp_ms=5000
 for word in $(cat /proc/cmdline); do
     value=${word#*=}
     case "$word" in
@@ -223,6 +238,7 @@ for word in $(cat /proc/cmdline); do
         net-url=*) net_url=$value ;;
         net-tcp=*) net_tcp=$value ;;
         sleep=*) sleep_s=$value ;;
+        smp-ms=*) smp_ms=$value ;;
     esac
 done
 set +f
@@ -379,6 +395,15 @@ t_privilege() {
     [ -z "$why" ]
 }
 
+t_smp() {
+    /bin/smpcheck "$smp_ms" || why="smpcheck failed"
+    dmesg | grep -E 'Oops|BUG:|WARNING:|general protection|Kernel panic' > /tmp/klog
+    sed 's/^/SMP-KLOG /' /tmp/klog
+    [ -s /tmp/klog ] && why="${why:+$why, }kernel log"
+    rm -f /tmp/klog
+    [ -z "$why" ]
+}
+
 shell() { exec setsid cttyhack sh; }
 
 all=ok
@@ -394,6 +419,7 @@ for t in $tests; do
         info) t_info ;;
         sleep) t_sleep ;;
         privilege) t_privilege ;;
+        smp) t_smp ;;
         shell) shell ;;
         *) why="unknown test"; false ;;
     esac

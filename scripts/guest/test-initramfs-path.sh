@@ -4,7 +4,7 @@
 #   1. $KINDLING_TEST_INITRAMFS, if that file exists;
 #   2. a per-user cache, built once (about a second) and reused.
 # The cache file is named after RECIPE and a hash of build-test-initramfs.sh
-# and the sources it compiles (privcheck.c), so an edited recipe gets a fresh
+# and the sources it compiles (privcheck.c, smpcheck.c), so an edited recipe gets a fresh
 # build. Progress goes to stderr; only the
 # path goes to stdout.
 set -euo pipefail
@@ -23,7 +23,7 @@ if [ -n "${KINDLING_TEST_INITRAMFS:-}" ]; then
 fi
 
 builder=$here/build-test-initramfs.sh
-hash=$(cat "$builder" "$here/privcheck.c" | sha256sum | cut -c1-12)
+hash=$(cat "$builder" "$here/privcheck.c" "$here/smpcheck.c" | sha256sum | cut -c1-12)
 dir="${XDG_CACHE_HOME:-$HOME/.cache}/kindling"
 cache="$dir/test-initramfs-$RECIPE-$hash.cpio"
 if [ -s "$cache" ]; then

@@ -42,6 +42,8 @@ pub struct Cpu {
     pub(super) io: Option<*const dyn IoBus>,
     /// The memory operand of the LOCK'd instruction being executed.
     pub(super) locked: super::atomic::LockedOperand,
+    /// What the locked instruction being executed holds of the bus lock.
+    pub(super) bus: super::buslock::Hold,
     /// Host addresses of guest RAM (fast loads, stores and fetches).
     pub(super) ram: RamMap,
     /// Decoded instructions by physical address (code bytes are
@@ -90,6 +92,7 @@ impl Cpu {
             st: CpuState::default(),
             id,
             locked: super::atomic::LockedOperand::Off,
+            bus: super::buslock::Hold::None,
             ram: RamMap::new(mem.clone()),
             mem,
             clock,
@@ -103,6 +106,15 @@ impl Cpu {
             last_exception: None,
             tracing: 0,
             debugging: trace_from().is_some() || trace_exceptions() || no_blocks(),
+        }
+    }
+
+    /// Apply the `-accel tcg` options: the block cache's size, and
+    /// one instruction per block (the single-step executor).
+    pub fn configure(&mut self, opts: &super::tcg_options::TcgOptions) {
+        *self.blocks = super::block::BlockCache::with_slots(opts.block_slots());
+        if opts.one_insn_per_tb {
+            self.debugging = true;
         }
     }
 
@@ -242,9 +254,13 @@ impl Cpu {
         let mmu = crate::interp_mmu!(self);
         if host != 0 && room >= 16 {
             // SAFETY: `host` maps the whole RAM page and 16 bytes from
-            // this offset stay inside it; a plain unaligned copy.
+            // this offset stay inside it; two host loads (another vCPU may
+            // be patching the code: the decode cache re-checks the bytes).
             bytes = unsafe {
-                std::ptr::read_unaligned((host + (la & 0xfff) as usize) as *const [u8; 16])
+                let p = (host + (la & 0xfff) as usize) as *const u8;
+                let lo = super::shared_ram::load(p, 8);
+                let hi = super::shared_ram::load(p.add(8), 8);
+                (u128::from(lo) | u128::from(hi) << 64).to_le_bytes()
             };
         } else {
             mmu.phys_read(pa, &mut bytes[..n]);

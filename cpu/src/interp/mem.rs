@@ -1,11 +1,21 @@
 //! Guest memory as the CPU sees it: paging (32-bit, PAE, 4-level; A/D
 //! bits, NX, WP, U/S, SMEP/SMAP) and physical accesses split between RAM
 //! and MMIO.
+//!
+//! Page tables are shared with other vCPUs, which may change an entry
+//! (clear Present, move the frame) between our read and our A/D update: an
+//! entry is read with one atomic load and A (and D) are set with a
+//! compare-and-swap against exactly the bits read (32-bit entries for
+//! legacy paging, 64-bit for PAE and long mode). A failed swap restarts
+//! the walk, so an entry we did not just read is never written.
+
+use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 
 use vm_memory::{Bytes, GuestAddress};
 
 use super::privilege::CR4_SMEP;
 use super::ram::RamMap;
+use super::shared_ram;
 use super::state::{CpuState, CR0_PG, CR0_WP, CR4_PAE, CR4_PSE, EFER_LMA, EFER_NXE};
 use crate::{GuestMemory, IoBus};
 
@@ -82,36 +92,81 @@ impl Mmu<'_> {
 
     /// Write physical memory (RAM or MMIO).
     pub fn phys_write(&self, gpa: u64, buf: &[u8]) {
-        if !self.ram.write(gpa, buf) && self.mem.write_slice(buf, GuestAddress(gpa)).is_err() {
+        if self.ram.write(gpa, buf) {
+            return;
+        }
+        if self.mem.write_slice(buf, GuestAddress(gpa)).is_ok() {
+            self.ram.code().written(gpa, buf.len() as u64);
+        } else {
             self.io.mmio_write(self.vcpu, gpa, buf);
         }
     }
 
+    /// Read a paging entry with one atomic load (entries are naturally
+    /// aligned); outside RAM it reads as not present.
     fn read_pte(&self, gpa: u64, wide: bool) -> u64 {
-        let mut b = [0u8; 8];
         let n = if wide { 8 } else { 4 };
-        if self.ram.read(gpa, &mut b[..n]) {
-            return u64::from_le_bytes(b);
-        }
-        if wide {
-            self.mem.read_obj::<u64>(GuestAddress(gpa)).unwrap_or(0)
-        } else {
-            u64::from(self.mem.read_obj::<u32>(GuestAddress(gpa)).unwrap_or(0))
+        match self.ram.host(gpa, n) {
+            // SAFETY: `host` found `n` bytes of RAM at `p`.
+            Some(p) => unsafe { shared_ram::load(p, n) },
+            None => 0,
         }
     }
 
-    fn write_pte(&self, gpa: u64, v: u64, wide: bool) {
-        let _ = if wide {
-            self.mem.write_obj(v, GuestAddress(gpa))
-        } else {
-            self.mem.write_obj(v as u32, GuestAddress(gpa))
+    /// Set A/D bits in a paging entry: swap `seen` (the bits just read)
+    /// for `new` with one host compare-and-swap; false if the entry
+    /// changed meanwhile (the walk must be redone). The write is reported
+    /// to the code-page tracker, so code decoded from a page table page
+    /// is invalidated too.
+    pub fn update_pte(&self, gpa: u64, seen: u64, new: u64, wide: bool) -> bool {
+        let n = if wide { 8 } else { 4 };
+        let Some((p, store)) = self.ram.host_for_store(gpa, n) else {
+            // Not RAM: nothing to update (`read_pte` saw it not present).
+            return true;
         };
+        if p as usize % n != 0 {
+            // Guest RAM mappings are page aligned and entries naturally
+            // aligned, so this cannot happen; never write a torn entry.
+            return true;
+        }
+        // SAFETY: `p` addresses `n` aligned bytes of guest RAM, which is
+        // only ever accessed through atomics and raw host accesses.
+        let swapped = unsafe {
+            if wide {
+                AtomicU64::from_ptr(p.cast())
+                    .compare_exchange(seen, new, Ordering::SeqCst, Ordering::SeqCst)
+                    .is_ok()
+            } else {
+                AtomicU32::from_ptr(p.cast())
+                    .compare_exchange(seen as u32, new as u32, Ordering::SeqCst, Ordering::SeqCst)
+                    .is_ok()
+            }
+        };
+        if swapped {
+            self.ram.stored(store);
+        }
+        swapped
     }
 
     /// Translate a linear address; sets A (and D on writes) bits.
     pub fn translate(&self, cpu: &mut CpuState, la: u64, access: Access) -> Result<u64, Exception> {
+        loop {
+            if let Some(r) = self.translate_once(cpu, la, access) {
+                return r;
+            }
+        }
+    }
+
+    /// One page walk: `None` when an entry changed under our A/D update
+    /// (walk again).
+    fn translate_once(
+        &self,
+        cpu: &mut CpuState,
+        la: u64,
+        access: Access,
+    ) -> Option<Result<u64, Exception>> {
         if cpu.cr0 & CR0_PG == 0 {
-            return Ok(la & 0xffff_ffff);
+            return Some(Ok(la & 0xffff_ffff));
         }
         let user = cpu.cpl() == 3 && !cpu.sys_access;
         let vpn = la >> 12;
@@ -125,12 +180,12 @@ impl Mmu<'_> {
                 Access::Exec => e.exec,
             }
         {
-            return Ok((e.ppn << 12) | (la & 0xfff));
+            return Some(Ok((e.ppn << 12) | (la & 0xfff)));
         }
         let long = cpu.efer & EFER_LMA != 0;
         if long && ((la as i64) << 16 >> 16) as u64 != la {
             // A non-canonical address (it never reaches the TLB).
-            return Err(Exception::gp(0));
+            return Some(Err(Exception::gp(0)));
         }
         let pae = cpu.cr4 & CR4_PAE != 0;
         let nxe = cpu.efer & EFER_NXE != 0;
@@ -171,16 +226,17 @@ impl Mmu<'_> {
         let mut writable = true;
         let mut usr = true;
         let mut exec = true;
-        let mut walked = Vec::with_capacity(4);
+        // (entry address, entry) of each level walked so far.
+        let mut walked = [(0u64, 0u64); 4];
         for (i, &(shift, mask, large_ok)) in levels.iter().enumerate() {
             let entry_addr = table + ((la >> shift) & mask) * if wide { 8 } else { 4 };
             let e = self.read_pte(entry_addr, wide);
             if e & P == 0 {
                 cpu.cr2 = la;
-                return Err(Exception {
+                return Some(Err(Exception {
                     vector: 14,
                     error_code: Some(fault(false)),
-                });
+                }));
             }
             let pdpte_legacy = pae && !long && i == 0;
             if !pdpte_legacy {
@@ -190,7 +246,7 @@ impl Mmu<'_> {
                     exec = false;
                 }
             }
-            walked.push((entry_addr, e));
+            walked[i] = (entry_addr, e);
             let is_large = large_ok && e & PS != 0 && (wide || cpu.cr4 & CR4_PSE != 0);
             let last = i + 1 == levels.len();
             if is_large || last {
@@ -207,19 +263,18 @@ impl Mmu<'_> {
                     || (access == Access::Exec && !exec);
                 if denied {
                     cpu.cr2 = la;
-                    return Err(Exception {
+                    return Some(Err(Exception {
                         vector: 14,
                         error_code: Some(fault(true)),
-                    });
+                    }));
                 }
-                let n = walked.len();
-                for (k, (addr, e)) in walked.into_iter().enumerate() {
+                for (k, &(addr, e)) in walked[..=i].iter().enumerate() {
                     let mut ne = e | A;
-                    if k + 1 == n && access == Access::Write {
+                    if k == i && access == Access::Write {
                         ne |= D;
                     }
-                    if ne != e && !(pae && !long && k == 0) {
-                        self.write_pte(addr, ne, wide);
+                    if ne != e && !(pae && !long && k == 0) && !self.update_pte(addr, e, ne, wide) {
+                        return None;
                     }
                 }
                 let pa = base | (la & (size - 1));
@@ -232,7 +287,7 @@ impl Mmu<'_> {
                     user: usr,
                     exec,
                 };
-                return Ok(pa);
+                return Some(Ok(pa));
             }
             table = e & if wide { ADDR } else { 0xffff_f000 };
         }

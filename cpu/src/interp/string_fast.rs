@@ -9,6 +9,7 @@ use iced_x86::{Instruction, Mnemonic};
 use super::alu::mask;
 use super::cpu::Cpu;
 use super::mem::{Access, Exception};
+use super::shared_ram;
 use super::state::flags::DF;
 use super::state::Seg;
 
@@ -62,42 +63,36 @@ impl Cpu {
         } else {
             None
         };
-        let Some(dst) = dst else { return Ok(0) };
+        let Some((dst, store)) = dst else {
+            return Ok(0);
+        };
         if movs {
-            let Some(src) = src else { return Ok(0) };
-            let (s, d) = (src as usize, dst as usize);
-            if d > s && d < s + bytes {
-                // Overlap with the destination ahead: the hardware's
-                // element order replicates the source; do it in order.
-                for k in 0..bytes {
-                    // SAFETY: both ranges were checked to be RAM of `bytes`.
-                    unsafe { *dst.add(k) = *src.add(k) };
-                }
-            } else {
-                // SAFETY: as above; `copy` allows any other overlap.
-                unsafe { std::ptr::copy(src, dst, bytes) };
-            }
+            let Some((src, _)) = src else { return Ok(0) };
+            // SAFETY: both ranges were checked to be RAM of `bytes`; the
+            // copy is forward byte order, so an overlap with the
+            // destination ahead replicates the source as the hardware's
+            // element order does.
+            unsafe { shared_ram::copy(src, dst, bytes) };
             self.st.gpr[6] = (self.st.gpr[6] & !amask) | ((si + bytes as u64) & amask);
         } else {
-            let v = self.st.gpr[0].to_le_bytes();
-            for k in 0..n as usize {
-                // SAFETY: the destination was checked to be RAM of `bytes`.
-                unsafe { std::ptr::copy_nonoverlapping(v.as_ptr(), dst.add(k * size), size) };
-            }
+            // SAFETY: the destination was checked to be RAM of `bytes`.
+            unsafe { shared_ram::fill(dst, self.st.gpr[0], size, n as usize) };
         }
+        self.ram.stored(store);
         self.st.gpr[7] = (self.st.gpr[7] & !amask) | ((di + bytes as u64) & amask);
         self.st.gpr[1] = (self.st.gpr[1] & !amask) | ((count - n) & amask);
         Ok(n as u32)
     }
 
     /// The host address of `bytes` bytes at `la` (one page), translated
-    /// for `access`; `None` when they are not RAM.
+    /// for `access`, and the range to report if it is stored to; `None`
+    /// when they are not RAM.
     fn host_for(
         &mut self,
         la: u64,
         bytes: usize,
         access: Access,
-    ) -> Result<Option<*mut u8>, Exception> {
+    ) -> Result<Option<(*mut u8, super::ram::Store)>, Exception> {
         let pa = match self.st.tlb_hit(la, access) {
             Some(pa) => pa,
             None => {
@@ -105,6 +100,6 @@ impl Cpu {
                 mmu.translate(&mut self.st, la, access)?
             }
         };
-        Ok(self.ram.host(pa, bytes))
+        Ok(self.ram.host_for_store(pa, bytes))
     }
 }
