@@ -27,6 +27,9 @@ fn bad_command_lines_fail_with_one_line_naming_the_option() {
         (&["-kernel", "/nonexistent/bzImage"], "kindling: could not open kernel file '/nonexistent/bzImage': No such file or directory\n"),
         (&["-serial", "tty:"], "kindling: -serial tty:: 'tty:' is not a valid char driver\n"),
         (&["-device", "e1000"], "kindling: -device e1000: 'e1000' is not a valid device model name\n"),
+        (&["-accel", "tcg,tb-size=abc"], "kindling: -accel tcg,tb-size=abc: Parameter 'tb-size' expects uint64\n"),
+        (&["-accel", "tcg,tb-size=5000000000"], "kindling: -accel tcg,tb-size=5000000000: Parameter 'tb-size' expects uint32_t\n"),
+        (&["-accel", "tcg,one-insn-per-tb=maybe"], "kindling: -accel tcg,one-insn-per-tb=maybe: Parameter 'one-insn-per-tb' expects 'on' or 'off'\n"),
     ];
     for (args, expected) in cases {
         let (code, stdout, stderr) = kindling(args);

@@ -57,4 +57,9 @@ pub trait Accelerator: Send + Sync {
     /// The CPUID leaves this backend can honour for `-cpu` (the interpreter
     /// advertises only what it implements).
     fn supported_cpuid(&self) -> Vec<CpuidEntry>;
+    /// Where the board reports guest-RAM writes it makes itself (device
+    /// DMA, kernel reload), for backends that cache decoded code.
+    fn guest_writes(&self) -> Option<std::sync::Arc<dyn crate::GuestWrites>> {
+        None
+    }
 }

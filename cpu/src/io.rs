@@ -24,3 +24,13 @@ pub trait IoBus: Send + Sync {
         false
     }
 }
+
+/// Writes to guest RAM made behind the CPUs' backs (device DMA, the board
+/// reloading the kernel), reported to a backend that caches decoded code
+/// (the interpreter's block engine); KVM needs none.
+pub trait GuestWrites: Send + Sync {
+    /// Guest-physical `gpa..gpa + len` was written.
+    fn written(&self, gpa: u64, len: u64);
+    /// All of guest RAM may have changed.
+    fn all_written(&self);
+}

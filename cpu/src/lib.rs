@@ -21,7 +21,7 @@ pub use accel::{Accelerator, LapicLocation, Msi};
 pub use clock::{Clock, ClockMode};
 pub use cpuid::CpuidEntry;
 pub use error::CpuError;
-pub use io::IoBus;
+pub use io::{GuestWrites, IoBus};
 pub use regs::{DescriptorTable, Regs, Segment, Sregs};
 pub use vcpu::{Vcpu, VcpuExit, VcpuKick};
 

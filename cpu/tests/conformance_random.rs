@@ -359,6 +359,273 @@ fn undefined_flags_tail(r: &mut Rng) -> Step {
     step(name, undefined, emit)
 }
 
+/// The block engine's wider fast path (multiply, divide, NEG/NOT, INC/DEC
+/// of memory, shifts by CL, SHLD/SHRD, BT*, XCHG, CMPXCHG, NOPs with
+/// operands, absolute addresses) and its control flow (indirect JMP/CALL
+/// through a register or memory, RET imm16, LOOP/LOOPE/LOOPNE/JRCXZ):
+/// with fully defined flags mid-program, or leaving some undefined as a
+/// program's last step.
+fn fast_forms(r: &mut Rng, last: bool) -> Step {
+    let k = if last { r.below(20) } else { 8 + r.below(12) };
+    let size = r.pick(&[8u32, 16, 32, 64]);
+    // Registers other than RAX, RCX, RDX (implicit operands here).
+    let (i, j) = (3 + r.below(9) as usize, 3 + r.below(9) as usize);
+    let m = mem(r, size);
+    let m64 = mem(r, 64);
+    let disp = (r.below(0x100) as i32 - 0x80) & !7;
+    let count = r.below(70) as u32;
+    let imm = r.operand() as i32;
+    let trips = 1 + r.below(6) as u32;
+    let cc = r.below(16) as u32;
+    let kind = r.below(4);
+    let wide = if size >= 32 { size } else { 32 };
+    let masked = count & if wide == 64 { 63 } else { 31 };
+    let sh_masked = count & if size == 64 { 63 } else { 31 };
+    let shift_undef = match sh_masked {
+        0 => 0,
+        1 => AF,
+        _ => AF | OF | if sh_masked >= size { CF } else { 0 },
+    };
+    let (undefined, name) = match k {
+        0..=2 => (SF | ZF | AF | PF, format!("mul/imul {k} size {size}")),
+        3 => (ARITH, format!("div/idiv size {size}")),
+        4 => (shift_undef, format!("shift by cl={count} size {size}")),
+        5 => (
+            if masked == 0 {
+                0
+            } else {
+                AF | if masked > 1 { OF } else { 0 }
+            },
+            format!("shld/shrd by cl={count} size {wide}"),
+        ),
+        6 | 7 => (OF | SF | AF | PF, format!("bt {k} size {size}")),
+        _ => (0, format!("fast {k} size {size}")),
+    };
+    let emit = move |a: &mut CodeAssembler| {
+        macro_rules! sized {
+            ($f:ident, $($extra:expr),*) => {
+                match size {
+                    64 => a.$f(R64[i] $(, $extra)*),
+                    32 => a.$f(R32[i] $(, $extra)*),
+                    16 => a.$f(R16[i] $(, $extra)*),
+                    _ => a.$f(R8[i] $(, $extra)*),
+                }
+            };
+        }
+        match k {
+            0 => match (size, kind) {
+                (8, _) => a.imul_2(R16[i], R16[j]),
+                (16, 0) => a.imul_2(R16[i], m),
+                (32, 1) => a.imul_3(R32[i], R32[j], imm),
+                (64, 2) => a.imul_3(R64[i], m, imm),
+                (16, _) => a.imul_3(R16[i], R16[j], imm as i16 as i32),
+                (32, _) => a.imul_2(R32[i], m),
+                _ => a.imul_2(R64[i], R64[j]),
+            },
+            1 => match (size, kind & 1) {
+                (64, 0) => a.mul(R64[j]),
+                (64, _) => a.imul(m),
+                (32, 0) => a.imul(R32[j]),
+                (32, _) => a.mul(m),
+                (16, 0) => a.mul(R16[j]),
+                (16, _) => a.imul(m),
+                (_, 0) => a.imul(R8[j]),
+                (_, _) => a.mul(m),
+            },
+            2 => {
+                // The RSA inner loop's shape: MUL by memory, ADD/ADC.
+                a.mov(rax, qword_ptr(rdi + disp))?;
+                a.mul(R64[j])?;
+                a.add(rax, R64[i])?;
+                a.adc(rdx, 0)?;
+                a.mov(qword_ptr(rdi + disp), rax)
+            }
+            3 => {
+                // A divisor that is odd (non-zero) and a dividend that fits.
+                let signed = kind & 1 == 1;
+                match size {
+                    64 => a.or(R64[j], 1)?,
+                    32 => a.or(R32[j], 1)?,
+                    16 => a.or(R16[j], 1)?,
+                    _ => a.or(R8[j], 1)?,
+                }
+                match (size, signed) {
+                    (8, false) => a.movzx(eax, al)?,
+                    (8, true) => a.movsx(eax, al)?,
+                    (16, false) => a.xor(edx, edx)?,
+                    (16, true) => a.cwd()?,
+                    (32, false) => a.xor(edx, edx)?,
+                    (32, true) => a.cdq()?,
+                    (_, false) => a.xor(edx, edx)?,
+                    (_, true) => a.cqo()?,
+                }
+                match (size, signed) {
+                    (64, false) => a.div(R64[j]),
+                    (64, true) => a.idiv(R64[j]),
+                    (32, false) => a.div(R32[j]),
+                    (32, true) => a.idiv(R32[j]),
+                    (16, false) => a.div(R16[j]),
+                    (16, true) => a.idiv(R16[j]),
+                    (_, false) => a.div(R8[j]),
+                    (_, true) => a.idiv(R8[j]),
+                }
+            }
+            4 => {
+                a.mov(cl, count)?;
+                match kind {
+                    0 => sized!(shl, cl),
+                    1 => sized!(shr, cl),
+                    2 => sized!(sar, cl),
+                    _ => match r8_rotate(count) {
+                        0 => sized!(rol, cl),
+                        1 => sized!(ror, cl),
+                        2 => sized!(rcl, cl),
+                        _ => sized!(rcr, cl),
+                    },
+                }
+            }
+            5 => {
+                a.mov(cl, count)?;
+                match (wide, kind & 1) {
+                    (64, 0) => a.shld(R64[i], R64[j], cl),
+                    (64, _) => a.shrd(R64[i], R64[j], cl),
+                    (_, 0) => a.shld(R32[i], R32[j], cl),
+                    (_, _) => a.shrd(R32[i], R32[j], cl),
+                }
+            }
+            6 => match (size, kind) {
+                (8, _) | (16, _) => a.bt(R16[i], R16[j]),
+                (32, 0) => a.bts(R32[i], R32[j]),
+                (32, _) => a.btr(R32[i], count),
+                (_, 0) => a.btc(R64[i], count),
+                (_, _) => a.bt(R64[i], R64[j]),
+            },
+            7 => match (size, kind) {
+                (8, _) | (16, 0) => a.bts(word_ptr(rdi + disp), count),
+                (16, _) => a.bt(word_ptr(rdi + disp), count),
+                (32, _) => a.btr(dword_ptr(rdi + disp), count),
+                _ => a.btc(qword_ptr(rdi + disp), count),
+            },
+            8 => match kind {
+                0 => sized!(neg,),
+                1 => sized!(not,),
+                2 => a.inc(m),
+                _ => a.dec(m),
+            },
+            9 => match size {
+                64 => a.xchg(R64[i], R64[j]),
+                32 => a.xchg(R32[i], R32[j]),
+                16 => a.xchg(R16[i], R16[j]),
+                _ => a.xchg(R8[i], R8[j]),
+            },
+            10 => match (size, kind & 1) {
+                (64, 0) => a.cmpxchg(R64[i], R64[j]),
+                (64, _) => a.cmpxchg(m, R64[j]),
+                (32, 0) => a.cmpxchg(R32[i], R32[j]),
+                (32, _) => a.cmpxchg(m, R32[j]),
+                (16, 0) => a.cmpxchg(R16[i], R16[j]),
+                (16, _) => a.cmpxchg(m, R16[j]),
+                (_, 0) => a.cmpxchg(R8[i], R8[j]),
+                (_, _) => a.cmpxchg(m, R8[j]),
+            },
+            11 => {
+                a.nop_1(dword_ptr(rax + rax + 0x10))?;
+                a.prefetcht0(m)?;
+                // An absolute address (no base, no index).
+                a.add(R64[i], qword_ptr(RDI_START as i64 as u64 + 0x40))?;
+                a.mov(dword_ptr(RDI_START + 0x48), R32[j])
+            }
+            12 => {
+                a.pushfq()?;
+                a.pop(R64[i])?;
+                a.and(R64[i], 0x8d5)
+            }
+            13 => {
+                let mut over = a.create_label();
+                a.lea(R64[i], ptr(over))?;
+                if kind & 1 == 0 {
+                    a.jmp(R64[i])?;
+                } else {
+                    a.mov(m64, R64[i])?;
+                    a.jmp(m64)?;
+                }
+                a.add(R64[j], R64[i])?;
+                a.set_label(&mut over)?;
+                a.nop()
+            }
+            14 => {
+                let mut f = a.create_label();
+                let mut end = a.create_label();
+                a.lea(R64[i], ptr(f))?;
+                if kind & 1 == 0 {
+                    a.call(R64[i])?;
+                } else {
+                    a.mov(m64, R64[i])?;
+                    a.call(m64)?;
+                }
+                a.jmp(end)?;
+                a.set_label(&mut f)?;
+                a.add(R64[j], R64[i])?;
+                a.ret()?;
+                a.set_label(&mut end)?;
+                a.nop()
+            }
+            15 => {
+                let mut f = a.create_label();
+                let mut end = a.create_label();
+                for _ in 0..kind {
+                    a.push(R64[i])?;
+                }
+                a.call(f)?;
+                a.jmp(end)?;
+                a.set_label(&mut f)?;
+                a.sub(R64[j], R64[i])?;
+                a.ret_1(8 * kind as i32)?;
+                a.set_label(&mut end)?;
+                a.nop()
+            }
+            16 | 17 => {
+                let mut top = a.create_label();
+                a.mov(ecx, trips)?;
+                a.set_label(&mut top)?;
+                a.add(R64[i], R64[j])?;
+                match (k, kind) {
+                    (16, _) => a.loop_(top),
+                    (_, 0) => {
+                        a.cmp(R64[i], R64[j])?;
+                        a.loope(top)
+                    }
+                    _ => {
+                        a.test(R64[i], 3)?;
+                        a.loopne(top)
+                    }
+                }
+            }
+            18 => {
+                let mut skip = a.create_label();
+                a.mov(ecx, (kind & 1) as u32)?;
+                a.jrcxz(skip)?;
+                a.xor(R64[i], R64[j])?;
+                a.set_label(&mut skip)?;
+                a.nop()
+            }
+            _ => {
+                let mut skip = a.create_label();
+                jcc(a, cc, skip)?;
+                a.neg(R64[i])?;
+                a.set_label(&mut skip)?;
+                a.nop()
+            }
+        }
+    };
+    step(name, undefined, emit)
+}
+
+/// Which rotate a shift-by-CL step uses (0 ROL, 1 ROR, 2 RCL, 3 RCR).
+fn r8_rotate(count: u32) -> u32 {
+    count % 4
+}
+
 /// A random start state: random GPRs and flags, RSI/RDI into the buffer.
 fn random_state(r: &mut Rng) -> SnippetState {
     let mut s = initial_state();
@@ -378,15 +645,18 @@ fn random_state(r: &mut Rng) -> SnippetState {
 fn random_program(r: &mut Rng) -> (Vec<u8>, Undefined, String) {
     let n = 1 + r.below(7);
     let mut steps: Vec<Step> = (0..n)
-        .map(|_| match r.below(12) {
+        .map(|_| match r.below(15) {
             0..=4 => alu(r),
             5..=7 => unary_or_move(r),
             8..=9 => misc(r),
+            10..=12 => fast_forms(r, false),
             _ => string(r),
         })
         .collect();
-    if r.below(2) == 0 {
-        steps.push(undefined_flags_tail(r));
+    match r.below(4) {
+        0 | 1 => steps.push(undefined_flags_tail(r)),
+        2 => steps.push(fast_forms(r, true)),
+        _ => {}
     }
     let undefined = steps.iter().fold(0, |u, s| u | s.undefined);
     let regs = if steps.iter().any(|s| s.name.starts_with("bsf")) {

@@ -3,6 +3,7 @@
 
 use std::sync::Arc;
 
+use cpu::interp::TcgOptions;
 use cpu::kvm::host::{self, KvmFlavor};
 use cpu::kvm::KvmAccelerator;
 use cpu::{Accelerator, Clock, GuestMemory};
@@ -30,6 +31,7 @@ fn create(
     clock: &Arc<Clock>,
     cpus: u32,
     ioapic_pins: u32,
+    tcg: TcgOptions,
 ) -> Result<Arc<dyn Accelerator>, MachineError> {
     match kind {
         AccelKind::Kvm => {
@@ -46,23 +48,24 @@ fn create(
             }
             Ok(Arc::new(k))
         }
-        AccelKind::Tcg => crate::interp_accel::create(mem, clock, cpus),
+        AccelKind::Tcg => crate::interp_accel::create(mem, clock, cpus, tcg),
     }
 }
 
 /// Try each accelerator in order; print QEMU's fallback notice when one
-/// fails and another follows.
+/// fails and another follows. `tcg`: the software CPU's options.
 pub fn choose(
     kinds: &[AccelKind],
     mem: &Arc<GuestMemory>,
     clock: &Arc<Clock>,
     cpus: u32,
     ioapic_pins: u32,
+    tcg: TcgOptions,
     prog: &str,
 ) -> Result<ChosenAccel, MachineError> {
     let mut last = None;
     for (i, kind) in kinds.iter().enumerate() {
-        match create(*kind, mem, clock, cpus, ioapic_pins) {
+        match create(*kind, mem, clock, cpus, ioapic_pins, tcg) {
             Ok(accel) => {
                 if *kind == AccelKind::Kvm && host::flavor() == KvmFlavor::Pvm {
                     eprintln!("{prog}: {}", host::PVM_NOTICE);

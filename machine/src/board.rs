@@ -71,7 +71,15 @@ impl Machine {
         let tsc_khz = host_tsc_khz().unwrap_or(INTERP_TSC_KHZ) / 1000 * 1000;
         let clock = Arc::new(Clock::new(icount.unwrap_or(ClockMode::Host), tsc_khz));
         let ioapic_pins = if cfg.acpi_enabled() { 48 } else { 24 };
-        let accel = accel::choose(&cfg.accel, &mem, &clock, cfg.cpus, ioapic_pins, prog)?;
+        let accel = accel::choose(
+            &cfg.accel,
+            &mem,
+            &clock,
+            cfg.cpus,
+            ioapic_pins,
+            cfg.tcg,
+            prog,
+        )?;
         if icount.is_some() && accel.kind == AccelKind::Kvm {
             return Err(MachineError::Config(
                 "-icount is not allowed with hardware virtualization".into(),
@@ -248,6 +256,10 @@ impl Machine {
         self.control.pause_all();
         self.platform.reset();
         self.load_boot_state()?;
+        // The kernel and boot structures were rewritten behind the CPUs.
+        if let Some(w) = self.accel.accel.guest_writes() {
+            w.all_written();
+        }
         self.control.new_generation();
         self.events.emit(
             "RESET",

@@ -113,6 +113,8 @@ pub struct MachineConfig {
     pub name: Option<String>,
     /// Accelerators to try, in order (`accel=kvm:tcg`).
     pub accel: Vec<AccelKind>,
+    /// `-accel tcg,tb-size=N,one-insn-per-tb=on|off`.
+    pub tcg: cpu::interp::TcgOptions,
     /// `-cpu`.
     pub cpu: CpuConfig,
     /// Guest RAM in bytes.
@@ -276,6 +278,7 @@ impl Default for MachineConfig {
         MachineConfig {
             name: None,
             accel: vec![AccelKind::Tcg],
+            tcg: cpu::interp::TcgOptions::default(),
             cpu: CpuConfig::default(),
             ram_bytes: 128 << 20,
             cpus: 1,

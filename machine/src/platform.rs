@@ -387,7 +387,8 @@ pub fn build(
     let devices = crate::platform_devices::PlatformDevices::build(
         cfg, accel.kind, &irqchip, clock, timers, events, &mut pio, &mut mmio,
     )?;
-    let (transports, consoles) = build_virtio(cfg, mem, &irqchip, &mut mmio)?;
+    let writes = accel.accel.guest_writes();
+    let (transports, consoles) = build_virtio(cfg, mem, writes, &irqchip, &mut mmio)?;
     let mut io = BoardIo::new(pio, mmio);
     let t = timers.clone();
     let c = clock.clone();
@@ -557,6 +558,7 @@ pub fn spawn_console_input(
 fn build_virtio(
     cfg: &MachineConfig,
     mem: &Arc<GuestMemory>,
+    writes: Option<Arc<dyn cpu::GuestWrites>>,
     chip: &IrqChip,
     mmio: &mut Bus,
 ) -> Result<(Vec<firmware::VirtioMmioTransport>, Vec<VirtioConsolePort>), MachineError> {
@@ -699,7 +701,9 @@ fn build_virtio(
         let irq = chip
             .irq_line(gsi)
             .map_err(|e| MachineError::Config(e.to_string()))?;
-        let transport = Arc::new(Mutex::new(MmioTransport::new(dev, mem.clone(), irq)));
+        let mut transport = MmioTransport::new(dev, mem.clone(), irq);
+        transport.set_guest_writes(writes.clone());
+        let transport = Arc::new(Mutex::new(transport));
         match net_slots[i as usize].take() {
             Some((input, NetReceiver::Tap(tap))) => {
                 spawn_net_receiver(tap, input, transport.clone())?

@@ -48,7 +48,9 @@ pub fn build(opts: &[Opt]) -> Result<Action, CliError> {
                         "accel" if p.value == "help" => return Ok(Action::AccelHelp),
                         "accel" => kinds = accel_list(&loc, &p.value)?,
                         "kernel-irqchip" => cfg.kernel_irqchip = irqchip(&loc, p)?,
-                        "thread" | "tb-size" | "split-wx" => {}
+                        "tb-size" => cfg.tcg.tb_size_mib = tb_size(&loc, &p.value)?,
+                        "one-insn-per-tb" => cfg.tcg.one_insn_per_tb = boolean(&loc, p)?,
+                        "thread" | "split-wx" => {}
                         _ => return Err(not_found(&loc, "accel", &p.key)),
                     }
                 }
@@ -451,6 +453,18 @@ fn irqchip(loc: &str, p: &Param) -> Result<KernelIrqchip, CliError> {
             )),
         },
     }
+}
+
+/// `tb-size=N` (MiB), an integer as QEMU's property parser reads it; a
+/// leading `-` wraps around (QEMU's strtou64), so it is out of range like
+/// any value above `u32::MAX`.
+fn tb_size(loc: &str, v: &str) -> Result<u32, CliError> {
+    let n = match v.strip_prefix('-') {
+        Some(d) => parse_int(d).map(u64::wrapping_neg),
+        None => parse_int(v),
+    }
+    .ok_or_else(|| CliError::at(loc, "Parameter 'tb-size' expects uint64"))?;
+    u32::try_from(n).map_err(|_| CliError::at(loc, "Parameter 'tb-size' expects uint32_t"))
 }
 
 fn accel_list(loc: &str, v: &str) -> Result<Vec<AccelKind>, CliError> {

@@ -29,8 +29,10 @@ Standard options:
                 kernel-irqchip=on|off|split  accel=kvm[:tcg]
                 ('-machine help' lists machines, '-machine microvm,help' properties)
 -M              same as -machine
--accel [accel=]kvm|tcg[,kernel-irqchip=...]
+-accel [accel=]kvm|tcg[,kernel-irqchip=...][,tb-size=n][,one-insn-per-tb=on|off]
                 select accelerator (tcg: Kindling's software CPU); repeat to give fallbacks
+                tb-size: translation cache size in MiB (sizes the block cache)
+                one-insn-per-tb=on: every instruction its own block (reference mode)
 -enable-kvm     same as -accel kvm
 -cpu host|max|qemu64[,+feature|-feature|feature=on|off...]
 -m [size=]megs[,slots=n,maxmem=size]

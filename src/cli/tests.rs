@@ -225,3 +225,40 @@ fn random_argv_never_panics() {
         }
     }
 }
+
+#[test]
+fn tcg_knobs_tb_size_and_one_insn_per_tb() {
+    let c = run("-accel tcg,tb-size=64,one-insn-per-tb=on").unwrap();
+    assert_eq!(c.tcg.tb_size_mib, 64);
+    assert!(c.tcg.one_insn_per_tb);
+    let c = run("-accel tcg,tb-size=0x100,one-insn-per-tb=off").unwrap();
+    assert_eq!((c.tcg.tb_size_mib, c.tcg.one_insn_per_tb), (256, false));
+    let d = run("-accel tcg").unwrap();
+    assert_eq!(d.tcg, Default::default(), "tb-size 0: QEMU's default");
+    // QEMU's messages (7.2 and 8.x, whose one-insn-per-tb is a bool property).
+    let e = |s: &str| err(s).split_once(": ").map(|(_, m)| m.to_string()).unwrap();
+    assert_eq!(
+        e("-accel tcg,tb-size=abc"),
+        "Parameter 'tb-size' expects uint64"
+    );
+    assert_eq!(
+        e("-accel tcg,tb-size=1.5"),
+        "Parameter 'tb-size' expects uint64"
+    );
+    assert_eq!(
+        e("-accel tcg,tb-size="),
+        "Parameter 'tb-size' expects uint64"
+    );
+    assert_eq!(
+        e("-accel tcg,tb-size=-1"),
+        "Parameter 'tb-size' expects uint32_t"
+    );
+    assert_eq!(
+        e("-accel tcg,tb-size=4294967296"),
+        "Parameter 'tb-size' expects uint32_t"
+    );
+    assert_eq!(
+        e("-accel tcg,one-insn-per-tb=maybe"),
+        "Parameter 'one-insn-per-tb' expects 'on' or 'off'"
+    );
+}

@@ -322,3 +322,38 @@ fn a_corrupt_virtio_chain_breaks_the_device_not_the_vmm() {
     assert!(err.contains("virtio-blk"), "a log line names the device: {err}");
     assert!(image.iter().all(|&b| b == 0x5a), "the image is untouched");
 }
+
+/// Self-modifying code by DMA: the guest runs a function, reads new code
+/// over it from the virtio-blk disk, and the new code runs (the software
+/// CPU's cached block of the old code is dropped by the device's write).
+#[test]
+fn a_virtio_blk_read_over_code_that_ran_runs_the_new_code() {
+    need_accel!();
+    let elf = common::guests::build("virtio_smc");
+    let disk = std::env::temp_dir().join(format!(
+        "kindling-smc-{ACCEL}-{}.img",
+        std::process::id()
+    ));
+    let mut image = vec![0u8; 1 << 20];
+    image[..6].copy_from_slice(&[0xb8, 0x02, 0x00, 0x00, 0x00, 0xc3]); // mov eax, 2; ret
+    std::fs::write(&disk, &image).unwrap();
+    let drive = format!("id=d0,file={},format=raw,if=none", disk.display());
+    let (status, out, err) = run(
+        &accel_args(
+            elf.to_str().unwrap(),
+            &[
+                "-no-reboot",
+                "-device",
+                "isa-debug-exit",
+                "-drive",
+                &drive,
+                "-device",
+                "virtio-blk-device,drive=d0",
+            ],
+        ),
+        T,
+    );
+    let _ = std::fs::remove_file(&disk);
+    assert_eq!(out, "SMC-OK\r\n", "{err}");
+    assert_eq!(status.code(), Some((0x42 << 1) | 1), "{err}");
+}

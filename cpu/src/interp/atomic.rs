@@ -30,6 +30,8 @@ pub(super) enum LockedOperand {
         la: u64,
         len: usize,
         host: *mut u8,
+        /// The operand's range, reported to the code-page tracker.
+        store: super::ram::Store,
         old: u64,
         cur: u64,
         wrote: bool,
@@ -112,6 +114,7 @@ impl Cpu {
             let LockedOperand::Active {
                 len,
                 host,
+                store,
                 old,
                 cur,
                 wrote: true,
@@ -123,6 +126,7 @@ impl Cpu {
             let outcome = r?;
             // SAFETY: `claim` checked that `host` is aligned RAM of `len`.
             if unsafe { atomic_swap(host, len, old, cur) } {
+                self.ram.stored(store);
                 return Ok(outcome);
             }
             // Another agent stored to the operand meanwhile: undo and redo.
@@ -140,8 +144,8 @@ impl Cpu {
         }
         let mmu = crate::interp_mmu!(self);
         let pa = mmu.translate(&mut self.st, la, Access::Write)?;
-        match self.ram.host(pa, len) {
-            Some(host) => {
+        match self.ram.host_for_store(pa, len) {
+            Some((host, store)) => {
                 // SAFETY: `host` is RAM of `len` bytes, aligned (la and pa
                 // agree below the page size, and len divides it).
                 let old = unsafe { atomic_load(host, len) };
@@ -149,6 +153,7 @@ impl Cpu {
                     la,
                     len,
                     host,
+                    store,
                     old,
                     cur: old,
                     wrote: false,

@@ -2,14 +2,20 @@
 //! mode-changing instruction or the end of the page) decoded once into
 //! [`FastOp`]s and cached by physical address, linear RIP and code size.
 //!
-//! A block keeps a copy of its code bytes and runs only while guest memory
-//! still holds them (checked once per entry), so code patched through any
-//! mapping or by DMA is decoded afresh. Flags no later instruction of the
-//! block reads are not computed (dead-flag elimination within a block; the
-//! flags at the block's end are always exact).
+//! A block runs only while its code page's generation in the shared
+//! code-page tracker (`codemap`) still equals the stamp it was built with:
+//! every store to guest RAM, by any vCPU or device, reports itself there,
+//! so code patched through any mapping or by DMA is decoded afresh, and a
+//! block entry costs one load instead of a comparison of its code bytes.
+//! (A block still compares its bytes once, on its second entry: that covers
+//! another vCPU's store that raced with the decode from the writer's store
+//! buffer.) Flags no later instruction of the block reads are not computed
+//! (dead-flag elimination within a block; the flags at the block's end are
+//! always exact).
 
 use iced_x86::{Decoder, DecoderOptions, FlowControl, Instruction, Mnemonic, OpKind};
 
+use super::codemap::CodePages;
 use super::cpu::{Cpu, StepResult, Stop};
 use super::exec::Outcome;
 use super::fastop::{self, FastOp};
@@ -18,7 +24,7 @@ use super::state::flags::ARITH;
 
 /// Most instructions in one block.
 const MAX_OPS: usize = 48;
-/// Number of cache slots (a power of two).
+/// Number of cache slots until `-accel tcg,tb-size=` says otherwise.
 const SLOTS: usize = 1 << 14;
 
 /// One instruction of a block.
@@ -33,8 +39,6 @@ struct Slot {
     generic: u16,
     /// How the slot runs.
     kind: SlotKind,
-    /// A generic instruction that stores to memory (it may write code).
-    writes_memory: bool,
 }
 
 /// How a slot runs.
@@ -48,8 +52,7 @@ enum SlotKind {
     Generic,
 }
 
-/// Most code bytes in one block (kept inline, next to the key, so the
-/// entry check touches one allocation).
+/// Most code bytes in one block.
 const CODE_MAX: usize = 120;
 
 /// A decoded run of code.
@@ -58,6 +61,13 @@ pub struct Block {
     rip: u64,
     bitness: u32,
     code_len: u32,
+    /// The code page's index in the code-page tracker.
+    page: usize,
+    /// The page's generation when the block was decoded.
+    stamp: u64,
+    /// The code bytes were compared once more after the decode (on the
+    /// second entry).
+    verified: bool,
     code: [u8; CODE_MAX],
     /// The last instruction needs the vCPU loop next (`ends_chain`).
     ends_chain: bool,
@@ -75,13 +85,29 @@ impl Block {
 /// The block cache (one per vCPU), direct-mapped.
 pub struct BlockCache {
     table: Vec<Option<Box<Block>>>,
+    /// `table.len() - 1` (the length is a power of two).
+    mask: usize,
 }
 
 impl Default for BlockCache {
     fn default() -> Self {
+        Self::with_slots(SLOTS)
+    }
+}
+
+impl BlockCache {
+    /// An empty cache of `slots` (a power of two) slots.
+    pub fn with_slots(slots: usize) -> Self {
+        debug_assert!(slots.is_power_of_two());
         BlockCache {
-            table: (0..SLOTS).map(|_| None).collect(),
+            table: std::iter::repeat_with(|| None).take(slots).collect(),
+            mask: slots - 1,
         }
+    }
+
+    #[inline]
+    fn slot_of(&self, pa: u64) -> usize {
+        ((pa ^ (pa >> 14)) as usize) & self.mask
     }
 }
 
@@ -89,11 +115,6 @@ impl std::fmt::Debug for BlockCache {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("BlockCache").finish_non_exhaustive()
     }
-}
-
-#[inline]
-fn slot_of(pa: u64) -> usize {
-    ((pa ^ (pa >> 14)) as usize) & (SLOTS - 1)
 }
 
 /// Whether execution must leave the block after `i`: control transfers,
@@ -149,14 +170,23 @@ fn ends_chain(i: &Instruction) -> bool {
         )
 }
 
-/// Decode a block from the code page at `host` (a RAM page), starting at
-/// page offset `off`, linear `rip`.
-fn build(host: usize, off: usize, pa: u64, rip: u64, bitness: u32) -> Option<Box<Block>> {
+/// Decode a block from the code page at `host` (RAM page `page` of the
+/// code-page tracker), starting at page offset `off`, linear `rip`, and
+/// stamp it with the page's generation.
+fn build(
+    code_pages: &CodePages,
+    page: usize,
+    host: usize,
+    off: usize,
+    pa: u64,
+    rip: u64,
+    bitness: u32,
+) -> Option<Box<Block>> {
     // SAFETY: `host` maps a whole 4 KiB page of guest RAM; the slice is
     // only read, and guest code bytes may change under it (another vCPU),
     // which at worst yields a block the entry check later rejects.
-    let page = unsafe { std::slice::from_raw_parts(host as *const u8, 0x1000) };
-    let bytes = &page[off..];
+    let whole = unsafe { std::slice::from_raw_parts(host as *const u8, 0x1000) };
+    let bytes = &whole[off..];
     let mut dec = Decoder::with_ip(bitness, bytes, rip, DecoderOptions::NONE);
     let mut slots = Vec::new();
     let mut generic = Vec::new();
@@ -192,22 +222,7 @@ fn build(host: usize, off: usize, pa: u64, rip: u64, bitness: u32) -> Option<Box
         } else {
             SlotKind::Fast
         };
-        // Stores name their memory destination first (MOV, string
-        // stores, XCHG/CMPXCHG/XADD, SETcc, FXSAVE, POP m, ...).
-        let writes_memory = kind == SlotKind::Generic
-            && i.op_count() > 0
-            && matches!(
-                i.op_kind(0),
-                OpKind::Memory
-                    | OpKind::MemoryESDI
-                    | OpKind::MemoryESEDI
-                    | OpKind::MemoryESRDI
-                    | OpKind::MemorySegDI
-                    | OpKind::MemorySegEDI
-                    | OpKind::MemorySegRDI
-            );
         slots.push(Slot {
-            writes_memory,
             kind,
             op,
             rip: i.ip(),
@@ -242,11 +257,21 @@ fn build(host: usize, off: usize, pa: u64, rip: u64, bitness: u32) -> Option<Box
     }
     let mut code = [0u8; CODE_MAX];
     code[..len].copy_from_slice(&bytes[..len]);
+    // Mark the bytes as code, then check they are still what was decoded:
+    // a store that landed meanwhile either shows here or bumps the stamp.
+    let stamp = code_pages.stamp(page, off, len);
+    // SAFETY: `host + off` maps `len` bytes of the page (decoded above).
+    if !unsafe { same_code((host + off) as *const u8, &code[..len]) } {
+        return None;
+    }
     Some(Box::new(Block {
         pa,
         rip,
         bitness,
         code_len: len as u32,
+        page,
+        stamp,
+        verified: false,
         code,
         ends_chain: last_ends_chain,
         slots,
@@ -302,25 +327,25 @@ impl Cpu {
     pub fn run_block(&mut self, max: u64, exact: bool) -> BlockRun {
         let mut done = 0u64;
         loop {
-            let Some((slot, blk, at)) = self.lookup_block() else {
+            let Some((slot, blk)) = self.lookup_block() else {
                 return if done == 0 {
                     BlockRun::NotRun
                 } else {
                     BlockRun::Ran(done, Ok((None, false)))
                 };
             };
-            let (mut n, mut r, mut clean) = self.exec_block(&blk, at, max - done, exact);
+            let (mut n, mut r, mut clean) = self.exec_block(&blk, max - done, exact);
             done += n;
-            // A block that loops to itself runs again at once: it holds no
-            // generic instruction and stored nothing into its own code, so
-            // its bytes are still the ones checked on entry.
+            // A block that loops to itself runs again at once (no lookup):
+            // it holds no generic instruction, and its page is unchanged.
             while clean
                 && done < max
                 && self.st.rip == blk.rip
                 && blk.generic.is_empty()
                 && (!exact || max - done >= blk.slots.len() as u64)
+                && self.ram.code().generation(blk.page) == blk.stamp
             {
-                (n, r, clean) = self.exec_block(&blk, at, max - done, exact);
+                (n, r, clean) = self.exec_block(&blk, max - done, exact);
                 done += n;
             }
             let chain = !blk.ends_chain;
@@ -331,11 +356,10 @@ impl Cpu {
         }
     }
 
-    /// The valid cached block at RIP (built if need be), its slot (it is
-    /// taken out of the cache while it runs) and the host address of its
-    /// code.
+    /// The valid cached block at RIP (built if need be) and its slot (it is
+    /// taken out of the cache while it runs).
     #[inline]
-    fn lookup_block(&mut self) -> Option<(usize, Box<Block>, usize)> {
+    fn lookup_block(&mut self) -> Option<(usize, Box<Block>)> {
         let bitness = self.st.bitness();
         let (pa, host) = self.code_page().ok()?;
         if host == 0 {
@@ -343,38 +367,38 @@ impl Cpu {
         }
         let rip = self.st.rip;
         let off = (pa & 0xfff) as usize;
-        let slot = slot_of(pa);
+        let slot = self.blocks.slot_of(pa);
         let blk = match self.blocks.table[slot].take() {
-            Some(b)
+            Some(mut b)
                 if b.pa == pa
                     && b.rip == rip
                     && b.bitness == bitness
-                    // SAFETY: `host` maps the whole code page and the
-                    // block never extends past the page end.
-                    && unsafe { same_code((host + off) as *const u8, b.code()) } =>
+                    && self.ram.code().generation(b.page) == b.stamp
+                    && (b.verified
+                        // SAFETY: `host` maps the whole code page and the
+                        // block never extends past the page end.
+                        || unsafe { same_code((host + off) as *const u8, b.code()) }) =>
             {
+                b.verified = true;
                 b
             }
-            _ => build(host, off, pa, rip, bitness)?,
+            _ => {
+                let page = self.ram.code().page(pa)?;
+                build(self.ram.code(), page, host, off, pa, rip, bitness)?
+            }
         };
-        Some((slot, blk, host + off))
+        Some((slot, blk))
     }
 
     /// Run `blk`, or its first `max` instructions when `exact`: how many
     /// retired, the result as `Cpu::step` gives it, and whether execution
     /// simply went on (end of block or a branch) so another block may
     /// follow at once.
-    fn exec_block(
-        &mut self,
-        blk: &Block,
-        at: usize,
-        max: u64,
-        exact: bool,
-    ) -> (u64, StepResult, bool) {
+    fn exec_block(&mut self, blk: &Block, max: u64, exact: bool) -> (u64, StepResult, bool) {
         if exact && max < blk.slots.len() as u64 {
-            self.exec_slots::<true>(blk, at, max.max(1) as usize)
+            self.exec_slots::<true>(blk, max.max(1) as usize)
         } else {
-            self.exec_slots::<false>(blk, at, blk.slots.len())
+            self.exec_slots::<false>(blk, blk.slots.len())
         }
     }
 
@@ -384,7 +408,6 @@ impl Cpu {
     fn exec_slots<const PARTIAL: bool>(
         &mut self,
         blk: &Block,
-        at: usize,
         n: usize,
     ) -> (u64, StepResult, bool) {
         for (k, s) in blk.slots[..n].iter().enumerate() {
@@ -393,15 +416,12 @@ impl Cpu {
                 SlotKind::Fast if !PARTIAL => self.exec_fast(&s.op, s.next),
                 SlotKind::Fast => self.exec_fast(&Self::exact(s.op), s.next),
                 SlotKind::Store => {
-                    // A store into this very block's code ends the block,
-                    // so the next instruction is decoded afresh (as on
-                    // hardware). Blocks with stores are 64-bit code: the
-                    // linear address of the code is its RIP.
-                    let m = s.op.store_target().expect("store slot");
-                    let la = self.fast_la(m);
+                    // A store into this block's code page (a chunk holding
+                    // code) ends the block, so the next instruction is
+                    // decoded afresh (as on hardware).
                     let op = if PARTIAL { Self::exact(s.op) } else { s.op };
                     let r = self.exec_fast(&op, s.next);
-                    if r.is_ok() && la.wrapping_sub(blk.rip) < u64::from(blk.code_len) + 8 {
+                    if r.is_ok() && self.ram.code().generation(blk.page) != blk.stamp {
                         self.st.rip = s.next;
                         return (done, Ok((None, false)), false);
                     }
@@ -415,18 +435,12 @@ impl Cpu {
                             if self.st.rip != s.next {
                                 return (done, Ok((None, false)), false);
                             }
-                            if s.writes_memory {
+                            if self.ram.code().generation(blk.page) != blk.stamp {
                                 // It may have patched the rest of this very
                                 // block (Linux's text_poke_early patches the
                                 // instruction after its own REP MOVSB):
-                                // decode afresh if so, as hardware does.
-                                let k = s.next.wrapping_sub(blk.rip) as usize;
-                                let rest = &blk.code()[k.min(blk.code().len())..];
-                                // SAFETY: `at` maps the block's code, which
-                                // lies within one guest RAM page.
-                                if !unsafe { same_code((at + k) as *const u8, rest) } {
-                                    return (done, Ok((None, false)), true);
-                                }
+                                // decode afresh, as hardware does.
+                                return (done, Ok((None, false)), true);
                             }
                             Ok(false)
                         }

@@ -106,6 +106,15 @@ impl Cpu {
         }
     }
 
+    /// Apply the `-accel tcg` options: the block cache's size, and
+    /// one instruction per block (the single-step executor).
+    pub fn configure(&mut self, opts: &super::tcg_options::TcgOptions) {
+        *self.blocks = super::block::BlockCache::with_slots(opts.block_slots());
+        if opts.one_insn_per_tb {
+            self.debugging = true;
+        }
+    }
+
     /// Attach the board's I/O for the duration of a run.
     pub fn attach_io(&mut self, io: Option<&dyn IoBus>) {
         // SAFETY: lifetime erasure; see the `Send` impl: the pointer is

@@ -127,8 +127,35 @@ impl Cpu {
         self.ram.host(pa, bytes)
     }
 
+    /// [`Cpu::ram_fast`] for a store: also the range to report to the
+    /// code-page tracker once written.
+    #[inline]
+    fn ram_fast_store(&self, la: u64, bytes: usize) -> Option<(*mut u8, super::ram::Store)> {
+        if (la & 0xfff) as usize + bytes > 0x1000 {
+            return None;
+        }
+        let pa = self.st.tlb_hit(la, Access::Write)?;
+        self.ram.host_for_store(pa, bytes)
+    }
+
     /// Read `bytes` (1..=8) at a linear address.
+    #[inline]
     pub fn read_la(&mut self, la: u64, bytes: usize) -> R<u64> {
+        if matches!(self.locked, LockedOperand::Off) {
+            if let Some(p) = self.ram_fast(la, bytes, Access::Read) {
+                // SAFETY: `ram_fast` found `bytes` bytes of RAM at `p`;
+                // plain unaligned loads of guest bytes.
+                return Ok(unsafe { load(p, bytes) });
+            }
+        }
+        self.read_la_slow(la, bytes)
+    }
+
+    /// [`Cpu::read_la`] off the TLB-hit path: locked operands, TLB
+    /// misses, MMIO, page crossings.
+    #[cold]
+    #[inline(never)]
+    fn read_la_slow(&mut self, la: u64, bytes: usize) -> R<u64> {
         if !matches!(self.locked, LockedOperand::Off) {
             if let Some(v) = self.locked_read(la, bytes)? {
                 return Ok(v);
@@ -158,11 +185,27 @@ impl Cpu {
     }
 
     /// Write `bytes` (1..=8) at a linear address.
+    #[inline]
     pub fn write_la(&mut self, la: u64, v: u64, bytes: usize) -> R<()> {
+        if matches!(self.locked, LockedOperand::Off) {
+            if let Some((p, store)) = self.ram_fast_store(la, bytes) {
+                // SAFETY: `ram_fast_store` found `bytes` bytes of RAM at `p`.
+                unsafe { store_bytes(p, v, bytes) };
+                self.ram.stored(store);
+                return Ok(());
+            }
+        }
+        self.write_la_slow(la, v, bytes)
+    }
+
+    /// [`Cpu::write_la`] off the TLB-hit path.
+    #[cold]
+    #[inline(never)]
+    fn write_la_slow(&mut self, la: u64, v: u64, bytes: usize) -> R<()> {
         if !matches!(self.locked, LockedOperand::Off) && self.locked_write(la, v, bytes) {
             return Ok(());
         }
-        if let Some(p) = self.ram_fast(la, bytes, Access::Write) {
+        if let Some((p, store)) = self.ram_fast_store(la, bytes) {
             // SAFETY: as in `read_la`, for stores.
             unsafe {
                 match bytes {
@@ -173,6 +216,7 @@ impl Cpu {
                     _ => std::ptr::copy_nonoverlapping(v.to_le_bytes().as_ptr(), p, bytes),
                 }
             }
+            self.ram.stored(store);
             return Ok(());
         }
         let mmu = crate::interp_mmu!(self);
@@ -510,32 +554,14 @@ impl Cpu {
                 let b = self.read_op(i, 1)?;
                 let cmask = if bits == 64 { 0x3f } else { 0x1f };
                 let count = (self.read_op(i, 2)? & cmask) as u32;
-                if count == 0 {
+                match alu::shift_double(m == M::Shld, a, b, count, bits) {
+                    Some((r, f)) => {
+                        self.write_op(i, 0, r)?;
+                        self.set_flags(f, ARITH);
+                    }
                     // No change, but a 32-bit register destination is
                     // still written (zero-extended), as on hardware.
-                    self.write_op(i, 0, a)?;
-                } else {
-                    let wide = if bits == 64 { 128 } else { 64 };
-                    let (r, cf) = if m == M::Shld {
-                        let v = (u128::from(a) << bits) | u128::from(b);
-                        let r = ((v << count) >> bits) as u64 & mask(bits);
-                        (r, (v >> (wide - count - (wide - 2 * bits))) & 1 != 0)
-                    } else {
-                        let v = (u128::from(b) << bits) | u128::from(a);
-                        (
-                            (v >> count) as u64 & mask(bits),
-                            (v >> (count - 1)) & 1 != 0,
-                        )
-                    };
-                    let mut f = alu::szp(r, bits);
-                    if cf {
-                        f |= CF;
-                    }
-                    if (r ^ a) >> (bits - 1) & 1 != 0 {
-                        f |= OF;
-                    }
-                    self.write_op(i, 0, r)?;
-                    self.set_flags(f, ARITH);
+                    None => self.write_op(i, 0, a)?,
                 }
             }
             M::Mul | M::Imul | M::Div | M::Idiv => return self.muldiv(i),
@@ -817,14 +843,17 @@ impl Cpu {
                     Some(a) => self.read_la(a, bits as usize / 8)?,
                     None => self.read_op(i, 0)?,
                 };
-                let cf = (v >> bit) & 1;
-                self.set_flags(if cf != 0 { CF } else { 0 }, CF);
-                let nv = match m {
-                    M::Bts => v | (1 << bit),
-                    M::Btr => v & !(1 << bit),
-                    M::Btc => v ^ (1 << bit),
-                    _ => return Ok(Outcome::Next),
+                let op = match m {
+                    M::Bts => 1,
+                    M::Btr => 2,
+                    M::Btc => 3,
+                    _ => 0,
                 };
+                let (nv, cf) = alu::bit_test(v, bit, op);
+                self.set_flags(if cf { CF } else { 0 }, CF);
+                if op == 0 {
+                    return Ok(Outcome::Next);
+                }
                 match la {
                     Some(a) => self.write_la(a, nv, bits as usize / 8)?,
                     None => self.write_op(i, 0, nv)?,
@@ -1022,12 +1051,7 @@ impl Cpu {
             } else {
                 (self.read_op(i, 0)?, self.read_op(i, 1)?)
             };
-            let sa = ((a << (64 - bits)) as i64 >> (64 - bits)) as i128;
-            let sb = ((b << (64 - bits)) as i64 >> (64 - bits)) as i128;
-            let p = sa * sb;
-            let r = (p as u64) & mask(bits);
-            let sr = ((r << (64 - bits)) as i64 >> (64 - bits)) as i128;
-            let f = if sr != p { CF | OF } else { 0 } | alu::szp(r, bits);
+            let (r, f) = alu::imul_trunc(a, b, bits);
             self.write_op(i, 0, r)?;
             self.set_flags(f, ARITH);
             return Ok(Outcome::Next);
@@ -1040,52 +1064,25 @@ impl Cpu {
             32 => (Register::EAX, Register::EDX),
             _ => (Register::RAX, Register::RDX),
         };
-        let acc = if bits == 8 {
-            u128::from(self.reg(Register::AX))
-        } else {
-            (u128::from(self.reg(hi_r)) << bits) | u128::from(self.reg(lo_r))
-        };
-        let sx = |v: u128, b: u32| -> i128 { ((v << (128 - b)) as i128) >> (128 - b) };
         match m {
             M::Mul | M::Imul => {
                 let a = self.reg(lo_r) & mask(bits);
-                let (p, over) = if m == M::Mul {
-                    let p = u128::from(a) * u128::from(src);
-                    (p, p >> bits != 0)
-                } else {
-                    let p = sx(u128::from(a), bits) * sx(u128::from(src), bits);
-                    let fits = sx(p as u128 & (u128::from(mask(bits))), bits) == p;
-                    (p as u128, !fits)
-                };
+                let (lo, hi, f) = alu::mul_wide(a, src, bits, m == M::Imul);
                 if bits == 8 {
-                    self.set_reg(Register::AX, p as u64 & 0xffff);
+                    self.set_reg(Register::AX, hi << 8 | lo);
                 } else {
-                    self.set_reg(lo_r, p as u64 & mask(bits));
-                    self.set_reg(hi_r, (p >> bits) as u64 & mask(bits));
+                    self.set_reg(lo_r, lo);
+                    self.set_reg(hi_r, hi);
                 }
-                let f = if over { CF | OF } else { 0 } | alu::szp(p as u64, bits);
                 self.set_flags(f, ARITH);
             }
             _ => {
-                if src == 0 {
-                    return Err(Exception::DE);
-                }
-                let (q, r) = if m == M::Div {
-                    let q = acc / u128::from(src);
-                    if q >> bits != 0 {
-                        return Err(Exception::DE);
-                    }
-                    (q as u64, (acc % u128::from(src)) as u64)
+                let acc = if bits == 8 {
+                    u128::from(self.reg(Register::AX))
                 } else {
-                    let n = sx(acc, bits * 2);
-                    let d = sx(u128::from(src), bits);
-                    let q = n.checked_div(d).ok_or(Exception::DE)?;
-                    let lim = 1i128 << (bits - 1);
-                    if q >= lim || q < -lim {
-                        return Err(Exception::DE);
-                    }
-                    (q as u64 & mask(bits), (n % d) as u64 & mask(bits))
+                    (u128::from(self.reg(hi_r)) << bits) | u128::from(self.reg(lo_r))
                 };
+                let (q, r) = alu::div_wide(acc, src, bits, m == M::Idiv).ok_or(Exception::DE)?;
                 if bits == 8 {
                     self.set_reg(Register::AL, q);
                     self.set_reg(Register::AH, r);
@@ -1495,4 +1492,44 @@ pub fn sized(index: usize, bytes: usize) -> Register {
     // iced orders each width's registers in encoding order.
     let n = base as usize + index;
     iced_x86::Register::values().nth(n).unwrap_or(base)
+}
+
+/// Load `bytes` (1..=8) little-endian bytes.
+///
+/// # Safety
+/// `p` must address `bytes` readable bytes.
+#[inline(always)]
+unsafe fn load(p: *const u8, bytes: usize) -> u64 {
+    // SAFETY: the caller's contract; unaligned loads of plain bytes.
+    unsafe {
+        match bytes {
+            1 => u64::from(*p),
+            2 => u64::from(std::ptr::read_unaligned(p as *const u16)),
+            4 => u64::from(std::ptr::read_unaligned(p as *const u32)),
+            8 => std::ptr::read_unaligned(p as *const u64),
+            _ => {
+                let mut b = [0u8; 8];
+                std::ptr::copy_nonoverlapping(p, b.as_mut_ptr(), bytes);
+                u64::from_le_bytes(b)
+            }
+        }
+    }
+}
+
+/// Store the low `bytes` (1..=8) bytes of `v`, little-endian.
+///
+/// # Safety
+/// `p` must address `bytes` writable bytes.
+#[inline(always)]
+unsafe fn store_bytes(p: *mut u8, v: u64, bytes: usize) {
+    // SAFETY: the caller's contract; unaligned stores of plain bytes.
+    unsafe {
+        match bytes {
+            1 => *p = v as u8,
+            2 => std::ptr::write_unaligned(p as *mut u16, v as u16),
+            4 => std::ptr::write_unaligned(p as *mut u32, v as u32),
+            8 => std::ptr::write_unaligned(p as *mut u64, v),
+            _ => std::ptr::copy_nonoverlapping(v.to_le_bytes().as_ptr(), p, bytes),
+        }
+    }
 }

@@ -82,7 +82,12 @@ impl Mmu<'_> {
 
     /// Write physical memory (RAM or MMIO).
     pub fn phys_write(&self, gpa: u64, buf: &[u8]) {
-        if !self.ram.write(gpa, buf) && self.mem.write_slice(buf, GuestAddress(gpa)).is_err() {
+        if self.ram.write(gpa, buf) {
+            return;
+        }
+        if self.mem.write_slice(buf, GuestAddress(gpa)).is_ok() {
+            self.ram.code().written(gpa, buf.len() as u64);
+        } else {
             self.io.mmio_write(self.vcpu, gpa, buf);
         }
     }
@@ -100,12 +105,15 @@ impl Mmu<'_> {
         }
     }
 
+    /// Write back a paging entry (A/D bits): through the RAM map, so
+    /// code decoded from a page table page is invalidated too.
     fn write_pte(&self, gpa: u64, v: u64, wide: bool) {
-        let _ = if wide {
-            self.mem.write_obj(v, GuestAddress(gpa))
-        } else {
-            self.mem.write_obj(v as u32, GuestAddress(gpa))
-        };
+        let n = if wide { 8 } else { 4 };
+        if !self.ram.write(gpa, &v.to_le_bytes()[..n]) {
+            let _ = self
+                .mem
+                .write_slice(&v.to_le_bytes()[..n], GuestAddress(gpa));
+        }
     }
 
     /// Translate a linear address; sets A (and D on writes) bits.

@@ -4,12 +4,16 @@
 //! address and re-validated against the code bytes, so patched code is
 //! seen at once), `exec` executes integer and system instructions, `fpu`
 //! owns x87/SSE, `mem` does paging and RAM/MMIO accesses, and `vcpu`
-//! plugs it into the board as a [`crate::Vcpu`].
+//! plugs it into the board as a [`crate::Vcpu`]. The block engine
+//! (`block`, `fastop`) runs cached blocks of pre-decoded code, kept
+//! coherent with guest stores by the code-page tracker (`codemap`) and
+//! sized by the `-accel tcg` options (`tcg_options`).
 
 pub mod alu;
 mod atomic;
 pub mod bitops;
 mod block;
+pub mod codemap;
 pub mod cpu;
 pub mod cpuid;
 mod dcache;
@@ -26,7 +30,10 @@ pub mod ram;
 pub mod snippet_runner;
 pub mod state;
 mod string_fast;
+pub mod tcg_options;
 pub mod vcpu;
 
+pub use codemap::CodePages;
 pub use snippet_runner::{run_snippet, SnippetMachine};
+pub use tcg_options::TcgOptions;
 pub use vcpu::{InterpAccelerator, InterpVcpu};

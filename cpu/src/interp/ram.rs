@@ -6,17 +6,33 @@
 //! time spent. Guest RAM is a fixed set of host mappings for the whole
 //! life of the machine, so the CPU keeps their host addresses and copies
 //! directly; anything else (MMIO, holes) still goes through the slow path.
+//! Every store through it is reported to the code-page tracker
+//! ([`CodePages`]) once the bytes are written.
+
+use std::sync::Arc;
 
 use vm_memory::{GuestMemoryBackend as _, GuestMemoryRegion as _};
 
+use super::codemap::CodePages;
 use crate::GuestMemory;
 
-/// One RAM region: guest-physical start, length and host address.
+/// One RAM region: guest-physical start, length, host address and the
+/// tracker's index of its first page.
 #[derive(Debug, Clone, Copy)]
 struct Region {
     start: u64,
     len: u64,
     host: *mut u8,
+    first_page: usize,
+}
+
+/// A store's range, to report with [`RamMap::stored`] once written.
+#[derive(Debug, Clone, Copy)]
+#[must_use = "report the store once the bytes are written"]
+pub struct Store {
+    page: usize,
+    off: usize,
+    len: usize,
 }
 
 /// The host addresses of guest RAM (QEMU microvm has at most two regions:
@@ -24,8 +40,10 @@ struct Region {
 #[derive(Debug, Clone)]
 pub struct RamMap {
     regions: Vec<Region>,
+    /// The code-page tracker every store reports to.
+    code: Arc<CodePages>,
     /// Keeps the mappings alive as long as the pointers are.
-    _mem: std::sync::Arc<GuestMemory>,
+    _mem: Arc<GuestMemory>,
 }
 
 // SAFETY: the pointers address mappings owned by `_mem`, which is `Send`
@@ -36,17 +54,70 @@ unsafe impl Send for RamMap {}
 unsafe impl Sync for RamMap {}
 
 impl RamMap {
-    /// The RAM regions of `mem`.
-    pub fn new(mem: std::sync::Arc<GuestMemory>) -> Self {
+    /// The RAM regions of `mem` (and its shared code-page tracker).
+    pub fn new(mem: Arc<GuestMemory>) -> Self {
+        let code = CodePages::of(&mem);
         let regions = mem
             .iter()
             .map(|r| Region {
                 start: r.start_addr().0,
                 len: r.len(),
                 host: r.as_ptr(),
+                first_page: code.page(r.start_addr().0).unwrap_or(0),
             })
             .collect();
-        RamMap { regions, _mem: mem }
+        RamMap {
+            regions,
+            code,
+            _mem: mem,
+        }
+    }
+
+    /// The code-page tracker.
+    #[inline]
+    pub fn code(&self) -> &CodePages {
+        &self.code
+    }
+
+    /// The host address of `len` (>= 1) bytes of RAM at `gpa` to store to,
+    /// if they all lie in one region, and the store to report with
+    /// [`RamMap::stored`] once the bytes are written.
+    #[inline]
+    pub fn host_for_store(&self, gpa: u64, len: usize) -> Option<(*mut u8, Store)> {
+        for r in &self.regions {
+            let off = gpa.wrapping_sub(r.start);
+            if off < r.len && len as u64 <= r.len - off {
+                let store = Store {
+                    page: r.first_page + (off >> 12) as usize,
+                    off: (off & 0xfff) as usize,
+                    len,
+                };
+                // SAFETY: `off + len` lies within the region's mapping.
+                return Some((unsafe { r.host.add(off as usize) }, store));
+            }
+        }
+        None
+    }
+
+    /// Report a store's bytes as written (invalidates blocks decoded
+    /// from them).
+    #[inline(always)]
+    pub fn stored(&self, s: Store) {
+        if s.off + s.len <= 0x1000 {
+            self.code.wrote(s.page, s.off, s.len);
+        } else {
+            self.stored_pages(s);
+        }
+    }
+
+    #[cold]
+    fn stored_pages(&self, s: Store) {
+        let (mut page, mut off, mut left) = (s.page, s.off, s.len);
+        while left > 0 {
+            let n = (0x1000 - off).min(left);
+            self.code.wrote(page, off, n);
+            (page, off, left) = (page + 1, 0, left - n);
+        }
     }
 
     /// The host address of `len` bytes of RAM at `gpa`, if they all lie in
@@ -80,10 +151,14 @@ impl RamMap {
     /// Copy `buf` into RAM at `gpa`; false if it is not all RAM.
     #[inline]
     pub fn write(&self, gpa: u64, buf: &[u8]) -> bool {
-        match self.host(gpa, buf.len()) {
-            Some(p) => {
+        if buf.is_empty() {
+            return self.host(gpa, 0).is_some();
+        }
+        match self.host_for_store(gpa, buf.len()) {
+            Some((p, store)) => {
                 // SAFETY: as in `read`, in the other direction.
                 unsafe { std::ptr::copy_nonoverlapping(buf.as_ptr(), p, buf.len()) };
+                self.stored(store);
                 true
             }
             None => false,

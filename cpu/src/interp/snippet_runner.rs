@@ -63,6 +63,10 @@ impl SnippetMachine {
             .mem
             .write_slice(&[0xf4], GuestAddress(CODE_BASE + code.len() as u64));
         let _ = self.mem.write_slice(&state.data, GuestAddress(DATA_BASE));
+        // Written behind the CPU's back: blocks of an earlier snippet go.
+        let code_pages = self.cpu.ram.code();
+        code_pages.written(CODE_BASE, code.len() as u64 + 1);
+        code_pages.written(DATA_BASE, state.data.len() as u64);
         let st = &mut self.cpu.st;
         st.cr0 = CR0_PE | CR0_PG | 0x10 | (1 << 16);
         st.cr3 = PML4;

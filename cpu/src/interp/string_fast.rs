@@ -62,9 +62,11 @@ impl Cpu {
         } else {
             None
         };
-        let Some(dst) = dst else { return Ok(0) };
+        let Some((dst, store)) = dst else {
+            return Ok(0);
+        };
         if movs {
-            let Some(src) = src else { return Ok(0) };
+            let Some((src, _)) = src else { return Ok(0) };
             let (s, d) = (src as usize, dst as usize);
             if d > s && d < s + bytes {
                 // Overlap with the destination ahead: the hardware's
@@ -85,19 +87,21 @@ impl Cpu {
                 unsafe { std::ptr::copy_nonoverlapping(v.as_ptr(), dst.add(k * size), size) };
             }
         }
+        self.ram.stored(store);
         self.st.gpr[7] = (self.st.gpr[7] & !amask) | ((di + bytes as u64) & amask);
         self.st.gpr[1] = (self.st.gpr[1] & !amask) | ((count - n) & amask);
         Ok(n as u32)
     }
 
     /// The host address of `bytes` bytes at `la` (one page), translated
-    /// for `access`; `None` when they are not RAM.
+    /// for `access`, and the range to report if it is stored to; `None`
+    /// when they are not RAM.
     fn host_for(
         &mut self,
         la: u64,
         bytes: usize,
         access: Access,
-    ) -> Result<Option<*mut u8>, Exception> {
+    ) -> Result<Option<(*mut u8, super::ram::Store)>, Exception> {
         let pa = match self.st.tlb_hit(la, access) {
             Some(pa) => pa,
             None => {
@@ -105,6 +109,6 @@ impl Cpu {
                 mmu.translate(&mut self.st, la, access)?
             }
         };
-        Ok(self.ram.host(pa, bytes))
+        Ok(self.ram.host_for_store(pa, bytes))
     }
 }

@@ -278,14 +278,25 @@ pub struct InterpAccelerator {
     clock: Arc<Clock>,
     /// The `-cpu` model and feature adjustments for new vCPUs.
     model: Mutex<(CpuModel, Vec<(String, bool)>)>,
+    options: super::TcgOptions,
 }
 
 impl InterpAccelerator {
     /// An accelerator on `mem`, timed by `clock`.
     pub fn new(mem: Arc<GuestMemory>, clock: Arc<Clock>) -> Self {
+        Self::with_options(mem, clock, super::TcgOptions::default())
+    }
+
+    /// An accelerator with `-accel tcg,...` options.
+    pub fn with_options(
+        mem: Arc<GuestMemory>,
+        clock: Arc<Clock>,
+        options: super::TcgOptions,
+    ) -> Self {
         InterpAccelerator {
             mem,
             clock,
+            options,
             model: Mutex::new((CpuModel::Max, Vec::new())),
         }
     }
@@ -305,6 +316,7 @@ impl Accelerator for InterpAccelerator {
         let (model, features) = self.model.lock().map(|m| m.clone()).unwrap_or_default();
         let (table, _) = CpuidTable::new(model, id, self.clock.tsc_khz(), &features);
         v.cpu.set_cpuid(table);
+        v.cpu().configure(&self.options);
         Ok(Box::new(v))
     }
 
@@ -324,6 +336,10 @@ impl Accelerator for InterpAccelerator {
 
     fn signal_msi(&self, _msi: Msi) -> Result<(), CpuError> {
         Err(CpuError::Unsupported("tcg"))
+    }
+
+    fn guest_writes(&self) -> Option<Arc<dyn crate::GuestWrites>> {
+        Some(super::codemap::CodePages::of(&self.mem))
     }
 
     fn supported_cpuid(&self) -> Vec<CpuidEntry> {

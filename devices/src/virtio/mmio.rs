@@ -2,7 +2,7 @@
 
 use std::sync::Arc;
 
-use cpu::GuestMemory;
+use cpu::{GuestMemory, GuestWrites};
 use virtio_queue::{Queue, QueueT};
 
 use super::{VirtioDevice, F_VERSION_1};
@@ -31,6 +31,9 @@ const INT_CONFIG: u32 = 2;
 pub struct MmioTransport {
     device: Option<Box<dyn VirtioDevice>>,
     mem: Arc<GuestMemory>,
+    /// Where the device's writes to guest RAM are reported (the software
+    /// CPU's code-page tracker), if anywhere.
+    writes: Option<Arc<dyn GuestWrites>>,
     irq: Irq,
     queues: Vec<Queue>,
     queue_sel: u32,
@@ -69,6 +72,7 @@ impl MmioTransport {
         MmioTransport {
             device,
             mem,
+            writes: None,
             irq,
             queues,
             queue_sel: 0,
@@ -79,6 +83,12 @@ impl MmioTransport {
             interrupt_status: 0,
             config_generation: 0,
         }
+    }
+
+    /// Report the device's writes to guest RAM to `writes` (see
+    /// `dma_report`).
+    pub fn set_guest_writes(&mut self, writes: Option<Arc<dyn GuestWrites>>) {
+        self.writes = writes;
     }
 
     /// Whether a device sits in this slot.
@@ -136,7 +146,12 @@ impl MmioTransport {
         if !q.ready() {
             return;
         }
-        match dev.process_queue(index, q, &self.mem) {
+        let from = q.next_used();
+        let r = dev.process_queue(index, q, &self.mem);
+        if let Some(w) = &self.writes {
+            super::dma_report::report_used(q, &self.mem, from, w.as_ref());
+        }
+        match r {
             Ok(true) => {
                 self.interrupt_status |= INT_USED_RING;
                 self.update_irq();

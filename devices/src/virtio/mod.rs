@@ -7,6 +7,7 @@
 
 pub mod blk;
 pub mod console;
+mod dma_report;
 pub mod mmio;
 pub mod net;
 pub mod qcow2;
