@@ -23,23 +23,23 @@ const SLOTS: usize = 1 << 14;
 
 /// One instruction of a block.
 #[derive(Clone, Copy)]
-struct Slot {
-    op: FastOp,
+pub(super) struct Slot {
+    pub(super) op: FastOp,
     /// Linear RIP of the instruction.
-    rip: u64,
+    pub(super) rip: u64,
     /// RIP of the next instruction.
-    next: u64,
+    pub(super) next: u64,
     /// Index into `Block::generic` for `FastOp::Generic`.
     generic: u16,
     /// How the slot runs.
-    kind: SlotKind,
+    pub(super) kind: SlotKind,
     /// A generic instruction that stores to memory (it may write code).
     writes_memory: bool,
 }
 
 /// How a slot runs.
 #[derive(Clone, Copy, PartialEq, Eq)]
-enum SlotKind {
+pub(super) enum SlotKind {
     /// A fast op that stores nothing (or only to the stack).
     Fast,
     /// A fast op that stores through a memory operand.
@@ -55,14 +55,16 @@ const CODE_MAX: usize = 120;
 /// A decoded run of code.
 pub struct Block {
     pa: u64,
-    rip: u64,
+    pub(super) rip: u64,
     bitness: u32,
-    code_len: u32,
+    pub(super) code_len: u32,
     code: [u8; CODE_MAX],
     /// The last instruction needs the vCPU loop next (`ends_chain`).
     ends_chain: bool,
-    slots: Vec<Slot>,
+    pub(super) slots: Vec<Slot>,
     generic: Vec<Instruction>,
+    /// The compiled tier's state for this block (its code dies with it).
+    pub(super) jit: super::jit::BlockJit,
 }
 
 impl Block {
@@ -75,12 +77,15 @@ impl Block {
 /// The block cache (one per vCPU), direct-mapped.
 pub struct BlockCache {
     table: Vec<Option<Box<Block>>>,
+    /// The compiled tier (code arena, compiler, policy).
+    pub(super) jit: super::jit::Jit,
 }
 
 impl Default for BlockCache {
     fn default() -> Self {
         BlockCache {
             table: (0..SLOTS).map(|_| None).collect(),
+            jit: Default::default(),
         }
     }
 }
@@ -251,6 +256,7 @@ fn build(host: usize, off: usize, pa: u64, rip: u64, bitness: u32) -> Option<Box
         ends_chain: last_ends_chain,
         slots,
         generic,
+        jit: Default::default(),
     }))
 }
 
@@ -373,6 +379,8 @@ impl Cpu {
     ) -> (u64, StepResult, bool) {
         if exact && max < blk.slots.len() as u64 {
             self.exec_slots::<true>(blk, at, max.max(1) as usize)
+        } else if let Some(r) = self.run_compiled(blk, at) {
+            r
         } else {
             self.exec_slots::<false>(blk, at, blk.slots.len())
         }
@@ -387,63 +395,78 @@ impl Cpu {
         at: usize,
         n: usize,
     ) -> (u64, StepResult, bool) {
-        for (k, s) in blk.slots[..n].iter().enumerate() {
-            let done = k as u64 + 1;
-            let r = match s.kind {
-                SlotKind::Fast if !PARTIAL => self.exec_fast(&s.op, s.next),
-                SlotKind::Fast => self.exec_fast(&Self::exact(s.op), s.next),
-                SlotKind::Store => {
-                    // A store into this very block's code ends the block,
-                    // so the next instruction is decoded afresh (as on
-                    // hardware). Blocks with stores are 64-bit code: the
-                    // linear address of the code is its RIP.
-                    let m = s.op.store_target().expect("store slot");
-                    let la = self.fast_la(m);
-                    let op = if PARTIAL { Self::exact(s.op) } else { s.op };
-                    let r = self.exec_fast(&op, s.next);
-                    if r.is_ok() && la.wrapping_sub(blk.rip) < u64::from(blk.code_len) + 8 {
-                        self.st.rip = s.next;
-                        return (done, Ok((None, false)), false);
-                    }
-                    r
-                }
-                SlotKind::Generic => {
-                    let i = &blk.generic[s.generic as usize];
-                    self.st.rip = s.next;
-                    match self.execute(i) {
-                        Ok(Outcome::Next) => {
-                            if self.st.rip != s.next {
-                                return (done, Ok((None, false)), false);
-                            }
-                            if s.writes_memory {
-                                // It may have patched the rest of this very
-                                // block (Linux's text_poke_early patches the
-                                // instruction after its own REP MOVSB):
-                                // decode afresh if so, as hardware does.
-                                let k = s.next.wrapping_sub(blk.rip) as usize;
-                                let rest = &blk.code()[k.min(blk.code().len())..];
-                                // SAFETY: `at` maps the block's code, which
-                                // lies within one guest RAM page.
-                                if !unsafe { same_code((at + k) as *const u8, rest) } {
-                                    return (done, Ok((None, false)), true);
-                                }
-                            }
-                            Ok(false)
-                        }
-                        Ok(Outcome::Shadow) => return (done, Ok((None, true)), false),
-                        Ok(Outcome::Halt) => return (done, Ok((Some(Stop::Halt), false)), false),
-                        Err(e) => Err(e),
-                    }
-                }
-            };
-            match r {
-                Ok(false) => {}
-                Ok(true) => return (done, Ok((None, false)), !PARTIAL),
-                Err(e) => return (done, self.fault_at(s.rip, e), false),
+        for k in 0..n {
+            if let Some((r, clean)) = self.exec_slot::<PARTIAL>(blk, at, k) {
+                return (k as u64 + 1, r, clean);
             }
         }
         self.st.rip = blk.slots[n - 1].next;
         (n as u64, Ok((None, false)), !PARTIAL)
+    }
+
+    /// Run slot `k` of `blk` (RIP is set when the block ends here):
+    /// `None` when execution goes on with slot `k + 1`, else the result as
+    /// `Cpu::step` gives it and whether another block may follow at once.
+    #[inline(always)]
+    pub(super) fn exec_slot<const PARTIAL: bool>(
+        &mut self,
+        blk: &Block,
+        at: usize,
+        k: usize,
+    ) -> Option<(StepResult, bool)> {
+        let s = &blk.slots[k];
+        let r = match s.kind {
+            SlotKind::Fast if !PARTIAL => self.exec_fast(&s.op, s.next),
+            SlotKind::Fast => self.exec_fast(&Self::exact(s.op), s.next),
+            SlotKind::Store => {
+                // A store into this very block's code ends the block,
+                // so the next instruction is decoded afresh (as on
+                // hardware). Blocks with stores are 64-bit code: the
+                // linear address of the code is its RIP.
+                let m = s.op.store_target().expect("store slot");
+                let la = self.fast_la(m);
+                let op = if PARTIAL { Self::exact(s.op) } else { s.op };
+                let r = self.exec_fast(&op, s.next);
+                if r.is_ok() && la.wrapping_sub(blk.rip) < u64::from(blk.code_len) + 8 {
+                    self.st.rip = s.next;
+                    return Some((Ok((None, false)), false));
+                }
+                r
+            }
+            SlotKind::Generic => {
+                let i = &blk.generic[s.generic as usize];
+                self.st.rip = s.next;
+                match self.execute(i) {
+                    Ok(Outcome::Next) => {
+                        if self.st.rip != s.next {
+                            return Some((Ok((None, false)), false));
+                        }
+                        if s.writes_memory {
+                            // It may have patched the rest of this very
+                            // block (Linux's text_poke_early patches the
+                            // instruction after its own REP MOVSB):
+                            // decode afresh if so, as hardware does.
+                            let k = s.next.wrapping_sub(blk.rip) as usize;
+                            let rest = &blk.code()[k.min(blk.code().len())..];
+                            // SAFETY: `at` maps the block's code, which
+                            // lies within one guest RAM page.
+                            if !unsafe { same_code((at + k) as *const u8, rest) } {
+                                return Some((Ok((None, false)), true));
+                            }
+                        }
+                        Ok(false)
+                    }
+                    Ok(Outcome::Shadow) => return Some((Ok((None, true)), false)),
+                    Ok(Outcome::Halt) => return Some((Ok((Some(Stop::Halt), false)), false)),
+                    Err(e) => Err(e),
+                }
+            }
+        };
+        match r {
+            Ok(false) => None,
+            Ok(true) => Some((Ok((None, false)), !PARTIAL)),
+            Err(e) => Some((self.fault_at(s.rip, e), false)),
+        }
     }
 
     /// `op`, with its flags computed even where they were found dead.
@@ -452,7 +475,7 @@ impl Cpu {
         op
     }
 
-    fn fault_at(&mut self, rip: u64, e: Exception) -> StepResult {
+    pub(super) fn fault_at(&mut self, rip: u64, e: Exception) -> StepResult {
         self.st.rip = rip;
         self.raise(e).map(|_| (None, false))
     }

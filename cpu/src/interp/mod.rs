@@ -16,6 +16,7 @@ pub mod desc;
 pub mod exec;
 mod fastop;
 pub mod fpu;
+pub mod jit;
 pub mod mem;
 pub mod ram;
 pub mod snippet_runner;

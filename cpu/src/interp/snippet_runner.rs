@@ -54,6 +54,19 @@ impl SnippetMachine {
         SnippetMachine { mem, cpu }
     }
 
+    /// A machine whose blocks are compiled at their `threshold`th
+    /// execution (1: at once; 0: never), whatever the environment says.
+    pub fn with_jit_threshold(threshold: u32) -> Self {
+        let mut m = Self::new();
+        m.cpu.set_jit_threshold(threshold);
+        m
+    }
+
+    /// The compiled tier's counters for this machine's vCPU.
+    pub fn jit_stats(&self) -> super::jit::JitStats {
+        self.cpu.jit_stats()
+    }
+
     /// Run `code` from `state`; writes the final state back.
     pub fn run(&mut self, code: &[u8], state: &mut SnippetState) -> SnippetEnd {
         let _ = self.mem.write_slice(code, GuestAddress(CODE_BASE));
