@@ -379,7 +379,7 @@ impl Cpu {
     ) -> (u64, StepResult, bool) {
         if exact && max < blk.slots.len() as u64 {
             self.exec_slots::<true>(blk, at, max.max(1) as usize)
-        } else if let Some(r) = self.run_compiled(blk, at) {
+        } else if let Some(r) = self.run_compiled(blk, at, max, exact) {
             r
         } else {
             self.exec_slots::<false>(blk, at, blk.slots.len())

@@ -23,6 +23,9 @@ pub struct JitCtx {
     pub cpu: *mut Cpu,
     /// The value a read helper returns.
     pub value: u64,
+    /// A block that branches back to its own start runs again inside the
+    /// compiled code while `retired + its length <= limit`.
+    pub limit: u64,
     /// The block being run (for slots run by the interpreter).
     pub block: *const Block,
     /// Host address of the block's code bytes.
@@ -44,6 +47,8 @@ impl std::fmt::Debug for JitCtx {
 pub const CTX_CPU: i32 = std::mem::offset_of!(JitCtx, cpu) as i32;
 /// Offset of `JitCtx::value`.
 pub const CTX_VALUE: i32 = std::mem::offset_of!(JitCtx, value) as i32;
+/// Offset of `JitCtx::limit`.
+pub const CTX_LIMIT: i32 = std::mem::offset_of!(JitCtx, limit) as i32;
 
 /// Read `bytes` at linear `la` into `ctx.value`.
 ///

@@ -24,7 +24,7 @@ use super::block::Block;
 use super::cpu::{Cpu, StepResult};
 use code::{CodeArena, CodeHandle};
 use helpers::JitCtx;
-use translate::{Compiler, EXIT_FAULT, EXIT_NEXT, EXIT_SLOT, EXIT_STOP};
+use translate::{Compiler, EXIT_FAULT, EXIT_NEXT, EXIT_SHIFT, EXIT_SLOT, EXIT_STOP};
 
 /// Size of one vCPU's code arena.
 const ARENA_BYTES: usize = 32 << 20;
@@ -195,17 +195,24 @@ impl Cpu {
     }
 
     /// Run `blk` as compiled code if it has (or now earns) some: what
-    /// `exec_slots` returns for the whole block. `None`: interpret it.
+    /// `exec_slots` returns for the whole block, or for as many runs of
+    /// it as `run_block` would make at once when it loops to itself
+    /// (within `max` instructions, never past it when `exact`). `None`:
+    /// interpret it.
     #[inline]
     pub(super) fn run_compiled(
         &mut self,
         blk: &Block,
         at: usize,
+        max: u64,
+        exact: bool,
     ) -> Option<(u64, StepResult, bool)> {
         let bj = &blk.jit;
         let entry = bj.entry.get();
+        let len = blk.slots.len() as u64;
+        let limit = if exact { max } else { max + len - 1 }.min(1 << 40);
         if entry != 0 && bj.generation.get() == self.blocks.jit.generation {
-            return Some(self.call_compiled(blk, at, entry));
+            return Some(self.call_compiled(blk, at, entry, limit));
         }
         let threshold = self.blocks.jit.threshold;
         if threshold == 0 {
@@ -224,14 +231,21 @@ impl Cpu {
         bj.entry.set(h.entry);
         bj.generation.set(h.generation);
         bj.handle.set(Some(h));
-        Some(self.call_compiled(blk, at, bj.entry.get()))
+        Some(self.call_compiled(blk, at, bj.entry.get(), limit))
     }
 
     /// Call the compiled code of `blk` at `entry`.
-    fn call_compiled(&mut self, blk: &Block, at: usize, entry: usize) -> (u64, StepResult, bool) {
+    fn call_compiled(
+        &mut self,
+        blk: &Block,
+        at: usize,
+        entry: usize,
+        limit: u64,
+    ) -> (u64, StepResult, bool) {
         let mut ctx = JitCtx {
             cpu: self as *mut Cpu,
             value: 0,
+            limit,
             block: blk as *const Block,
             at,
             fault: None,
@@ -246,13 +260,14 @@ impl Cpu {
             let f: unsafe extern "C" fn(*mut JitCtx) -> u64 = std::mem::transmute(entry);
             f(&mut ctx)
         };
-        let n = ret & 0xffff_ffff;
+        let n = ret & ((1 << EXIT_SHIFT) - 1);
         self.blocks.jit.stats.retired += n;
-        match ret >> 32 {
+        match ret >> EXIT_SHIFT {
             EXIT_NEXT => (n, Ok((None, false)), true),
             EXIT_STOP => (n, Ok((None, false)), false),
             EXIT_FAULT => {
-                let rip = blk.slots[n as usize - 1].rip;
+                let k = (n - 1) as usize % blk.slots.len();
+                let rip = blk.slots[k].rip;
                 match ctx.fault.take() {
                     Some(e) => (n, self.fault_at(rip, e), false),
                     None => unreachable!("fault exit without a fault"),

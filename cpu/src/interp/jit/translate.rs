@@ -4,8 +4,10 @@
 //! around interpreted slots), RFLAGS likewise; each fast op is translated
 //! with the `alu.rs` semantics (flags only where the block engine found
 //! them live); memory goes through the helpers; any op not translated here
-//! runs through the interpreter (`helpers::slot`). The return value is
-//! the number of instructions retired, with the exit kind in bits 32+.
+//! runs through the interpreter (`helpers::slot`). A block that branches
+//! back to its own start loops inside the function, within the
+//! instruction budget `JitCtx::limit`. The return value is the number of
+//! instructions retired, with the exit kind in bits `EXIT_SHIFT` and up.
 
 use cranelift_codegen::entity::EntityRef;
 use cranelift_codegen::ir::condcodes::IntCC;
@@ -22,9 +24,11 @@ use super::super::cpu::Cpu;
 use super::super::fastop::{FastOp, MemRef, NONE};
 use super::super::state::{CpuState, Seg};
 use super::alu_ir as ir;
-use super::helpers::{self, CTX_CPU, CTX_VALUE};
+use super::helpers::{self, CTX_CPU, CTX_LIMIT, CTX_VALUE};
 use crate::Segment;
 
+/// Where the exit kind sits in the return value.
+pub const EXIT_SHIFT: u32 = 48;
 /// Exit kind: the block ran to its end or branch; another may follow.
 pub const EXIT_NEXT: u64 = 0;
 /// Exit kind: a store hit the block's own code; back to the vCPU loop.
@@ -125,6 +129,8 @@ impl Compiler {
                 used: used_regs(blk),
                 sigs,
                 blk,
+                head: None,
+                dirty: 0,
             };
             t.load_all();
             t.body();
@@ -209,10 +215,17 @@ struct Tx<'a, 'b> {
     used: u16,
     sigs: Sigs,
     blk: &'b Block,
+    /// The top of the block's own loop, when it loops to itself.
+    head: Option<cranelift_codegen::ir::Block>,
+    /// Variables that may differ from the register file here (bit 16:
+    /// RFLAGS), so exits store only those.
+    dirty: u32,
 }
 
 /// The variable of RFLAGS (GPRs are variables 0..16).
 const FLAGS: usize = 16;
+/// The variable counting instructions retired by earlier loop runs.
+const DONE: usize = 17;
 
 impl Tx<'_, '_> {
     fn var(n: usize) -> Variable {
@@ -224,6 +237,7 @@ impl Tx<'_, '_> {
     }
 
     fn set_reg(&mut self, r: u8, v: Value) {
+        self.dirty |= 1 << r;
         self.b.def_var(Self::var(r as usize), v);
     }
 
@@ -232,6 +246,7 @@ impl Tx<'_, '_> {
     }
 
     fn set_flags(&mut self, v: Value) {
+        self.dirty |= 1 << FLAGS;
         self.b.def_var(Self::var(FLAGS), v);
     }
 
@@ -247,7 +262,23 @@ impl Tx<'_, '_> {
             }
         }
         self.b.declare_var(Self::var(FLAGS), I64);
+        self.b.declare_var(Self::var(DONE), I64);
+        let zero = self.iconst(0);
+        self.b.def_var(Self::var(DONE), zero);
         self.reload();
+        let loops = self.blk.slots.iter().all(|s| s.kind != SlotKind::Generic)
+            && matches!(
+                self.blk.slots.last().map(|s| s.op),
+                Some(FastOp::Jcc { target, .. } | FastOp::Jmp { target }) if target == self.blk.rip
+            );
+        if loops {
+            let head = self.b.create_block();
+            self.b.ins().jump(head, &[]);
+            self.b.switch_to_block(head);
+            self.head = Some(head);
+            // Earlier runs of the loop may have changed anything.
+            self.dirty = u32::from(self.used) | 1 << FLAGS;
+        }
     }
 
     /// Load the variables from the register file.
@@ -265,30 +296,37 @@ impl Tx<'_, '_> {
             .b
             .ins()
             .load(I64, MemFlags::trusted(), self.cpu, RFLAGS);
-        self.set_flags(f);
+        self.b.def_var(Self::var(FLAGS), f);
+        self.dirty = 0;
     }
 
-    /// Store the variables into the register file.
+    /// Store the variables that changed into the register file.
     fn store_all(&mut self) {
         for r in 0..16u8 {
-            if self.used & (1 << r) != 0 {
+            if self.used & self.dirty as u16 & (1 << r) != 0 {
                 let v = self.reg(r);
                 self.b
                     .ins()
                     .store(MemFlags::trusted(), v, self.cpu, GPR + 8 * i32::from(r));
             }
         }
-        let f = self.flags();
-        self.b.ins().store(MemFlags::trusted(), f, self.cpu, RFLAGS);
+        if self.dirty & 1 << FLAGS != 0 {
+            let f = self.flags();
+            self.b.ins().store(MemFlags::trusted(), f, self.cpu, RFLAGS);
+        }
     }
 
     fn set_rip(&mut self, v: Value) {
         self.b.ins().store(MemFlags::trusted(), v, self.cpu, RIP);
     }
 
-    /// Return `n` retired with exit `kind`.
+    /// Return `n` more retired with exit `kind`.
     fn ret(&mut self, n: usize, kind: u64) {
-        let v = self.iconst(n as u64 | kind << 32);
+        let done = self.b.use_var(Self::var(DONE));
+        let v = self
+            .b
+            .ins()
+            .iadd_imm(done, (n as u64 | kind << EXIT_SHIFT) as i64);
         self.b.ins().return_(&[v]);
     }
 
@@ -409,6 +447,36 @@ impl Tx<'_, '_> {
         let n = self.blk.slots.len();
         for k in 0..n {
             if let Some(target) = self.slot(k) {
+                if let Some(head) = self.head {
+                    // Run again while the branch goes back to the start
+                    // and the budget allows a whole run more.
+                    let done = self.b.use_var(Self::var(DONE));
+                    let done = self.b.ins().iadd_imm(done, n as i64);
+                    let limit = self
+                        .b
+                        .ins()
+                        .load(I64, MemFlags::trusted(), self.ctx, CTX_LIMIT);
+                    let next_end = self.b.ins().iadd_imm(done, n as i64);
+                    let fits = self
+                        .b
+                        .ins()
+                        .icmp(IntCC::UnsignedLessThanOrEqual, next_end, limit);
+                    let back = self
+                        .b
+                        .ins()
+                        .icmp_imm(IntCC::Equal, target, self.blk.rip as i64);
+                    let again = self.b.ins().band(fits, back);
+                    let out = self.b.create_block();
+                    // DONE counts the runs finished; the exit below adds
+                    // none more.
+                    self.b.def_var(Self::var(DONE), done);
+                    self.b.ins().brif(again, head, &[], out, &[]);
+                    self.b.switch_to_block(out);
+                    self.store_all();
+                    self.set_rip(target);
+                    self.ret(0, EXIT_NEXT);
+                    return;
+                }
                 // A branch: leave with RIP = target.
                 self.store_all();
                 self.set_rip(target);
@@ -639,12 +707,14 @@ impl Tx<'_, '_> {
                 self.b.ins().brif(bad, slow, &[], ok, &[]);
                 self.b.switch_to_block(slow);
                 self.b.set_cold_block(slow);
+                let dirty = self.dirty;
                 self.interpret(k);
                 // The interpreter faulted (the check above); never reached
-                // in practice, but a valid exit all the same.
-                self.store_all();
+                // in practice, but a valid exit all the same (the RET set
+                // RIP).
                 self.ret(k + 1, EXIT_NEXT);
                 self.b.switch_to_block(ok);
+                self.dirty = dirty;
                 let nsp = self.b.ins().iadd_imm(sp, 8);
                 self.set_reg(4, nsp);
                 return Some(target);
