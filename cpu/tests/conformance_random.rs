@@ -437,6 +437,12 @@ fn random_programs(tier: Tier) {
         .ok()
         .and_then(|s| s.parse().ok())
         .unwrap_or(3u64);
+    // Compiling every block is slower than interpreting it: more time.
+    let secs = if tier == Tier::Compiled {
+        secs * 2
+    } else {
+        secs
+    };
     let deadline = Instant::now() + Duration::from_secs(secs);
     let mut r = Rng::new(seed);
     let mut suite = Suite::new();

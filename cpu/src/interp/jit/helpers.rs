@@ -26,6 +26,8 @@ pub struct JitCtx {
     /// A block that branches back to its own start runs again inside the
     /// compiled code while `retired + its length <= limit`.
     pub limit: u64,
+    /// The host-page table (`hostpages`).
+    pub host_pages: *mut super::hostpages::HostPage,
     /// The block being run (for slots run by the interpreter).
     pub block: *const Block,
     /// Host address of the block's code bytes.
@@ -47,6 +49,8 @@ impl std::fmt::Debug for JitCtx {
 pub const CTX_CPU: i32 = std::mem::offset_of!(JitCtx, cpu) as i32;
 /// Offset of `JitCtx::value`.
 pub const CTX_VALUE: i32 = std::mem::offset_of!(JitCtx, value) as i32;
+/// Offset of `JitCtx::host_pages`.
+pub const CTX_HOST_PAGES: i32 = std::mem::offset_of!(JitCtx, host_pages) as i32;
 /// Offset of `JitCtx::limit`.
 pub const CTX_LIMIT: i32 = std::mem::offset_of!(JitCtx, limit) as i32;
 
@@ -64,6 +68,7 @@ pub unsafe extern "C" fn read(ctx: *mut JitCtx, la: u64, bytes: u32) -> u32 {
     match cpu.read_la(la, bytes as usize) {
         Ok(v) => {
             ctx.value = v;
+            cpu.fill_host_page(la);
             GO_ON
         }
         Err(e) => {
@@ -83,7 +88,10 @@ pub unsafe extern "C" fn write(ctx: *mut JitCtx, la: u64, v: u64, bytes: u32) ->
     // SAFETY: as in `read`.
     let cpu = unsafe { &mut *ctx.cpu };
     match cpu.write_la(la, v, bytes as usize) {
-        Ok(()) => GO_ON,
+        Ok(()) => {
+            cpu.fill_host_page(la);
+            GO_ON
+        }
         Err(e) => {
             ctx.fault = Some(e);
             FAULTED

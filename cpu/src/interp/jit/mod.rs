@@ -14,6 +14,7 @@
 mod alu_ir;
 mod code;
 mod helpers;
+mod hostpages;
 mod translate;
 
 use std::cell::Cell;
@@ -95,6 +96,8 @@ pub struct Jit {
     /// The compiler or arena could not be made: the tier stays off.
     broken: bool,
     stats: JitStats,
+    /// Host addresses of RAM pages, for compiled loads and stores.
+    host_pages: hostpages::HostPages,
 }
 
 impl Default for Jit {
@@ -108,6 +111,7 @@ impl Default for Jit {
             arena: None,
             broken: false,
             stats: JitStats::default(),
+            host_pages: Default::default(),
         }
     }
 }
@@ -246,6 +250,7 @@ impl Cpu {
             cpu: self as *mut Cpu,
             value: 0,
             limit,
+            host_pages: self.blocks.jit.host_pages.0.as_mut_ptr(),
             block: blk as *const Block,
             at,
             fault: None,

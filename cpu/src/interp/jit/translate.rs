@@ -13,7 +13,7 @@ use cranelift_codegen::entity::EntityRef;
 use cranelift_codegen::ir::condcodes::IntCC;
 use cranelift_codegen::ir::types::{I32, I64};
 use cranelift_codegen::ir::{
-    AbiParam, Function, InstBuilder, MemFlags, SigRef, Signature, UserFuncName, Value,
+    AbiParam, BlockArg, Function, InstBuilder, MemFlags, SigRef, Signature, UserFuncName, Value,
 };
 use cranelift_codegen::isa::OwnedTargetIsa;
 use cranelift_codegen::{settings, settings::Configurable, Context};
@@ -22,9 +22,10 @@ use cranelift_frontend::{FunctionBuilder, FunctionBuilderContext, Variable};
 use super::super::block::{Block, SlotKind};
 use super::super::cpu::Cpu;
 use super::super::fastop::{FastOp, MemRef, NONE};
-use super::super::state::{CpuState, Seg};
+use super::super::state::{CpuState, Seg, Tlb, TlbEntry};
 use super::alu_ir as ir;
-use super::helpers::{self, CTX_CPU, CTX_LIMIT, CTX_VALUE};
+use super::helpers::{self, CTX_CPU, CTX_HOST_PAGES, CTX_LIMIT, CTX_VALUE};
+use super::hostpages;
 use crate::Segment;
 
 /// Where the exit kind sits in the return value.
@@ -42,6 +43,21 @@ const GPR: i32 = (std::mem::offset_of!(Cpu, st) + std::mem::offset_of!(CpuState,
 const RIP: i32 = (std::mem::offset_of!(Cpu, st) + std::mem::offset_of!(CpuState, rip)) as i32;
 const RFLAGS: i32 = (std::mem::offset_of!(Cpu, st) + std::mem::offset_of!(CpuState, rflags)) as i32;
 const SEG: usize = std::mem::offset_of!(Cpu, st) + std::mem::offset_of!(CpuState, seg);
+
+const TLB: i32 = (std::mem::offset_of!(Cpu, st) + std::mem::offset_of!(CpuState, tlb)) as i32;
+const TLB_ENTRIES: i32 = std::mem::offset_of!(Tlb, 0) as i32;
+const TLB_ENTRY: i64 = std::mem::size_of::<TlbEntry>() as i64;
+const TLB_TAG: i32 = std::mem::offset_of!(TlbEntry, tag) as i32;
+const TLB_PPN: i32 = std::mem::offset_of!(TlbEntry, ppn) as i32;
+const TLB_WRITE: i32 = std::mem::offset_of!(TlbEntry, write) as i32;
+const TLB_USER: i32 = std::mem::offset_of!(TlbEntry, user) as i32;
+const HOST_PAGE: i64 = std::mem::size_of::<hostpages::HostPage>() as i64;
+
+/// Offset of a segment's selector in `Cpu`.
+fn seg_selector(s: Seg) -> i32 {
+    (SEG + s as usize * std::mem::size_of::<Segment>() + std::mem::offset_of!(Segment, selector))
+        as i32
+}
 
 /// Offset of a segment's base in `Cpu`.
 fn seg_base(s: Seg) -> i32 {
@@ -122,6 +138,14 @@ impl Compiler {
             b.switch_to_block(entry);
             let ctx = b.block_params(entry)[0];
             let cpu = b.ins().load(I64, MemFlags::trusted(), ctx, CTX_CPU);
+            let host_pages = b.ins().load(I64, MemFlags::trusted(), ctx, CTX_HOST_PAGES);
+            // CPL 3 (64-bit code: protected mode, paging on): the TLB's
+            // user bit must allow the access.
+            let sel = b
+                .ins()
+                .uload16(I64, MemFlags::trusted(), cpu, seg_selector(Seg::Cs));
+            let rpl = b.ins().band_imm(sel, 3);
+            let kernel = b.ins().icmp_imm(IntCC::NotEqual, rpl, 3);
             let mut t = Tx {
                 b,
                 ctx,
@@ -131,6 +155,8 @@ impl Compiler {
                 blk,
                 head: None,
                 dirty: 0,
+                host_pages,
+                kernel,
             };
             t.load_all();
             t.body();
@@ -220,12 +246,18 @@ struct Tx<'a, 'b> {
     /// Variables that may differ from the register file here (bit 16:
     /// RFLAGS), so exits store only those.
     dirty: u32,
+    /// The host-page table.
+    host_pages: Value,
+    /// Running below CPL 3 (`i8` boolean).
+    kernel: Value,
 }
 
 /// The variable of RFLAGS (GPRs are variables 0..16).
 const FLAGS: usize = 16;
 /// The variable counting instructions retired by earlier loop runs.
 const DONE: usize = 17;
+/// The variable holding the software TLB's address.
+const TLBV: usize = 18;
 
 impl Tx<'_, '_> {
     fn var(n: usize) -> Variable {
@@ -263,6 +295,7 @@ impl Tx<'_, '_> {
         }
         self.b.declare_var(Self::var(FLAGS), I64);
         self.b.declare_var(Self::var(DONE), I64);
+        self.b.declare_var(Self::var(TLBV), I64);
         let zero = self.iconst(0);
         self.b.def_var(Self::var(DONE), zero);
         self.reload();
@@ -297,6 +330,8 @@ impl Tx<'_, '_> {
             .ins()
             .load(I64, MemFlags::trusted(), self.cpu, RFLAGS);
         self.b.def_var(Self::var(FLAGS), f);
+        let tlb = self.b.ins().load(I64, MemFlags::trusted(), self.cpu, TLB);
+        self.b.def_var(Self::var(TLBV), tlb);
         self.dirty = 0;
     }
 
@@ -353,8 +388,104 @@ impl Tx<'_, '_> {
         self.b.inst_results(c)[0]
     }
 
-    /// Read `bytes` at `la` for slot `k`; leaves through the fault exit.
+    /// Whether `bytes` at `la` are RAM the software TLB lets this access
+    /// reach without a walk (`i8`), and their host address if so.
+    fn host_addr(&mut self, la: Value, bytes: u8, write: bool) -> (Value, Value) {
+        let b = &mut self.b;
+        let off = b.ins().band_imm(la, 0xfff);
+        let vpn = b.ins().ushr_imm(la, 12);
+        let idx = b.ins().band_imm(vpn, hostpages::SLOTS as i64 - 1);
+        let tlb = b.use_var(Self::var(TLBV));
+        let eo = b.ins().imul_imm(idx, TLB_ENTRY);
+        let e = b.ins().iadd(tlb, eo);
+        let tag = b
+            .ins()
+            .load(I64, MemFlags::trusted(), e, TLB_ENTRIES + TLB_TAG);
+        let want = b.ins().iadd_imm(vpn, 1);
+        let mut ok = b.ins().icmp(IntCC::Equal, tag, want);
+        let ho = b.ins().imul_imm(idx, HOST_PAGE);
+        let h = b.ins().iadd(self.host_pages, ho);
+        let ppn = b
+            .ins()
+            .load(I64, MemFlags::trusted(), e, TLB_ENTRIES + TLB_PPN);
+        let cached = b.ins().load(I64, MemFlags::trusted(), h, hostpages::PPN);
+        let same = b.ins().icmp(IntCC::Equal, ppn, cached);
+        ok = b.ins().band(ok, same);
+        let user = b
+            .ins()
+            .uload8(I32, MemFlags::trusted(), e, TLB_ENTRIES + TLB_USER);
+        let user = b.ins().icmp_imm(IntCC::NotEqual, user, 0);
+        let allowed = b.ins().bor(user, self.kernel);
+        ok = b.ins().band(ok, allowed);
+        if write {
+            let w = b
+                .ins()
+                .uload8(I32, MemFlags::trusted(), e, TLB_ENTRIES + TLB_WRITE);
+            let w = b.ins().icmp_imm(IntCC::NotEqual, w, 0);
+            ok = b.ins().band(ok, w);
+        }
+        if bytes > 1 {
+            let end = b.ins().iadd_imm(off, i64::from(bytes));
+            let inside = b
+                .ins()
+                .icmp_imm(IntCC::UnsignedLessThanOrEqual, end, 0x1000);
+            ok = b.ins().band(ok, inside);
+        }
+        let host = b.ins().load(I64, MemFlags::trusted(), h, hostpages::HOST);
+        (ok, b.ins().iadd(host, off))
+    }
+
+    /// Read `bytes` at `la` for slot `k`: RAM through the host-page table,
+    /// anything else through the helper (a fault leaves by the fault exit).
     fn read(&mut self, la: Value, bytes: u8, k: usize) -> Value {
+        let (ok, addr) = self.host_addr(la, bytes, false);
+        let fast = self.b.create_block();
+        let slow = self.b.create_block();
+        let join = self.b.create_block();
+        let v = self.b.append_block_param(join, I64);
+        self.b.ins().brif(ok, fast, &[], slow, &[]);
+        self.b.switch_to_block(fast);
+        let f = MemFlags::new();
+        let x = match bytes {
+            1 => self.b.ins().uload8(I64, f, addr, 0),
+            2 => self.b.ins().uload16(I64, f, addr, 0),
+            4 => self.b.ins().uload32(f, addr, 0),
+            _ => self.b.ins().load(I64, f, addr, 0),
+        };
+        self.b.ins().jump(join, &[BlockArg::Value(x)]);
+        self.b.switch_to_block(slow);
+        self.b.set_cold_block(slow);
+        let y = self.read_slow(la, bytes, k);
+        self.b.ins().jump(join, &[BlockArg::Value(y)]);
+        self.b.switch_to_block(join);
+        v
+    }
+
+    /// Write `bytes` of `v` at `la` for slot `k` (as [`Tx::read`]).
+    fn write(&mut self, la: Value, v: Value, bytes: u8, k: usize) {
+        let (ok, addr) = self.host_addr(la, bytes, true);
+        let fast = self.b.create_block();
+        let slow = self.b.create_block();
+        let join = self.b.create_block();
+        self.b.ins().brif(ok, fast, &[], slow, &[]);
+        self.b.switch_to_block(fast);
+        let f = MemFlags::new();
+        match bytes {
+            1 => self.b.ins().istore8(f, v, addr, 0),
+            2 => self.b.ins().istore16(f, v, addr, 0),
+            4 => self.b.ins().istore32(f, v, addr, 0),
+            _ => self.b.ins().store(f, v, addr, 0),
+        };
+        self.b.ins().jump(join, &[]);
+        self.b.switch_to_block(slow);
+        self.b.set_cold_block(slow);
+        self.write_slow(la, v, bytes, k);
+        self.b.ins().jump(join, &[]);
+        self.b.switch_to_block(join);
+    }
+
+    /// Read through the helper.
+    fn read_slow(&mut self, la: Value, bytes: u8, k: usize) -> Value {
         let n = self.b.ins().iconst(I32, i64::from(bytes));
         let addr = helpers::read as *const () as usize;
         let st = self.call(self.sigs.read, addr, &[self.ctx, la, n]);
@@ -364,8 +495,8 @@ impl Tx<'_, '_> {
             .load(I64, MemFlags::trusted(), self.ctx, CTX_VALUE)
     }
 
-    /// Write `bytes` of `v` at `la` for slot `k`.
-    fn write(&mut self, la: Value, v: Value, bytes: u8, k: usize) {
+    /// Write through the helper.
+    fn write_slow(&mut self, la: Value, v: Value, bytes: u8, k: usize) {
         let n = self.b.ins().iconst(I32, i64::from(bytes));
         let addr = helpers::write as *const () as usize;
         let st = self.call(self.sigs.write, addr, &[self.ctx, la, v, n]);
