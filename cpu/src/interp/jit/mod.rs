@@ -214,7 +214,7 @@ impl Cpu {
         let bj = &blk.jit;
         let entry = bj.entry.get();
         let len = blk.slots.len() as u64;
-        let limit = if exact { max } else { max + len - 1 }.min(1 << 40);
+        let limit = if exact { max } else { max.saturating_add(len - 1) }.min(1 << 40);
         if entry != 0 && bj.generation.get() == self.blocks.jit.generation {
             return Some(self.call_compiled(blk, at, entry, limit));
         }
