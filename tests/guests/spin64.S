@@ -43,15 +43,19 @@ _start: mov     $stack_top, %esp
 long64: mov     $0x10, %ax
         mov     %ax, %ds
         mov     %ax, %ss
-        mov     $stack_top, %rsp
-        /* IDT entry 0x20 -> tick: a 64-bit interrupt gate. */
+        mov     $stack_top, %esp        /* (zero-extends into RSP) */
+        /* IDT entry 0x20 -> tick: a 64-bit interrupt gate. The 32-bit
+         * ELF holds only 32-bit absolute relocations: addresses go
+         * through registers. */
+        mov     $idt + 0x20*16, %edi
         mov     $tick, %eax
-        mov     %ax, idt + 0x20*16
-        movw    $0x08, idt + 0x20*16 + 2
-        movw    $0x8e00, idt + 0x20*16 + 4
+        mov     %ax, (%rdi)
+        movw    $0x08, 2(%rdi)
+        movw    $0x8e00, 4(%rdi)
         shr     $16, %eax
-        mov     %ax, idt + 0x20*16 + 6
-        lidt    idt_desc
+        mov     %ax, 6(%rdi)
+        mov     $idt_desc, %edi
+        lidt    (%rdi)
         /* 8259: ICW1..4 (vectors 0x20/0x28), only IRQ0 unmasked. */
         mov     $0x11, %al
         outb    %al, $0x20
@@ -114,7 +118,7 @@ gdt_desc:
         .long   gdt
 idt_desc:
         .word   256*16 - 1
-        .quad   idt
+        .long   idt, 0
 ticks:  .long   0
         .bss
         .balign 4096

@@ -42,6 +42,9 @@ pub struct JitConfig {
     pub threshold: u32,
     /// Cranelift's "speed" level (else "none").
     pub optimize: bool,
+    /// Print the tier's counters to stderr now and then
+    /// (`KINDLING_JIT_STATS=1`).
+    pub stats: bool,
 }
 
 /// The process-wide settings (read from the environment once).
@@ -59,6 +62,7 @@ pub fn config() -> JitConfig {
                 0
             },
             optimize: var("KINDLING_JIT_OPT").is_none_or(|v| v != "none"),
+            stats: var("KINDLING_JIT_STATS").is_some_and(|v| v == "1"),
         }
     })
 }
@@ -153,6 +157,9 @@ impl Jit {
         self.stats.compile_ns += t0.elapsed().as_nanos() as u64;
         self.stats.compiled += 1;
         self.stats.code_bytes += code.len() as u64;
+        if self.stats.compiled % 1000 == 0 && config().stats {
+            eprintln!("kindling: jit: {:?}", self.stats);
+        }
         Some(h)
     }
 
