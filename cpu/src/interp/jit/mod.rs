@@ -172,6 +172,18 @@ impl Jit {
     }
 }
 
+/// Whether compiling `blk` can pay: at least half of its instructions
+/// (and two) are translated rather than handed to the interpreter. With
+/// threshold 1 (compile everything, for tests) every block is compiled.
+fn worth_compiling(blk: &Block) -> bool {
+    let native = blk
+        .slots
+        .iter()
+        .filter(|s| s.kind != super::block::SlotKind::Generic)
+        .count();
+    native >= 2 && native * 2 >= blk.slots.len()
+}
+
 /// A block's state in the compiled tier: how often it ran, and its code.
 #[derive(Default)]
 pub struct BlockJit {
@@ -221,7 +233,12 @@ impl Cpu {
         let bj = &blk.jit;
         let entry = bj.entry.get();
         let len = blk.slots.len() as u64;
-        let limit = if exact { max } else { max.saturating_add(len - 1) }.min(1 << 40);
+        let limit = if exact {
+            max
+        } else {
+            max.saturating_add(len - 1)
+        }
+        .min(1 << 40);
         if entry != 0 && bj.generation.get() == self.blocks.jit.generation {
             return Some(self.call_compiled(blk, at, entry, limit));
         }
@@ -232,6 +249,12 @@ impl Cpu {
         let runs = bj.runs.get().saturating_add(1);
         bj.runs.set(runs);
         if runs < threshold {
+            return None;
+        }
+        if threshold > 1 && !worth_compiling(blk) {
+            // Mostly interpreted slots: compiled code would only call the
+            // interpreter (asked again after another `threshold` runs).
+            bj.runs.set(0);
             return None;
         }
         let Some(h) = self.blocks.jit.compile(blk) else {
