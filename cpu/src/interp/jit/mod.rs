@@ -30,7 +30,7 @@ use translate::{Compiler, EXIT_FAULT, EXIT_NEXT, EXIT_SHIFT, EXIT_SLOT, EXIT_STO
 /// Size of one vCPU's code arena.
 const ARENA_BYTES: usize = 32 << 20;
 /// Executions before a block is compiled, unless configured.
-const DEFAULT_THRESHOLD: u32 = 64;
+const DEFAULT_THRESHOLD: u32 = 5000;
 
 /// The tier's settings, from the environment: `KINDLING_NO_JIT=1` turns it
 /// off; `KINDLING_JIT=1` turns it on; `KINDLING_JIT_THRESHOLD=N` turns it
