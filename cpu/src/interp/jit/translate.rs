@@ -707,7 +707,7 @@ impl Tx<'_, '_> {
     /// branch.
     fn slot(&mut self, k: usize) -> Option<Value> {
         let s = self.blk.slots[k];
-        if s.kind == SlotKind::Generic {
+        if s.kind == SlotKind::Generic || !translates(&s.op) {
             self.interpret(k);
             return None;
         }
