@@ -206,6 +206,9 @@ pub fn translates(op: &FastOp) -> bool {
             | FastOp::Jmp { .. }
             | FastOp::Call { .. }
             | FastOp::Ret
+            | FastOp::Nop
+            | FastOp::Unary { .. }
+            | FastOp::XchgRR { .. }
     )
 }
 
@@ -230,7 +233,12 @@ fn used_regs(blk: &Block) -> u16 {
             | FastOp::IncDec { dst, .. }
             | FastOp::MovRI { dst, .. }
             | FastOp::ShiftRI { dst, .. }
+            | FastOp::Unary { dst, .. }
             | FastOp::Setcc { dst, .. } => add(dst),
+            FastOp::XchgRR { a, b, .. } => {
+                add(a);
+                add(b);
+            }
             FastOp::AluRM { dst, mem, .. }
             | FastOp::Load { dst, mem, .. }
             | FastOp::Lea { dst, mem, .. } => {
@@ -799,6 +807,36 @@ impl Tx<'_, '_> {
                     self.b.ins().iadd(a, one)
                 };
                 self.write_reg(dst, r, size);
+            }
+            FastOp::Nop => {}
+            FastOp::Unary {
+                neg,
+                size,
+                dst,
+                flags,
+            } => {
+                let a = self.reg(dst);
+                let a = ir::read_sized(&mut self.b, a, size);
+                let r = if !neg {
+                    self.b.ins().bnot(a)
+                } else if flags {
+                    let zero = self.iconst(0);
+                    let bits = u32::from(size) * 8;
+                    let (r, f) = ir::add_sub(&mut self.b, true, zero, a, None, bits, true);
+                    let old = self.flags();
+                    let nf =
+                        ir::merge_flags(&mut self.b, old, f, super::super::state::flags::ARITH);
+                    self.set_flags(nf);
+                    r
+                } else {
+                    self.b.ins().ineg(a)
+                };
+                self.write_reg(dst, r, size);
+            }
+            FastOp::XchgRR { size, a, b } => {
+                let (va, vb) = (self.reg(a), self.reg(b));
+                self.write_reg(a, vb, size);
+                self.write_reg(b, va, size);
             }
             FastOp::MovRR { size, dst, src } => {
                 let v = self.reg(src);
