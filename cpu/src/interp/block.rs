@@ -60,7 +60,7 @@ pub struct Block {
     pa: u64,
     pub(super) rip: u64,
     bitness: u32,
-    pub(super) code_len: u32,
+    code_len: u32,
     /// The code page's index in the code-page tracker.
     pub(super) page: usize,
     /// The page's generation when the block was decoded.
