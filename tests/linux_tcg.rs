@@ -204,6 +204,17 @@ fn interactive_shell_on_the_serial_console() {
 /// machine stopped (`-no-shutdown`). `blocks: false` runs it with the
 /// block engine off (`KINDLING_NO_BLOCKS=1`).
 fn icount_boot(tag: &str, blocks: bool) -> Option<(String, u64)> {
+    let env: &[&str] = if blocks {
+        &[]
+    } else {
+        &["KINDLING_NO_BLOCKS=1"]
+    };
+    icount_boot_env(tag, env)
+}
+
+/// [`icount_boot`] with `env` (`NAME=value` settings) added to the
+/// environment.
+fn icount_boot_env(tag: &str, env: &[&str]) -> Option<(String, u64)> {
     let k = common::guest_file("vmlinux")?;
     let initrd = common::guest_file("initramfs.cpio")?;
     let sock =
@@ -211,7 +222,11 @@ fn icount_boot(tag: &str, blocks: bool) -> Option<(String, u64)> {
     let _ = std::fs::remove_file(&sock);
     let qmp = format!("unix:{},server=on,wait=off", sock.display());
     let kindling = common::kindling();
-    let env_prefix = ["KINDLING_NO_BLOCKS=1", kindling.to_str().expect("path")];
+    let env_prefix: Vec<&str> = env
+        .iter()
+        .copied()
+        .chain([kindling.to_str().expect("path")])
+        .collect();
     let args = [
         "-M",
         "microvm,acpi=off",
@@ -241,7 +256,7 @@ fn icount_boot(tag: &str, blocks: bool) -> Option<(String, u64)> {
         "-append",
         "console=ttyS0 reboot=t panic=-1 printk.time=1",
     ];
-    let mut vm = if blocks {
+    let mut vm = if env.is_empty() {
         Vm::start(&args)
     } else {
         Vm::start_program("env", &[&env_prefix[..], &args[..]].concat())
@@ -282,10 +297,16 @@ fn the_block_engine_boots_exactly_as_single_stepping() {
     let Some((stepped, n1)) = icount_boot("step", false) else {
         return;
     };
-    let (blocks, n2) = icount_boot("blocks", true).expect("guest present");
+    let (blocks, n2) = icount_boot_env("blocks", &["KINDLING_NO_JIT=1"]).expect("guest present");
     assert!(stepped.contains("BOOT-OK"), "{stepped}");
     assert_eq!(stepped, blocks, "console differs between the engines");
     assert_eq!(n1, n2, "instruction counts differ");
+    // The compiled tier, blocks compiled at their 200th execution (a
+    // threshold of 1 compiles some 60 000 blocks, minutes of Cranelift).
+    let (compiled, n3) =
+        icount_boot_env("compiled", &["KINDLING_JIT_THRESHOLD=200"]).expect("guest present");
+    assert_eq!(stepped, compiled, "console differs with the compiled tier");
+    assert_eq!(n1, n3, "instruction counts differ with the compiled tier");
 }
 
 /// Boots Linux with a shell as init and `disk` as a virtio drive, types

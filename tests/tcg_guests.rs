@@ -25,3 +25,26 @@ fn user_mode_port_io_follows_iopl_and_the_tss_bitmap() {
     assert_eq!(out, "IOPL3-OK\r\nRTC-OK\r\nBITMAP-OK\r\nGP-OK\r\n");
     assert_eq!(code, (0x41 << 1) | 1);
 }
+
+/// A 64-bit guest spinning in a tight loop with interrupts on keeps
+/// receiving PIT interrupts when the loop runs as compiled code (every
+/// block compiled at its first execution), as it does interpreted.
+#[test]
+fn a_compiled_spin_loop_keeps_receiving_timer_interrupts() {
+    let elf = common::guests::build("spin64");
+    let elf = elf.to_str().unwrap().to_string();
+    let kindling = common::kindling();
+    for env in ["KINDLING_JIT_THRESHOLD=1", "KINDLING_NO_JIT=1"] {
+        let mut args = vec![env, kindling.to_str().unwrap()];
+        args.extend(accel_args(
+            &elf,
+            &["-no-reboot", "-device", "isa-debug-exit"],
+        ));
+        let mut vm = Vm::start_program("env", &args);
+        let status = vm.wait_exit(T);
+        let (out, err) = (vm.output(), vm.errors());
+        assert!(!err.contains("panicked"), "{env}: {err}");
+        assert_eq!(out, "SSS", "{env}: {err}");
+        assert_eq!(status.code(), Some((0x35 << 1) | 1), "{env}: {out} {err}");
+    }
+}

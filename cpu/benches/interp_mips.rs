@@ -119,6 +119,16 @@ fn bench(c: &mut Criterion) {
         });
     }
     g.finish();
+    let st = m.jit_stats();
+    if st.compiled > 0 {
+        eprintln!(
+            "compiled tier: {} blocks, {:.0} us and {} code bytes per block; {:?}",
+            st.compiled,
+            st.compile_ns as f64 / 1e3 / st.compiled as f64,
+            st.code_bytes / st.compiled,
+            st
+        );
+    }
 }
 
 criterion_group!(benches, bench);

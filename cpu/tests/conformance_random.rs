@@ -13,7 +13,7 @@ mod conformance;
 use std::time::{Duration, Instant};
 
 use conformance::asm::asm;
-use conformance::compare::{initial_state, Suite, Undefined, AF, ARITH, CF, OF, PF, SF, ZF};
+use conformance::compare::{initial_state, Suite, Tier, Undefined, AF, ARITH, CF, OF, PF, SF, ZF};
 use conformance::rng::Rng;
 use cpu::snippet::{SnippetState, DATA_BASE};
 use iced_x86::code_asm::*;
@@ -689,6 +689,16 @@ fn random_program(r: &mut Rng) -> (Vec<u8>, Undefined, String) {
 
 #[test]
 fn random_programs_match_the_host() {
+    random_programs(Tier::Default);
+}
+
+/// The same programs with every block compiled at its first execution.
+#[test]
+fn random_programs_compiled_match_the_host() {
+    random_programs(Tier::Compiled);
+}
+
+fn random_programs(tier: Tier) {
     let seed = std::env::var("KINDLING_FUZZ_SEED")
         .ok()
         .and_then(|s| s.parse().ok())
@@ -697,6 +707,12 @@ fn random_programs_match_the_host() {
         .ok()
         .and_then(|s| s.parse().ok())
         .unwrap_or(3u64);
+    // Compiling every block is slower than interpreting it: more time.
+    let secs = if tier == Tier::Compiled {
+        secs * 2
+    } else {
+        secs
+    };
     let deadline = Instant::now() + Duration::from_secs(secs);
     let mut r = Rng::new(seed);
     let mut suite = Suite::new();
@@ -704,15 +720,23 @@ fn random_programs_match_the_host() {
     while Instant::now() < deadline && case < 200_000 {
         let (code, undefined, name) = random_program(&mut r);
         let start = random_state(&mut r);
-        suite.check(
-            &format!("seed {seed} case {case}: {name}"),
+        suite.check_as(
+            &format!("seed {seed} case {case} ({tier:?}): {name}"),
             &code,
             &start,
             undefined,
+            tier,
         );
         case += 1;
     }
     assert!(suite.cases() > 100, "too few cases ran: {}", suite.cases());
-    eprintln!("randomized differential: seed {seed}, {case} programs");
+    if tier == Tier::Compiled {
+        let st = conformance::compare::compiled_stats();
+        eprintln!("compiled tier: {st:?}");
+        assert!(st.compiled >= case, "every program compiles: {st:?}");
+        assert_eq!(st.failed, 0, "no block fails to compile");
+        assert!(st.retired > 0, "compiled code ran");
+    }
+    eprintln!("randomized differential ({tier:?}): seed {seed}, {case} programs");
     suite.finish();
 }

@@ -30,21 +30,21 @@ const SLOTS: usize = 1 << 14;
 
 /// One instruction of a block.
 #[derive(Clone, Copy)]
-struct Slot {
-    op: FastOp,
+pub(super) struct Slot {
+    pub(super) op: FastOp,
     /// Linear RIP of the instruction.
-    rip: u64,
+    pub(super) rip: u64,
     /// RIP of the next instruction.
-    next: u64,
+    pub(super) next: u64,
     /// Index into `Block::generic` for `FastOp::Generic`.
     generic: u16,
     /// How the slot runs.
-    kind: SlotKind,
+    pub(super) kind: SlotKind,
 }
 
 /// How a slot runs.
 #[derive(Clone, Copy, PartialEq, Eq)]
-enum SlotKind {
+pub(super) enum SlotKind {
     /// A fast op that stores nothing (or only to the stack).
     Fast,
     /// A fast op that stores through a memory operand.
@@ -59,21 +59,23 @@ const CODE_MAX: usize = 120;
 /// A decoded run of code.
 pub struct Block {
     pa: u64,
-    rip: u64,
+    pub(super) rip: u64,
     bitness: u32,
     code_len: u32,
     /// The code page's index in the code-page tracker.
-    page: usize,
+    pub(super) page: usize,
     /// The page's generation when the block was decoded.
-    stamp: u64,
+    pub(super) stamp: u64,
     /// The code bytes were compared once more after the decode (on the
     /// second entry).
     verified: bool,
     code: [u8; CODE_MAX],
     /// The last instruction needs the vCPU loop next (`ends_chain`).
     ends_chain: bool,
-    slots: Vec<Slot>,
+    pub(super) slots: Vec<Slot>,
     generic: Vec<Instruction>,
+    /// The compiled tier's state for this block (its code dies with it).
+    pub(super) jit: super::jit::BlockJit,
 }
 
 impl Block {
@@ -88,6 +90,8 @@ pub struct BlockCache {
     table: Vec<Option<Box<Block>>>,
     /// `table.len() - 1` (the length is a power of two).
     mask: usize,
+    /// The compiled tier (code arena, compiler, policy).
+    pub(super) jit: super::jit::Jit,
 }
 
 impl Default for BlockCache {
@@ -103,6 +107,7 @@ impl BlockCache {
         BlockCache {
             table: std::iter::repeat_with(|| None).take(slots).collect(),
             mask: slots - 1,
+            jit: Default::default(),
         }
     }
 
@@ -281,6 +286,7 @@ fn build(
         ends_chain: last_ends_chain,
         slots,
         generic,
+        jit: Default::default(),
     }))
 }
 
@@ -402,6 +408,8 @@ impl Cpu {
     fn exec_block(&mut self, blk: &Block, max: u64, exact: bool) -> (u64, StepResult, bool) {
         if exact && max < blk.slots.len() as u64 {
             self.exec_slots::<true>(blk, max.max(1) as usize)
+        } else if let Some(r) = self.run_compiled(blk, max, exact) {
+            r
         } else {
             self.exec_slots::<false>(blk, blk.slots.len())
         }
@@ -415,54 +423,68 @@ impl Cpu {
         blk: &Block,
         n: usize,
     ) -> (u64, StepResult, bool) {
-        for (k, s) in blk.slots[..n].iter().enumerate() {
-            let done = k as u64 + 1;
-            let r = match s.kind {
-                SlotKind::Fast if !PARTIAL => self.exec_fast(&s.op, s.next),
-                SlotKind::Fast => self.exec_fast(&Self::exact(s.op), s.next),
-                SlotKind::Store => {
-                    // A store into this block's code page (a chunk holding
-                    // code) ends the block, so the next instruction is
-                    // decoded afresh (as on hardware).
-                    let op = if PARTIAL { Self::exact(s.op) } else { s.op };
-                    let r = self.exec_fast(&op, s.next);
-                    if r.is_ok() && self.ram.code().generation(blk.page) != blk.stamp {
-                        self.st.rip = s.next;
-                        return (done, Ok((None, false)), false);
-                    }
-                    r
-                }
-                SlotKind::Generic => {
-                    let i = &blk.generic[s.generic as usize];
-                    self.st.rip = s.next;
-                    match self.execute(i) {
-                        Ok(Outcome::Next) => {
-                            if self.st.rip != s.next {
-                                return (done, Ok((None, false)), false);
-                            }
-                            if self.ram.code().generation(blk.page) != blk.stamp {
-                                // It may have patched the rest of this very
-                                // block (Linux's text_poke_early patches the
-                                // instruction after its own REP MOVSB):
-                                // decode afresh, as hardware does.
-                                return (done, Ok((None, false)), true);
-                            }
-                            Ok(false)
-                        }
-                        Ok(Outcome::Shadow) => return (done, Ok((None, true)), false),
-                        Ok(Outcome::Halt) => return (done, Ok((Some(Stop::Halt), false)), false),
-                        Err(e) => Err(e),
-                    }
-                }
-            };
-            match r {
-                Ok(false) => {}
-                Ok(true) => return (done, Ok((None, false)), !PARTIAL),
-                Err(e) => return (done, self.fault_at(s.rip, e), false),
+        for k in 0..n {
+            if let Some((r, clean)) = self.exec_slot::<PARTIAL>(blk, k) {
+                return (k as u64 + 1, r, clean);
             }
         }
         self.st.rip = blk.slots[n - 1].next;
         (n as u64, Ok((None, false)), !PARTIAL)
+    }
+
+    /// Run slot `k` of `blk` (RIP is set when the block ends here):
+    /// `None` when execution goes on with slot `k + 1`, else the result as
+    /// `Cpu::step` gives it and whether another block may follow at once.
+    #[inline(always)]
+    pub(super) fn exec_slot<const PARTIAL: bool>(
+        &mut self,
+        blk: &Block,
+        k: usize,
+    ) -> Option<(StepResult, bool)> {
+        let s = &blk.slots[k];
+        let r = match s.kind {
+            SlotKind::Fast if !PARTIAL => self.exec_fast(&s.op, s.next),
+            SlotKind::Fast => self.exec_fast(&Self::exact(s.op), s.next),
+            SlotKind::Store => {
+                // A store into this block's code page (a chunk holding
+                // code) ends the block, so the next instruction is
+                // decoded afresh (as on hardware).
+                let op = if PARTIAL { Self::exact(s.op) } else { s.op };
+                let r = self.exec_fast(&op, s.next);
+                if r.is_ok() && self.ram.code().generation(blk.page) != blk.stamp {
+                    self.st.rip = s.next;
+                    return Some((Ok((None, false)), false));
+                }
+                r
+            }
+            SlotKind::Generic => {
+                let i = &blk.generic[s.generic as usize];
+                self.st.rip = s.next;
+                match self.execute(i) {
+                    Ok(Outcome::Next) => {
+                        if self.st.rip != s.next {
+                            return Some((Ok((None, false)), false));
+                        }
+                        if self.ram.code().generation(blk.page) != blk.stamp {
+                            // It may have patched the rest of this very
+                            // block (Linux's text_poke_early patches the
+                            // instruction after its own REP MOVSB):
+                            // decode afresh, as hardware does.
+                            return Some((Ok((None, false)), true));
+                        }
+                        Ok(false)
+                    }
+                    Ok(Outcome::Shadow) => return Some((Ok((None, true)), false)),
+                    Ok(Outcome::Halt) => return Some((Ok((Some(Stop::Halt), false)), false)),
+                    Err(e) => Err(e),
+                }
+            }
+        };
+        match r {
+            Ok(false) => None,
+            Ok(true) => Some((Ok((None, false)), !PARTIAL)),
+            Err(e) => Some((self.fault_at(s.rip, e), false)),
+        }
     }
 
     /// `op`, with its flags computed even where they were found dead.
@@ -471,7 +493,7 @@ impl Cpu {
         op
     }
 
-    fn fault_at(&mut self, rip: u64, e: Exception) -> StepResult {
+    pub(super) fn fault_at(&mut self, rip: u64, e: Exception) -> StepResult {
         self.st.rip = rip;
         self.raise(e).map(|_| (None, false))
     }

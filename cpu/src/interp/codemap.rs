@@ -39,11 +39,12 @@ use vm_memory::{GuestMemoryBackend as _, GuestMemoryRegion as _};
 
 use crate::GuestMemory;
 
-/// Bits of a page word that mark code chunks.
-const MARK_BITS: u32 = 16;
-/// Chunk size (bytes) one mark bit stands for.
-const CHUNK_SHIFT: u32 = 12 - MARK_BITS.trailing_zeros();
-const MARKS: u64 = (1 << MARK_BITS) - 1;
+/// Bits of a page word that mark code chunks (the generation sits above).
+pub const MARK_BITS: u32 = 16;
+/// log2 of the chunk size (bytes) one mark bit stands for.
+pub const CHUNK_SHIFT: u32 = 12 - MARK_BITS.trailing_zeros();
+/// The mark bits of a page word.
+pub const MARKS: u64 = (1 << MARK_BITS) - 1;
 
 /// One RAM region's pages in the flat page array.
 #[derive(Debug, Clone, Copy)]
@@ -128,6 +129,18 @@ impl CodePages {
     #[inline(always)]
     pub fn generation(&self, page: usize) -> u64 {
         self.pages[page].load(Ordering::Acquire) >> MARK_BITS
+    }
+
+    /// Whether some chunk of page `page` holds code now.
+    #[inline]
+    pub fn has_code(&self, page: usize) -> bool {
+        self.pages[page].load(Ordering::Acquire) & MARKS != 0
+    }
+
+    /// The address of page `page`'s word, for compiled code that reads it
+    /// in place (valid as long as this tracker lives).
+    pub fn word_addr(&self, page: usize) -> usize {
+        &self.pages[page] as *const AtomicU64 as usize
     }
 
     /// Bytes `off..off + len` of page `page` were written (`len` >= 1,

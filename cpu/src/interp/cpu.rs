@@ -110,11 +110,13 @@ impl Cpu {
     }
 
     /// Apply the `-accel tcg` options: the block cache's size, and
-    /// one instruction per block (the single-step executor).
+    /// one instruction per block (the single-step executor; it also turns
+    /// the compiled tier off).
     pub fn configure(&mut self, opts: &super::tcg_options::TcgOptions) {
         *self.blocks = super::block::BlockCache::with_slots(opts.block_slots());
         if opts.one_insn_per_tb {
             self.debugging = true;
+            self.set_jit_threshold(0);
         }
     }
 

@@ -25,6 +25,7 @@ pub mod exec;
 pub mod exec_ext;
 mod fastop;
 pub mod fpu;
+pub mod jit;
 pub mod kvmclock;
 pub mod mem;
 mod privilege;

@@ -26,6 +26,8 @@ const MEM_SIZE: usize = 0x3000_0000;
 pub struct SnippetMachine {
     mem: Arc<GuestMemory>,
     cpu: Cpu,
+    /// Run one instruction at a time (`Cpu::step`), never blocks.
+    single_step: bool,
 }
 
 impl Default for SnippetMachine {
@@ -52,7 +54,38 @@ impl SnippetMachine {
             1_000_000,
         ));
         let cpu = Cpu::new(0, mem.clone(), clock);
-        SnippetMachine { mem, cpu }
+        SnippetMachine {
+            mem,
+            cpu,
+            single_step: false,
+        }
+    }
+
+    /// A machine that runs one instruction at a time (no block engine).
+    pub fn with_single_step() -> Self {
+        SnippetMachine {
+            single_step: true,
+            ..Self::new()
+        }
+    }
+
+    /// RIP, RSP and CR2 after the last run (where an exception left
+    /// them; the snippet state hides RSP).
+    pub fn rip_rsp_cr2(&self) -> (u64, u64, u64) {
+        (self.cpu.st.rip, self.cpu.st.gpr[4], self.cpu.st.cr2)
+    }
+
+    /// A machine whose blocks are compiled at their `threshold`th
+    /// execution (1: at once; 0: never), whatever the environment says.
+    pub fn with_jit_threshold(threshold: u32) -> Self {
+        let mut m = Self::new();
+        m.cpu.set_jit_threshold(threshold);
+        m
+    }
+
+    /// The compiled tier's counters for this machine's vCPU.
+    pub fn jit_stats(&self) -> super::jit::JitStats {
+        self.cpu.jit_stats()
     }
 
     /// Run `code` from `state`; writes the final state back.
@@ -92,7 +125,11 @@ impl SnippetMachine {
         self.cpu.last_exception = None;
         self.cpu.flush_tlb();
         while self.cpu.st.rip != end {
-            let (ran, stepped) = self.cpu.step_block(1 << 20, false);
+            let (ran, stepped) = if self.single_step {
+                (1, self.cpu.step())
+            } else {
+                self.cpu.step_block(1 << 20, false)
+            };
             // The IDT is empty, so an exception ends the snippet: report
             // its vector; RIP stays at the faulting instruction (delivery
             // fails before it changes anything).

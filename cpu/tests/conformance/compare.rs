@@ -198,13 +198,48 @@ pub fn run_native(code: &[u8], start: &SnippetState) -> Outcome {
 /// Runs `code` on the interpreter (one reusable snippet machine per
 /// thread).
 pub fn run_interp(code: &[u8], start: &SnippetState) -> Outcome {
+    run_interp_as(code, start, Tier::Default)
+}
+
+/// Which tier of the software CPU runs a snippet.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Tier {
+    /// As the environment configures it.
+    Default,
+    /// Every block compiled at its first execution.
+    Compiled,
+}
+
+/// Runs `code` on the software CPU's `tier` (one reusable snippet machine
+/// per thread and tier).
+pub fn run_interp_as(code: &[u8], start: &SnippetState, tier: Tier) -> Outcome {
     thread_local! {
         static MACHINE: RefCell<SnippetMachine> = RefCell::new(SnippetMachine::new());
+        static COMPILED: RefCell<SnippetMachine> =
+            RefCell::new(SnippetMachine::with_jit_threshold(1));
     }
     let mut state = start.clone();
     state.rflags = (state.rflags & COMPARED_FLAGS) | 2;
-    let end = MACHINE.with(|m| m.borrow_mut().run(code, &mut state));
+    let machine = match tier {
+        Tier::Default => &MACHINE,
+        Tier::Compiled => &COMPILED,
+    };
+    let end = machine.with(|m| m.borrow_mut().run(code, &mut state));
+    if tier == Tier::Compiled {
+        COMPILED_STATS.with(|s| s.set(COMPILED.with(|m| m.borrow().jit_stats())));
+    }
     Outcome { end, state }
+}
+
+thread_local! {
+    static COMPILED_STATS: std::cell::Cell<cpu::interp::jit::JitStats> =
+        std::cell::Cell::new(Default::default());
+}
+
+/// The compiled tier's counters of this thread's [`Tier::Compiled`]
+/// machine.
+pub fn compiled_stats() -> cpu::interp::jit::JitStats {
+    COMPILED_STATS.with(|s| s.get())
 }
 
 /// Compares two outcomes; `None` when they agree, else the differences,
@@ -293,10 +328,20 @@ pub fn differences(native: &Outcome, interp: &Outcome, undef: Undefined) -> Opti
 /// outcome, or a readable report of every difference: the instructions,
 /// the input state and both outputs.
 pub fn compare(code: &[u8], start: &SnippetState, undef: Undefined) -> Result<Outcome, String> {
+    compare_as(code, start, undef, Tier::Default)
+}
+
+/// [`compare`] against the software CPU's `tier`.
+pub fn compare_as(
+    code: &[u8],
+    start: &SnippetState,
+    undef: Undefined,
+    tier: Tier,
+) -> Result<Outcome, String> {
     let mut start = start.clone();
     start.rflags = (start.rflags & COMPARED_FLAGS) | 2;
     let native = run_native(code, &start);
-    let interp = run_interp(code, &start);
+    let interp = run_interp_as(code, &start, tier);
     match differences(&native, &interp, undef) {
         None => Ok(native),
         Some(d) => Err(format!(
@@ -341,8 +386,20 @@ impl Suite {
         start: &SnippetState,
         undef: Undefined,
     ) -> Option<Outcome> {
+        self.check_as(what, code, start, undef, Tier::Default)
+    }
+
+    /// [`Suite::check`] against the software CPU's `tier`.
+    pub fn check_as(
+        &mut self,
+        what: &str,
+        code: &[u8],
+        start: &SnippetState,
+        undef: Undefined,
+        tier: Tier,
+    ) -> Option<Outcome> {
         self.cases += 1;
-        match compare(code, start, undef) {
+        match compare_as(code, start, undef, tier) {
             Ok(o) => Some(o),
             Err(r) => {
                 self.failures.push(format!("=== {what}\n{r}"));
