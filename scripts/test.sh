@@ -33,6 +33,13 @@ else
     echo "test.sh: no x86-64-v3 userland; that test will say it skips" >&2
 fi
 
+# Debian's own kernel image (linux-image-amd64's), fetched once.
+if stock=$(scripts/guest/stock-kernel-path.sh); then
+    export KINDLING_STOCK_KERNEL=$stock
+else
+    echo "test.sh: no stock Debian kernel; the tests that boot it will say they skip" >&2
+fi
+
 cargo build --release --workspace --all-targets
 if command -v cargo-nextest >/dev/null 2>&1; then
     cargo nextest run --release --workspace --no-fail-fast

@@ -171,3 +171,64 @@ fn the_guest_measures_a_busy_and_an_idle_minute_as_the_host_does_under_load() {
     vm.type_text("reboot -f\n");
     assert_eq!(vm.wait_exit(T).code(), Some(0));
 }
+
+/// Debian's own kernel (scripts/test.sh provides it as
+/// `KINDLING_STOCK_KERNEL`, fetched by scripts/guest/stock-kernel-path.sh)
+/// with ACPI on, booted while every host core is kept busy: its
+/// clocksource watchdog must not mark the TSC unstable, and it must run on
+/// kvm-clock or the TSC.
+#[test]
+fn a_stock_debian_kernel_keeps_a_stable_clocksource_on_a_loaded_host() {
+    let Some(kernel) = std::env::var_os("KINDLING_STOCK_KERNEL") else {
+        eprintln!(
+            "skipping: KINDLING_STOCK_KERNEL is not set (scripts/guest/stock-kernel-path.sh fetches Debian's kernel)"
+        );
+        return;
+    };
+    let Some(initrd) = common::guest_file("initramfs.cpio") else {
+        return;
+    };
+    let cores = std::thread::available_parallelism().map_or(2, |n| n.get());
+    let _load = Burners::start(cores);
+    let mut vm = Vm::start(&[
+        "-M",
+        "microvm,acpi=on",
+        "-accel",
+        "tcg",
+        "-smp",
+        "2",
+        "-m",
+        "512m",
+        "-nodefaults",
+        "-no-reboot",
+        "-serial",
+        "stdio",
+        "-kernel",
+        kernel.to_str().unwrap(),
+        "-initrd",
+        initrd.to_str().unwrap(),
+        "-append",
+        "console=ttyS0 reboot=t panic=-1",
+    ]);
+    assert!(
+        vm.wait_for("BOOT-OK", 1, Duration::from_secs(900)),
+        "no BOOT-OK:\n{}",
+        vm.output()
+    );
+    let out = vm.output();
+    assert!(out.contains("kvm-clock: Using msrs"), "{out}");
+    assert!(
+        out.contains("Switched to clocksource kvm-clock")
+            || out.contains("Switched to clocksource tsc"),
+        "{out}"
+    );
+    assert!(
+        !out.contains("as unstable"),
+        "a clocksource was marked unstable:\n{out}"
+    );
+    assert!(
+        !out.contains("Switched to clocksource refined-jiffies"),
+        "{out}"
+    );
+    assert_eq!(vm.wait_exit(T * 5).code(), Some(0), "{}", vm.output());
+}
