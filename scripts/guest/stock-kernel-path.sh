@@ -19,8 +19,15 @@ if [ -n "$found" ]; then
     exit 0
 fi
 # linux-image-amd64 is a metapackage: its dependency names the real image.
-pkg=$(apt-cache depends linux-image-amd64 2>/dev/null \
-    | awk '/Depends: linux-image-[0-9]/ {print $2; exit}')
+image_package() {
+    apt-cache depends linux-image-amd64 2>/dev/null \
+        | awk '/Depends: linux-image-[0-9]/ {print $2; exit}'
+}
+pkg=$(image_package)
+if [ -z "$pkg" ] && [ "$(id -u)" = 0 ]; then
+    apt-get update -qq >/dev/null 2>&1 || true
+    pkg=$(image_package)
+fi
 if [ -z "$pkg" ]; then
     echo "stock-kernel-path.sh: apt knows no linux-image-amd64 (run apt-get update)" >&2
     exit 1
