@@ -325,8 +325,9 @@ impl Cpu {
             seg.present = false;
             return Ok(());
         }
+        // Descriptor reads and the accessed-bit update are supervisor
+        // accesses whatever the CPL (`desc` makes them so).
         let mmu = crate::interp_mmu!(self);
-        self.st.sys_access = true;
         let d = if s == Seg::Cs {
             desc::load(&mmu, &mut self.st, sel, false)
         } else {
@@ -336,7 +337,6 @@ impl Cpu {
         if d.is_ok() {
             desc::mark_accessed(&mmu, &mut self.st, sel);
         }
-        self.st.sys_access = false;
         self.st.seg[s as usize] = d?;
         Ok(())
     }
@@ -1379,11 +1379,9 @@ impl Cpu {
             M::Lsl | M::Lar => {
                 let sel = self.read_op(i, 1)? as u16;
                 let mmu = crate::interp_mmu!(self);
-                // The descriptor table is read as the CPU's own
+                // `desc::read` reads the table as the CPU's own
                 // (supervisor) access, whatever the CPL.
-                self.st.sys_access = true;
                 let found = desc::read(&mmu, &mut self.st, sel, false);
-                self.st.sys_access = false;
                 match found {
                     Ok(d)
                         if sel & !3 != 0
