@@ -432,11 +432,29 @@ for t in $tests; do
 done
 [ -z "$tests" ] || echo "TESTS-DONE $all"
 
+# Let the console finish sending before the board goes away: an
+# interrupt-driven 8250 still holds the last lines in its transmit buffer
+# when `reboot -f` runs (seen with Debian's kernel on the software CPU).
+drain_console() {
+    if [ ! -r /proc/tty/driver/serial ]; then
+        sleep 0.2
+        return
+    fi
+    last= n=0
+    while [ $n -lt 40 ]; do
+        now=$(grep -m1 '^0:' /proc/tty/driver/serial)
+        [ "$now" = "$last" ] && return
+        last=$now n=$((n + 1))
+        sleep 0.05
+    done
+}
+
 sync
 if [ "$end" = auto ]; then
     if [ -d /sys/firmware/acpi ]; then end=poweroff; else end=reboot; fi
 fi
 echo "END $end"
+case "$end" in reboot|poweroff|halt) drain_console ;; esac
 case "$end" in
     reboot) reboot -f ;;
     poweroff) poweroff -f ;;
