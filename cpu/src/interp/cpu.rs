@@ -65,6 +65,9 @@ pub struct Cpu {
     pub last_exception: Option<u8>,
     /// Instructions left to print (`KINDLING_TRACE_FROM=rip[,count]`).
     tracing: u64,
+    /// A spare FPU state box that stands in `st.fpu` while an x87/SSE/AVX
+    /// instruction holds the real one (see `fpu`).
+    fpu_spare: Option<Box<fpu::FpuState>>,
     /// A debugging aid is on (checked once per instruction), or the block
     /// engine is off.
     debugging: bool,
@@ -105,6 +108,7 @@ impl Cpu {
             history: std::collections::VecDeque::new(),
             last_exception: None,
             tracing: 0,
+            fpu_spare: None,
             debugging: trace_from().is_some() || trace_exceptions() || no_blocks(),
         }
     }
@@ -748,7 +752,10 @@ impl Cpu {
 
     /// Run an x87/SSE instruction through the fpu module.
     pub fn fpu(&mut self, i: &Instruction) -> Result<super::exec::Outcome, Exception> {
-        let mut fpu_state = std::mem::take(&mut self.st.fpu);
+        // The instruction needs the FPU state and the CPU (registers,
+        // memory) at once: move the state's box out, a spare box in.
+        let spare = self.fpu_spare.take().unwrap_or_default();
+        let mut fpu_state = std::mem::replace(&mut self.st.fpu, spare);
         let mut ctx = FpuCtx {
             cpu: self,
             ins: i,
@@ -756,7 +763,7 @@ impl Cpu {
         };
         let r = fpu::execute(&mut fpu_state, i, &mut ctx);
         let fault = ctx.fault;
-        self.st.fpu = fpu_state;
+        self.fpu_spare = Some(std::mem::replace(&mut self.st.fpu, fpu_state));
         match r {
             Ok(()) => Ok(super::exec::Outcome::Next),
             Err(FpuError::NotFpu) => Err(Exception::UD),

@@ -121,8 +121,9 @@ pub struct CpuState {
     pub efer: u64,
     /// Owned MSRs.
     pub msr: Msrs,
-    /// x87/SSE state.
-    pub fpu: FpuState,
+    /// x87/SSE/AVX state (boxed: `Cpu::fpu` moves it out of the CPU for
+    /// each instruction, which must cost a pointer, not its ~800 bytes).
+    pub fpu: Box<FpuState>,
     /// Software TLB (linear page → physical page).
     pub tlb: Box<Tlb>,
     /// Implicit supervisor accesses in progress (IDT, GDT, TSS reads during
@@ -212,7 +213,7 @@ impl Default for CpuState {
             cr8: 0,
             efer: 0,
             msr: Msrs::default(),
-            fpu: FpuState::new(),
+            fpu: Box::new(FpuState::new()),
             tlb: Box::default(),
             sys_access: false,
             debug: Default::default(),
