@@ -118,6 +118,7 @@ mod ext_lanes;
 mod f16c;
 mod fma;
 mod gather;
+mod host_sse;
 mod legacy_ext;
 mod pcmpstr;
 mod sha;

@@ -310,8 +310,24 @@ pub(super) fn arith_op(m: Mnemonic, imm: u8) -> Option<(FOp, Format, bool)> {
 }
 
 /// Apply `op` lane by lane to `a` and `b` (only the low lane if
-/// `scalar`; the other lanes come from `a`).
+/// `scalar`; the other lanes come from `a`): on the host's SSE unit where
+/// it gives the guest's answer (`host_sse`), else in software.
 pub(super) fn arith_lanes(
+    spec: (FOp, Format, bool),
+    a: u128,
+    b: u128,
+    mxcsr: u32,
+    flags: &mut u32,
+) -> u128 {
+    if let Some((r, f)) = super::host_sse::arith(spec, a, b, mxcsr) {
+        *flags |= f;
+        return r;
+    }
+    arith_lanes_soft(spec, a, b, mxcsr, flags)
+}
+
+/// [`arith_lanes`] in the software core, lane by lane.
+pub(super) fn arith_lanes_soft(
     (op, fmt, scalar): (FOp, Format, bool),
     a: u128,
     b: u128,
