@@ -70,77 +70,33 @@ pub(super) fn arith(
             }
         };
     }
+    // `stem` + ps/ss/pd/sd, then `tail` (a compare's predicate).
     macro_rules! forms {
-        ($ps:literal, $ss:literal, $pd:literal, $sd:literal) => {
+        ($stem:literal $(, $tail:literal)?) => {
             match (fmt == F32, scalar) {
-                (true, false) => run!($ps),
-                (true, true) => run!($ss),
-                (false, false) => run!($pd),
-                (false, true) => run!($sd),
-            }
-        };
-    }
-    macro_rules! cmp {
-        ($p:literal) => {
-            match (fmt == F32, scalar) {
-                (true, false) => run!(concat!("cmpps {x}, {y}, ", $p)),
-                (true, true) => run!(concat!("cmpss {x}, {y}, ", $p)),
-                (false, false) => run!(concat!("cmppd {x}, {y}, ", $p)),
-                (false, true) => run!(concat!("cmpsd {x}, {y}, ", $p)),
+                (true, false) => run!(concat!($stem, "ps {x}, {y}" $(, $tail)?)),
+                (true, true) => run!(concat!($stem, "ss {x}, {y}" $(, $tail)?)),
+                (false, false) => run!(concat!($stem, "pd {x}, {y}" $(, $tail)?)),
+                (false, true) => run!(concat!($stem, "sd {x}, {y}" $(, $tail)?)),
             }
         };
     }
     match op {
-        FOp::Add => forms!(
-            "addps {x}, {y}",
-            "addss {x}, {y}",
-            "addpd {x}, {y}",
-            "addsd {x}, {y}"
-        ),
-        FOp::Sub => forms!(
-            "subps {x}, {y}",
-            "subss {x}, {y}",
-            "subpd {x}, {y}",
-            "subsd {x}, {y}"
-        ),
-        FOp::Mul => forms!(
-            "mulps {x}, {y}",
-            "mulss {x}, {y}",
-            "mulpd {x}, {y}",
-            "mulsd {x}, {y}"
-        ),
-        FOp::Div => forms!(
-            "divps {x}, {y}",
-            "divss {x}, {y}",
-            "divpd {x}, {y}",
-            "divsd {x}, {y}"
-        ),
-        FOp::Min => forms!(
-            "minps {x}, {y}",
-            "minss {x}, {y}",
-            "minpd {x}, {y}",
-            "minsd {x}, {y}"
-        ),
-        FOp::Max => forms!(
-            "maxps {x}, {y}",
-            "maxss {x}, {y}",
-            "maxpd {x}, {y}",
-            "maxsd {x}, {y}"
-        ),
-        FOp::Sqrt => forms!(
-            "sqrtps {x}, {y}",
-            "sqrtss {x}, {y}",
-            "sqrtpd {x}, {y}",
-            "sqrtsd {x}, {y}"
-        ),
-        FOp::Cmp(0) => cmp!("0"),
-        FOp::Cmp(1) => cmp!("1"),
-        FOp::Cmp(2) => cmp!("2"),
-        FOp::Cmp(3) => cmp!("3"),
-        FOp::Cmp(4) => cmp!("4"),
-        FOp::Cmp(5) => cmp!("5"),
-        FOp::Cmp(6) => cmp!("6"),
-        FOp::Cmp(7) => cmp!("7"),
+        FOp::Add => forms!("add"),
+        FOp::Sub => forms!("sub"),
+        FOp::Mul => forms!("mul"),
+        FOp::Div => forms!("div"),
+        FOp::Min => forms!("min"),
+        FOp::Max => forms!("max"),
+        FOp::Sqrt => forms!("sqrt"),
+        FOp::Cmp(0) => forms!("cmp", ", 0"),
+        FOp::Cmp(1) => forms!("cmp", ", 1"),
+        FOp::Cmp(2) => forms!("cmp", ", 2"),
+        FOp::Cmp(3) => forms!("cmp", ", 3"),
+        FOp::Cmp(4) => forms!("cmp", ", 4"),
+        FOp::Cmp(5) => forms!("cmp", ", 5"),
+        FOp::Cmp(6) => forms!("cmp", ", 6"),
+        FOp::Cmp(7) => forms!("cmp", ", 7"),
         FOp::Cmp(_) => return None,
     }
     // SAFETY: as above.
