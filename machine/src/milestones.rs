@@ -14,7 +14,7 @@ use std::io::Write;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};
-use std::time::{Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use cpu::{Clock, ClockMode};
 use serde_json::{json, Map, Value};
@@ -55,16 +55,41 @@ struct ProcessStart {
 static PROCESS_START: OnceLock<ProcessStart> = OnceLock::new();
 
 fn process_start() -> &'static ProcessStart {
-    PROCESS_START.get_or_init(|| ProcessStart {
-        at: Instant::now(),
-        unix_us: SystemTime::now()
+    PROCESS_START.get_or_init(|| {
+        // `main` runs after the exec and the dynamic loader, which take a
+        // millisecond or more of a large binary: their CPU time (the
+        // process's own, counted from the spawn) moves the start back to
+        // the spawn, where an outside stopwatch starts.
+        let before_main = process_cpu_time();
+        let at = Instant::now();
+        let at = at.checked_sub(before_main).unwrap_or(at);
+        let unix = SystemTime::now()
             .duration_since(UNIX_EPOCH)
-            .map(|d| d.as_micros() as u64)
-            .unwrap_or(0),
+            .unwrap_or_default()
+            .saturating_sub(before_main);
+        ProcessStart {
+            at,
+            unix_us: unix.as_micros() as u64,
+        }
     })
 }
 
-/// Note the moment the process started; `main` calls it first thing
+/// CPU time this process has used so far.
+fn process_cpu_time() -> Duration {
+    let mut ts = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    // SAFETY: `ts` is a valid, writable timespec.
+    let rc = unsafe { libc::clock_gettime(libc::CLOCK_PROCESS_CPUTIME_ID, &mut ts) };
+    if rc != 0 {
+        return Duration::ZERO;
+    }
+    Duration::new(ts.tv_sec as u64, ts.tv_nsec as u32)
+}
+
+/// Note the moment the process started (its spawn: the time `main` is
+/// reached less the CPU time the exec took); `main` calls it first thing
 /// (later calls change nothing).
 pub fn mark_process_start() {
     process_start();
