@@ -5,6 +5,7 @@ tabulates every boot milestone.
 usage: benches/bootbench.py [-n N] [--order interleaved|sequential]
            [--warmup K] [--booted TEXT] [--svg FILE] [--chart-metric time|icount]
            [--json FILE] [--timeout S] NAME=COMMAND [NAME=COMMAND ...]
+       benches/bootbench.py --from-json FILE [--svg FILE] [--chart-metric ...]
 
 Each NAME=COMMAND is a variant: a whole emulator command line in shell
 quoting, e.g.
@@ -30,7 +31,8 @@ between consecutive milestones) and how noisy the host was: the spread
 of a fixed CPU calibration loop run before every boot, the load average
 and the CPU time stolen by the hypervisor. --svg draws each variant's
 phases as a stacked bar (median time, or instructions with
---chart-metric icount) with the min-max range of the whole boot.
+--chart-metric icount) with the min-max range of the whole boot; --json
+saves the boots, and --from-json tabulates and draws them again.
 Only the standard library is used.
 """
 import argparse
@@ -221,15 +223,19 @@ def milestone_table(variants, names):
 
 
 def phases(v, names):
-    """(from, to, median Δt µs, Δicount or None) between consecutive milestones."""
+    """(from, to, median Δt µs, Δicount or None) between consecutive
+    milestones, from the spawn (time and instruction 0); Δt is the median
+    of each run's own difference."""
     present = [n for n in names if n != "wall" and summary(v, n)]
     out = []
-    for a, b in zip(present, present[1:]):
-        sa, sb = summary(v, a), summary(v, b)
+    for a, b in zip(["spawn"] + present, present):
+        ds = [r[b][0] - (r[a][0] if a != "spawn" else 0)
+              for r in v.boots if b in r and (a == "spawn" or a in r)]
+        sa, sb = summary(v, a) if a != "spawn" else {"icount": 0}, summary(v, b)
         di = None
         if sa["icount"] is not None and sb["icount"] is not None:
             di = sb["icount"] - sa["icount"]
-        out.append((a, b, max(0, sb["median"] - sa["median"]), di))
+        out.append((a, b, max(0, statistics.median(ds)), di))
     return out
 
 
@@ -320,7 +326,8 @@ def nice_step(span):
 
 def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("variants", nargs="+", metavar="NAME=COMMAND")
+    ap.add_argument("variants", nargs="*", metavar="NAME=COMMAND")
+    ap.add_argument("--from-json", help="tabulate and draw the boots saved by --json; no boots")
     ap.add_argument("-n", "--runs", type=int, default=10)
     ap.add_argument("--order", choices=["interleaved", "sequential"], default="interleaved")
     ap.add_argument("--warmup", type=int, default=1, help="unrecorded boots per variant first")
@@ -331,7 +338,47 @@ def main():
     ap.add_argument("--title", default="Boot phases")
     ap.add_argument("--json")
     a = ap.parse_args()
-    variants = [Variant(s) for s in a.variants]
+    if a.from_json:
+        with open(a.from_json) as f:
+            saved = json.load(f)
+        variants = [Saved(name, d) for name, d in saved["variants"].items()]
+        noise = saved["noise"]
+    elif a.variants:
+        variants = [Variant(s) for s in a.variants]
+        noise = run_boots(variants, a)
+    else:
+        ap.error("give NAME=COMMAND variants or --from-json")
+    names = ordered_names(variants)
+    print(f"{len(variants[0].boots)} boots per variant, {noise['order']}; figures: " +
+          ", ".join(f"{v.name} {'exact (-icount)' if v.exact else 'wall-clock'}"
+                    f"{'' if v.kindling else ' (serial console)'}" for v in variants))
+    print()
+    print(milestone_table(variants, names))
+    print()
+    print(phase_table(variants, names))
+    print()
+    print(noise["text"])
+    if a.svg:
+        with open(a.svg, "w") as f:
+            f.write(svg_chart(variants, names, a.chart_metric, a.title))
+    if a.json:
+        with open(a.json, "w") as f:
+            json.dump({"noise": noise, "variants": {
+                v.name: {"argv": v.argv, "kindling": v.kindling, "exact": v.exact,
+                         "boots": v.boots} for v in variants}}, f, indent=1)
+
+
+class Saved:
+    """A variant's boots read back from --json."""
+
+    def __init__(self, name, d):
+        self.name, self.argv = name, d["argv"]
+        self.kindling, self.exact = d["kindling"], d["exact"]
+        self.boots = [{k: tuple(t) for k, t in b.items()} for b in d["boots"]]
+
+
+def run_boots(variants, a):
+    """Warm up, then boot every variant a.runs times; returns the host noise."""
     for v in variants:
         for _ in range(a.warmup):
             boot_once(v, a.booted, a.timeout)
@@ -349,28 +396,15 @@ def main():
     print(file=sys.stderr)
     total1, steal1 = cpu_times()
     load1 = os.getloadavg()
-    names = ordered_names(variants)
-    print(f"{a.runs} boots per variant, {a.order}"
-          f"{f', {a.warmup} warm-up' if a.warmup else ''}; figures: " +
-          ", ".join(f"{v.name} {'exact (-icount)' if v.exact else 'wall-clock'}"
-                    f"{'' if v.kindling else ' (serial console)'}" for v in variants))
-    print()
-    print(milestone_table(variants, names))
-    print()
-    print(phase_table(variants, names))
-    print()
     pm = statistics.median(probes)
     steal = 100 * (steal1 - steal0) / max(1, total1 - total0)
-    print(f"host noise: calibration loop {pm * 1000:.1f} ms median, "
-          f"spread {(max(probes) - min(probes)) / pm * 100:.0f}% (min {min(probes) * 1000:.1f}, "
-          f"max {max(probes) * 1000:.1f} ms), stdev {statistics.pstdev(probes) / pm * 100:.1f}%; "
-          f"load average {load0[0]:.2f} → {load1[0]:.2f}; steal {steal:.1f}% of CPU time")
-    if a.svg:
-        with open(a.svg, "w") as f:
-            f.write(svg_chart(variants, names, a.chart_metric, a.title))
-    if a.json:
-        with open(a.json, "w") as f:
-            json.dump({v.name: {"argv": v.argv, "boots": v.boots} for v in variants}, f, indent=1)
+    text = (f"host noise: calibration loop {pm * 1000:.1f} ms median, "
+            f"spread {(max(probes) - min(probes)) / pm * 100:.0f}% (min {min(probes) * 1000:.1f}, "
+            f"max {max(probes) * 1000:.1f} ms), stdev {statistics.pstdev(probes) / pm * 100:.1f}%; "
+            f"load average {load0[0]:.2f} → {load1[0]:.2f}; steal {steal:.1f}% of CPU time")
+    order = a.order + (f", {a.warmup} warm-up" if a.warmup else "")
+    return {"order": order, "text": text, "probes": probes,
+            "load": [load0[0], load1[0]], "steal_percent": steal}
 
 
 if __name__ == "__main__":

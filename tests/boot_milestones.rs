@@ -159,12 +159,9 @@ fn linux_milestones_appear_once_and_in_order_on_kvm() {
     assert_linux_milestones("kvm", "bzImage");
 }
 
-/// tiny-pvh on `accel`: prints BOOT-OK and triple-faults.
-fn assert_tiny_milestones(accel: &str) {
-    let Some(k) = common::guest_file("tiny-pvh.elf") else {
-        return;
-    };
-    let args = [
+/// A small PVH guest `kernel` on `accel`, COM1 on stdout.
+fn small_guest_args<'a>(accel: &'a str, kernel: &'a str) -> Vec<&'a str> {
+    vec![
         "-M",
         "microvm,acpi=off",
         "-accel",
@@ -172,12 +169,20 @@ fn assert_tiny_milestones(accel: &str) {
         "-m",
         "64m",
         "-nodefaults",
-        "-no-reboot",
         "-serial",
         "stdio",
         "-kernel",
-        k.to_str().unwrap(),
-    ];
+        kernel,
+    ]
+}
+
+/// tiny-pvh on `accel`: prints BOOT-OK and triple-faults.
+fn assert_tiny_milestones(accel: &str) {
+    let Some(k) = common::guest_file("tiny-pvh.elf") else {
+        return;
+    };
+    let mut args = small_guest_args(accel, k.to_str().unwrap());
+    args.push("-no-reboot");
     let (code, out, err, reports) = run_with_report(&format!("tiny-{accel}"), &args, "BOOT-OK");
     assert_eq!(code, 0, "{out}{err}");
     assert_eq!(reports.len(), 1, "{reports:?}");
@@ -216,21 +221,8 @@ fn tiny_guest_milestones_on_the_software_cpu() {
 /// The markers guest on `accel` (`extra`: more options): its report.
 fn markers_report(tag: &str, accel: &str, extra: &[&str]) -> Value {
     let elf = common::guests::build("markers");
-    let mut args = vec![
-        "-M",
-        "microvm,acpi=off",
-        "-accel",
-        accel,
-        "-m",
-        "64m",
-        "-nodefaults",
-        "-serial",
-        "stdio",
-        "-device",
-        "isa-debug-exit",
-        "-kernel",
-        elf.to_str().unwrap(),
-    ];
+    let mut args = small_guest_args(accel, elf.to_str().unwrap());
+    args.extend(["-device", "isa-debug-exit"]);
     args.extend_from_slice(extra);
     let (code, out, err, reports) = run_with_report(tag, &args, "MARKERS");
     assert_eq!(code, 1, "EXIT 0 is status 1\n{out}{err}");
