@@ -440,8 +440,9 @@ fn unix_us(t: SystemTime) -> i64 {
 
 /// The report's process start and exit against this harness's clock:
 /// before spawning and after the child is reaped. The harness's own
-/// wake-ups on a loaded host only ever widen that window, so the best of
-/// five runs is compared: within 2 ms each.
+/// wake-ups, and the kernel's reaping of the child's threads, only ever
+/// widen that window on a loaded host, so the best of ten runs is
+/// compared: within 2 ms each.
 #[test]
 fn wall_clock_start_and_exit_agree_with_the_harness_within_2ms() {
     let elf = common::guests::build("hello");
@@ -449,7 +450,7 @@ fn wall_clock_start_and_exit_agree_with_the_harness_within_2ms() {
     let opt = path.display().to_string();
     let mut starts = Vec::new();
     let mut exits = Vec::new();
-    for _ in 0..5 {
+    for _ in 0..10 {
         let before = SystemTime::now();
         let mut child = Command::new(common::kindling())
             .args([
