@@ -159,6 +159,54 @@ fn linux_milestones_appear_once_and_in_order_on_kvm() {
     assert_linux_milestones("kvm", "bzImage");
 }
 
+/// Both consoles watched: the kernel on ttyS0 and hvc0 (a virtconsole on a
+/// file chardev), `/dev/console` (the initramfs's BOOT-OK) on hvc0.
+#[test]
+fn each_console_has_its_first_byte_and_the_booted_text_names_its_console() {
+    let (Some(k), Some(i)) = (
+        common::guest_file("bzImage"),
+        common::guest_file("initramfs.cpio"),
+    ) else {
+        return;
+    };
+    let log = report_path("hvc0-log");
+    let chardev = format!("file,id=c0,path={}", log.display());
+    let mut args = linux_args(
+        "tcg",
+        k.to_str().unwrap(),
+        i.to_str().unwrap(),
+        "console=ttyS0 console=hvc0 reboot=t panic=-1",
+    );
+    args.extend([
+        "-chardev",
+        &chardev,
+        "-device",
+        "virtio-serial-device",
+        "-device",
+        "virtconsole,chardev=c0",
+    ]);
+    let (code, out, err, reports) = run_with_report("hvc0", &args, "BOOT-OK");
+    let hvc = std::fs::read_to_string(&log).unwrap_or_default();
+    let _ = std::fs::remove_file(&log);
+    assert_eq!(code, 0, "{err}");
+    assert!(hvc.contains("BOOT-OK"), "{hvc}");
+    let ms = milestones(&reports[0]);
+    let consoles: Vec<&str> = ms
+        .iter()
+        .filter(|m| m["name"] == "console-first-byte")
+        .map(|m| m["console"].as_str().unwrap())
+        .collect();
+    assert_eq!(consoles, ["serial0", "hvc0"], "{out}");
+    let booted: Vec<&Value> = ms.iter().filter(|m| m["name"] == "booted").collect();
+    assert_eq!(booted.len(), 1);
+    assert_eq!(booted[0]["console"], "hvc0");
+    // Linux's lines are counted once, whichever console shows them first.
+    assert_eq!(
+        ms.iter().filter(|m| m["name"] == "linux-run-init").count(),
+        1
+    );
+}
+
 /// A small PVH guest `kernel` on `accel`, COM1 on stdout.
 fn small_guest_args<'a>(accel: &'a str, kernel: &'a str) -> Vec<&'a str> {
     vec![
