@@ -547,3 +547,30 @@ fn wall_clock_start_and_exit_agree_with_the_harness_within_2ms() {
     assert!(best(&starts) <= 2000, "start differs by {starts:?} µs");
     assert!(best(&exits) <= 2000, "exit differs by {exits:?} µs");
 }
+
+/// A report option or file that cannot work is one line naming the option,
+/// and exit status 1 before anything runs.
+#[test]
+fn bad_report_options_are_refused_in_qemus_style() {
+    let fails = |args: &[&str]| {
+        let (status, _, err) = run(args, Duration::from_secs(30));
+        assert_eq!(status.code(), Some(1), "{err}");
+        err
+    };
+    let base = ["-M", "microvm", "-accel", "tcg", "-nodefaults"];
+    let err = fails(&[&base[..], &["-kindling-boot-report", "/nonexistent/r.json"]].concat());
+    assert!(
+        err.contains("-kindling-boot-report: Could not open '/nonexistent/r.json'"),
+        "{err}"
+    );
+    let err = fails(&[&base[..], &["-kindling-boot-report", "r.json,colour=red"]].concat());
+    assert!(
+        err.contains("-kindling-boot-report r.json,colour=red: Invalid parameter 'colour'"),
+        "{err}"
+    );
+    let err = fails(&["-kindling-boot-report"]);
+    assert!(
+        err.contains("-kindling-boot-report: requires an argument"),
+        "{err}"
+    );
+}
