@@ -574,3 +574,32 @@ fn bad_report_options_are_refused_in_qemus_style() {
         "{err}"
     );
 }
+
+/// ACPI power-off (the GED's sleep control, S5) on `accel`: `power-off`
+/// then `exit`, noted at the guest's write.
+fn assert_power_off(accel: &str) {
+    let elf = common::guests::build("ged_power");
+    let mut args = small_guest_args(accel, elf.to_str().unwrap());
+    args[1] = "microvm,acpi=on";
+    args.extend(["-append", "poweroff"]);
+    let (code, out, err, reports) = run_with_report(&format!("poweroff-{accel}"), &args, "x");
+    assert_eq!(code, 0, "{out}{err}");
+    assert_eq!(reports.len(), 1, "{reports:?}");
+    let n = names(&reports[0]);
+    assert_eq!(n[n.len() - 2..], ["power-off", "exit"], "{n:?}");
+    assert_eq!(n.iter().filter(|x| **x == "power-off").count(), 1);
+}
+
+#[test]
+fn guest_power_off_on_kvm() {
+    if let Some(why) = common::kvm_unusable() {
+        eprintln!("skipping: {why}");
+        return;
+    }
+    assert_power_off("kvm");
+}
+
+#[test]
+fn guest_power_off_on_the_software_cpu() {
+    assert_power_off("tcg");
+}
