@@ -41,6 +41,8 @@ fn run(cfg: MachineConfig, prog: &str) -> i32 {
 }
 
 fn main() {
+    // Boot reports time everything from here.
+    machine::milestones::mark_process_start();
     let args: Vec<String> = std::env::args().collect();
     let prog = args
         .first()
@@ -64,7 +66,11 @@ fn main() {
         cli::Action::CpuHelp => cli::help::cpus(),
         cli::Action::AccelHelp => cli::help::accels(),
         cli::Action::DeviceHelp => cli::help::devices(),
-        cli::Action::Run(cfg) => std::process::exit(run(*cfg, &prog)),
+        cli::Action::Run(cfg) => {
+            let status = run(*cfg, &prog);
+            machine::milestones::at_exit(status);
+            std::process::exit(status)
+        }
     };
     print!("{text}");
 }

@@ -4,6 +4,7 @@
 //! Devices never see KVM types: they are reached through [`bus::Bus`] and
 //! raise interrupts through [`irq::IrqLine`].
 
+pub mod boot_timer;
 pub mod bus;
 pub mod debug_exit;
 pub mod ged;

@@ -14,6 +14,7 @@ use crate::config::{AccelKind, CharBackend, CpuModel, MachineConfig};
 use crate::control::VcpuControl;
 use crate::error::MachineError;
 use crate::events::Events;
+use crate::milestones::Milestones;
 use crate::monitor::{MonitorContext, QmpEvents};
 use crate::platform::{self, Platform};
 use crate::process::PidFile;
@@ -47,6 +48,7 @@ pub struct Machine {
     vcpu_tids: Arc<Mutex<Vec<i32>>>,
     snapshots: RegisterSnapshots,
     monitors: Vec<qmp::MonitorConfig>,
+    milestones: Arc<Milestones>,
     _pidfile: Option<PidFile>,
 }
 
@@ -87,7 +89,17 @@ impl Machine {
         }
         cpu_model(&accel, &cfg, prog)?;
         let timers = TimerService::new(clock.clone());
-        let platform = platform::build(&cfg, &accel, &mem, &clock, &timers, &events_tx)?;
+        let events = Arc::new(Events::default());
+        let milestones = Arc::new(Milestones::new(
+            clock.clone(),
+            accel.kind.name(),
+            cfg.kernel.is_some(),
+            &cfg.boot_report,
+            events.clone(),
+        )?);
+        milestones.install();
+        let platform =
+            platform::build(&cfg, &accel, &mem, &clock, &timers, &events_tx, &milestones)?;
         let control = Arc::new(VcpuControl::new(cfg.cpus as usize));
         let monitors = monitor_configs(&cfg)?;
         let pidfile = cfg.pidfile.as_deref().map(PidFile::create).transpose()?;
@@ -102,16 +114,18 @@ impl Machine {
             control,
             events_tx,
             events_rx,
-            events: Arc::new(Events::default()),
+            events,
             timers,
             state: Arc::new(Mutex::new(RunState::Prelaunch)),
             vcpu_tids: Arc::new(Mutex::new(Vec::new())),
             snapshots: Arc::new(Mutex::new(Vec::new())),
             monitors,
+            milestones,
             _pidfile: pidfile,
         };
         m.load_boot_state()?;
         m.create_vcpus()?;
+        m.milestones.vm_created();
         Ok(m)
     }
 
@@ -195,6 +209,7 @@ impl Machine {
                 events: self.events_tx.clone(),
                 boot: self.boot.clone(),
                 snapshots: self.snapshots.clone(),
+                milestones: self.milestones.clone(),
             };
             let tids = self.vcpu_tids.clone();
             std::thread::Builder::new()
@@ -252,6 +267,7 @@ impl Machine {
     /// Reset the machine: every vCPU back to its boot state, devices reset,
     /// the kernel reloaded.
     fn reset(&mut self, cause: ShutdownCause) -> Result<(), MachineError> {
+        self.milestones.reset(cause.as_str());
         let was_running = self.control.running();
         self.control.pause_all();
         self.platform.reset();
@@ -261,6 +277,7 @@ impl Machine {
             w.all_written();
         }
         self.control.new_generation();
+        self.milestones.new_boot();
         self.events.emit(
             "RESET",
             Some(json!({"guest": cause.is_guest(), "reason": cause.as_str()})),
@@ -274,6 +291,11 @@ impl Machine {
     /// The guest or host asked to shut down: returns the exit status, or
     /// `None` if `-no-shutdown` keeps the process alive.
     fn shutdown(&self, cause: ShutdownCause) -> Option<i32> {
+        match cause {
+            ShutdownCause::GuestShutdown => self.milestones.power_off(),
+            ShutdownCause::GuestReset => self.milestones.reset(cause.as_str()),
+            _ => {}
+        }
         self.events.emit(
             "SHUTDOWN",
             Some(json!({"guest": cause.is_guest(), "reason": cause.as_str()})),
@@ -330,7 +352,8 @@ impl Machine {
             self.mem.clone(),
             self.monitors.clone(),
             self.clock.clone(),
-        );
+        )
+        .with_milestones(self.milestones.clone());
         let version = qmp::VersionInfo {
             major: 10,
             minor: 0,

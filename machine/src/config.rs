@@ -179,6 +179,8 @@ pub struct MachineConfig {
     pub netdevs: Vec<NetdevConfig>,
     /// virtio devices in command-line order.
     pub virtio: Vec<VirtioDeviceConfig>,
+    /// `-kindling-boot-report`: where boot reports go, the "booted" pattern.
+    pub boot_report: crate::milestones::BootReportConfig,
 }
 
 /// A `-drive`/`-blockdev` backend.
@@ -310,6 +312,7 @@ impl Default for MachineConfig {
             drives: Vec::new(),
             netdevs: Vec::new(),
             virtio: Vec::new(),
+            boot_report: crate::milestones::BootReportConfig::default(),
         }
     }
 }

@@ -43,6 +43,8 @@ pub struct MonitorContext {
     pub drives: Vec<crate::config::DriveConfig>,
     /// The guest clock (`query-replay` reports its instruction count).
     pub clock: Arc<cpu::Clock>,
+    /// Boot milestones (`x-query-boot-milestones`).
+    pub milestones: Option<Arc<crate::milestones::Milestones>>,
 }
 
 impl std::fmt::Debug for MonitorContext {
@@ -80,7 +82,14 @@ impl MonitorContext {
             monitors,
             drives: cfg.drives.clone(),
             clock,
+            milestones: None,
         }
+    }
+
+    /// Answer `x-query-boot-milestones` from `m`.
+    pub fn with_milestones(mut self, m: Arc<crate::milestones::Milestones>) -> Self {
+        self.milestones = Some(m);
+        self
     }
 
     /// Ask the control loop to do something and wait until it is done.
@@ -393,6 +402,11 @@ impl CommandHandler for MonitorContext {
             // No record/replay; as in QEMU, `icount` is the number of
             // instructions executed under `-icount` (0 without it).
             "query-replay" => Ok(json!({"mode": "none", "icount": self.clock.instructions()})),
+            "x-query-boot-milestones" => self
+                .milestones
+                .as_ref()
+                .map(|m| m.report())
+                .ok_or_else(|| QmpError::generic("boot milestones are not recorded")),
             "query-kvm" => Ok(json!({
                 "enabled": self.accel == AccelKind::Kvm,
                 "present": std::fs::OpenOptions::new().read(true).write(true).open("/dev/kvm").is_ok()

@@ -350,6 +350,7 @@ pub fn build(
     clock: &Arc<Clock>,
     timers: &Arc<TimerService>,
     events: &Sender<BoardEvent>,
+    milestones: &Arc<crate::milestones::Milestones>,
 ) -> Result<Platform, MachineError> {
     let notifier = Arc::new(BoardNotifier::default());
     let userspace = accel.accel.lapic_location() == cpu::LapicLocation::Userspace;
@@ -385,10 +386,10 @@ pub fn build(
         timers.add(Arc::new(Mutex::new(t)));
     }
     let devices = crate::platform_devices::PlatformDevices::build(
-        cfg, accel.kind, &irqchip, clock, timers, events, &mut pio, &mut mmio,
+        cfg, accel.kind, &irqchip, clock, timers, events, milestones, &mut pio, &mut mmio,
     )?;
     let writes = accel.accel.guest_writes();
-    let (transports, consoles) = build_virtio(cfg, mem, writes, &irqchip, &mut mmio)?;
+    let (transports, consoles) = build_virtio(cfg, mem, writes, &irqchip, &mut mmio, milestones)?;
     let mut io = BoardIo::new(pio, mmio);
     let t = timers.clone();
     let c = clock.clone();
@@ -561,6 +562,7 @@ fn build_virtio(
     writes: Option<Arc<dyn cpu::GuestWrites>>,
     chip: &IrqChip,
     mmio: &mut Bus,
+    milestones: &Arc<crate::milestones::Milestones>,
 ) -> Result<(Vec<firmware::VirtioMmioTransport>, Vec<VirtioConsolePort>), MachineError> {
     use devices::virtio::blk::Block;
     use devices::virtio::console::Console;
@@ -647,7 +649,9 @@ fn build_virtio(
                 });
                 let out =
                     crate::chardev::open_output(backend.as_ref().unwrap_or(&CharBackend::Null))?;
-                let (dev, input) = Console::new(out);
+                let name = format!("hvc{}", console_slots.iter().flatten().count());
+                let out = crate::console_tap::ConsoleTap::new(out, &name, milestones.clone());
+                let (dev, input) = Console::new(Box::new(out));
                 console = Some((input, backend));
                 Box::new(dev)
             }

@@ -1,10 +1,12 @@
 //! The ISA and platform devices of the microvm board: COM1, PIT, RTC,
-//! ACPI GED and isa-debug-exit, created per the machine options.
+//! ACPI GED and isa-debug-exit, created per the machine options, and the
+//! boot-marker devices (port 0x80, the boot timer).
 
 use std::sync::mpsc::Sender;
 use std::sync::{Arc, Mutex};
 
 use cpu::Clock;
+use devices::boot_timer::{BootTimer, BOOT_TIMER_ADDR, BOOT_TIMER_ADDR_MMIO32, BOOT_TIMER_LEN};
 use devices::bus::Bus;
 use devices::debug_exit::DebugExit;
 use devices::ged::{
@@ -12,13 +14,15 @@ use devices::ged::{
 };
 use devices::irqchip::IrqChip;
 use devices::pit::{Pit, PIT_BASE, PORT_61};
-use devices::port80::Port80;
+use devices::port80::{Port80, PORT80};
 use devices::rtc::{Rtc, RTC_BASE};
 use devices::serial::{SerialPort, COM1_BASE, UART_PORTS};
 
 use crate::chardev;
 use crate::config::{AccelKind, MachineConfig};
+use crate::console_tap::ConsoleTap;
 use crate::error::MachineError;
+use crate::milestones::Milestones;
 use crate::runstate::BoardEvent;
 use crate::timers::TimerService;
 
@@ -57,11 +61,12 @@ impl PlatformDevices {
         clock: &Arc<Clock>,
         timers: &Arc<TimerService>,
         events: &Sender<BoardEvent>,
+        milestones: &Arc<Milestones>,
         pio: &mut Bus,
         mmio: &mut Bus,
     ) -> Result<Self, MachineError> {
         let mut devs = PlatformDevices::default();
-        pio.insert(Arc::new(Mutex::new(Port80)), 0x80, 1)?;
+        add_marker_devices(milestones, pio, mmio)?;
         if cfg.pit_enabled() {
             let pit = Pit::new(irq(chip, crate::platform::PIT_GSI)?, clock.clone());
             pio.insert(Arc::new(Mutex::new(pit.clone())), PIT_BASE, 4)?;
@@ -90,12 +95,20 @@ impl PlatformDevices {
         }
         if cfg.acpi_enabled() {
             let tx = Mutex::new(events.clone());
+            let ms = milestones.clone();
             let ged = Arc::new(Mutex::new(Ged::new(
                 irq(chip, crate::platform::GED_GSI)?,
                 Box::new(move |r| {
+                    // Noted here, on the vCPU, at the guest's exact instruction.
                     let ev = match r {
-                        GuestPowerRequest::PowerOff => BoardEvent::GuestPowerOff,
-                        GuestPowerRequest::Reset => BoardEvent::GuestReset,
+                        GuestPowerRequest::PowerOff => {
+                            ms.power_off();
+                            BoardEvent::GuestPowerOff
+                        }
+                        GuestPowerRequest::Reset => {
+                            ms.reset("guest-reset");
+                            BoardEvent::GuestReset
+                        }
                     };
                     if let Ok(tx) = tx.lock() {
                         let _ = tx.send(ev);
@@ -108,6 +121,7 @@ impl PlatformDevices {
         }
         if let Some(backend) = &cfg.serial {
             let out = chardev::open_output(backend)?;
+            let out = Box::new(ConsoleTap::new(out, "serial0", milestones.clone()));
             let port = Arc::new(Mutex::new(SerialPort::new(
                 irq(chip, crate::platform::SERIAL_GSI)?,
                 out,
@@ -171,4 +185,25 @@ impl PlatformDevices {
             None => bytes.len(),
         }
     }
+}
+
+/// The devices guests write boot markers to: port 0x80 (Cloud
+/// Hypervisor's debug port) and Firecracker's boot timer, at both
+/// addresses Firecracker has used. Both read as zero, like the unassigned
+/// space they sit in (RAM below 4 GiB ends at `0xc000_0000`; microvm's
+/// next MMIO is the virtio-mmio windows at `0xfeb0_0000`).
+fn add_marker_devices(
+    milestones: &Arc<Milestones>,
+    pio: &mut Bus,
+    mmio: &mut Bus,
+) -> Result<(), MachineError> {
+    let ms = milestones.clone();
+    let port = Port80::with_hook(Box::new(move |code| ms.debug_port(code)));
+    pio.insert(Arc::new(Mutex::new(port)), PORT80, 1)?;
+    for base in [BOOT_TIMER_ADDR, BOOT_TIMER_ADDR_MMIO32] {
+        let ms = milestones.clone();
+        let timer = BootTimer::new(Box::new(move |addr| ms.boot_timer(addr)));
+        mmio.insert(Arc::new(Mutex::new(timer)), base, BOOT_TIMER_LEN)?;
+    }
+    Ok(())
 }

@@ -14,6 +14,7 @@ static PIDFILE_PATH: std::sync::Mutex<Option<PathBuf>> = std::sync::Mutex::new(N
 /// restores the terminal and removes the pidfile first.
 pub fn exit_now(status: i32) -> ! {
     crate::terminal::restore();
+    crate::milestones::at_exit(status);
     if let Some(p) = PIDFILE_PATH.lock().ok().and_then(|mut p| p.take()) {
         let _ = std::fs::remove_file(p);
     }

@@ -7,6 +7,7 @@ use std::sync::{Arc, Mutex};
 use cpu::{CpuError, IoBus, Regs, Sregs, Vcpu, VcpuExit};
 
 use crate::control::{Directive, VcpuControl};
+use crate::milestones::Milestones;
 use crate::runstate::BoardEvent;
 
 /// How a vCPU gets its interrupts; one implementation per LAPIC location.
@@ -49,6 +50,8 @@ pub struct VcpuThread {
     pub boot: BootStates,
     /// Register snapshots taken whenever the vCPU parks (monitor reads).
     pub snapshots: RegisterSnapshots,
+    /// Boot milestones (first instruction, guest reset).
+    pub milestones: Arc<Milestones>,
 }
 
 /// The registers of each vCPU as of its last pause.
@@ -63,7 +66,9 @@ impl std::fmt::Debug for VcpuThread {
 }
 
 impl VcpuThread {
-    fn apply_boot_state(&mut self) -> Result<(), CpuError> {
+    /// Apply this vCPU's boot state; returns the RIP it starts at, if it
+    /// starts running (the BSP).
+    fn apply_boot_state(&mut self) -> Result<Option<u64>, CpuError> {
         let id = self.vcpu.id() as usize;
         let state = self
             .boot
@@ -76,15 +81,17 @@ impl VcpuThread {
                 let (regs, sregs) = *state;
                 self.vcpu.set_sregs(&sregs)?;
                 self.vcpu.set_regs(&regs)?;
-                self.vcpu.set_runnable(true)
+                self.vcpu.set_runnable(true)?;
+                Ok(Some(regs.rip))
             }
-            BootState::WaitForSipi => self.vcpu.set_runnable(false),
+            BootState::WaitForSipi => self.vcpu.set_runnable(false).map(|_| None),
         }
     }
 
     /// Run until told to exit.
     pub fn run(mut self) {
         let mut generation = u64::MAX;
+        let mut first_rip = None;
         let id = self.vcpu.id();
         loop {
             if self.control.should_stop() {
@@ -94,9 +101,12 @@ impl VcpuThread {
                 Directive::Exit => return,
                 Directive::Run { generation: g } if g != generation => {
                     generation = g;
-                    if let Err(e) = self.apply_boot_state() {
-                        self.fail(id, e);
-                        return;
+                    match self.apply_boot_state() {
+                        Ok(rip) => first_rip = rip,
+                        Err(e) => {
+                            self.fail(id, e);
+                            return;
+                        }
                     }
                 }
                 Directive::Run { .. } => {}
@@ -105,11 +115,15 @@ impl VcpuThread {
                 self.fail(id, e);
                 return;
             }
+            if let Some(rip) = first_rip.take() {
+                self.milestones.first_instruction(rip);
+            }
             match self.vcpu.run(self.io.as_ref()) {
                 Ok(VcpuExit::Continue | VcpuExit::Kicked | VcpuExit::IrqWindowOpen) => {}
                 Ok(VcpuExit::Halted) => self.interrupts.halted(id, &self.control),
                 Ok(VcpuExit::IoapicEoi { vector }) => self.interrupts.eoi(vector),
                 Ok(VcpuExit::TripleFault | VcpuExit::Reset) => {
+                    self.milestones.reset("guest-reset");
                     let _ = self.events.send(BoardEvent::GuestReset);
                     // Park until the board has reset (or ended) the machine.
                     self.control.wait_until_paused_or_exit();

@@ -153,6 +153,19 @@ pub const COMMANDS: &[Command] = &[
         allow_oob: false,
     },
     Command {
+        name: "x-query-boot-milestones",
+        args: &[],
+        ret: Ret::Object(&[
+            ("boot", "int"),
+            ("accel", "str"),
+            ("figures", "str"),
+            ("process-start-unix-us", "int"),
+            ("milestones", "any"),
+            ("markers-dropped", "int"),
+        ]),
+        allow_oob: false,
+    },
+    Command {
         name: "query-kvm",
         args: &[],
         ret: Ret::Object(&[("enabled", "bool"), ("present", "bool")]),
@@ -280,6 +293,11 @@ pub const EVENTS: &[(&str, &[(&str, &str)])] = &[
     ("RESET", &[("guest", "bool"), ("reason", "ShutdownCause")]),
     ("STOP", &[]),
     ("RESUME", &[]),
+    // Kindling's boot milestones (`x-query-boot-milestones` has the list).
+    (
+        "X_BOOT_MILESTONE",
+        &[("boot", "int"), ("name", "str"), ("t-us", "int")],
+    ),
 ];
 
 /// Look a command up.

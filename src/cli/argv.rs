@@ -35,6 +35,8 @@ const WITH_VALUE: &[&str] = &[
     "boot",
     "uuid",
     "qmp-pretty",
+    // Kindling's own.
+    super::boot_report::OPTION,
 ];
 
 /// Options that are flags.

@@ -197,6 +197,7 @@ pub fn build(opts: &[Opt]) -> Result<Action, CliError> {
                 ))
             }
             "rtc" => rtc_opt(&mut cfg, &loc, val)?,
+            super::boot_report::OPTION => cfg.boot_report = super::boot_report::parse(&loc, val)?,
             "D" | "d" | "boot" | "uuid" => {}
             other => return Err(CliError::at(format!("-{other}"), "invalid option")),
         }

@@ -45,6 +45,10 @@ Standard options:
 -no-shutdown    stop before shutdown instead of exiting
 -icount [shift=]N[,sleep=on|off]
                 deterministic time: each instruction advances the clock 2^N ns (software CPU)
+-kindling-boot-report [file=]path|stderr[,booted=text]
+                (Kindling's own) one JSON line per boot with its milestones: times since
+                process start, and exact instruction counts under -icount; booted=: the
+                console text that marks the guest as booted (e.g. login:)
 
 Boot options:
 -kernel bzImage|vmlinux (Linux boot protocol, or ELF with a PVH note)

@@ -1,6 +1,7 @@
 //! QEMU's command-line grammar → [`MachineConfig`].
 
 mod argv;
+mod boot_report;
 mod build;
 mod datetime;
 mod error;
