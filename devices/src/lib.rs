@@ -7,6 +7,7 @@
 pub mod bus;
 pub mod debug_exit;
 pub mod ged;
+pub mod i8042;
 pub mod irq;
 pub mod irqchip;
 pub mod pit;

@@ -86,6 +86,7 @@ impl Machine {
             ));
         }
         cpu_model(&accel, &cfg, prog)?;
+        memory::protect_reset_rom(accel.accel.as_ref());
         let timers = TimerService::new(clock.clone());
         let platform = platform::build(&cfg, &accel, &mem, &clock, &timers, &events_tx)?;
         let control = Arc::new(VcpuControl::new(cfg.cpus as usize));
@@ -153,6 +154,7 @@ impl Machine {
     /// Load (or reload, at reset) the kernel and boot structures and
     /// compute every vCPU's boot state.
     fn load_boot_state(&mut self) -> Result<(), MachineError> {
+        memory::load_reset_rom(&self.mem)?;
         let bsp = match &self.cfg.kernel {
             Some(_) => {
                 let entry = platform::load_kernel(&self.cfg, &self.mem, &self.platform)?;

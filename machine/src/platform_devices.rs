@@ -1,6 +1,8 @@
 //! The ISA and platform devices of the microvm board: COM1, PIT, RTC,
-//! ACPI GED and isa-debug-exit, created per the machine options.
+//! ACPI GED, the keyboard controller's reset line and isa-debug-exit,
+//! created per the machine options.
 
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc::Sender;
 use std::sync::{Arc, Mutex};
 
@@ -10,6 +12,7 @@ use devices::debug_exit::DebugExit;
 use devices::ged::{
     Ged, GuestPowerRequest, GED_EVT_BASE, GED_EVT_LEN, GED_REGS_BASE, GED_REGS_LEN,
 };
+use devices::i8042::{KeyboardController, I8042_COMMAND, I8042_DATA};
 use devices::irqchip::IrqChip;
 use devices::pit::{Pit, PIT_BASE, PORT_61};
 use devices::port80::Port80;
@@ -29,6 +32,32 @@ pub struct PlatformDevices {
     pit: Option<Pit>,
     rtc: Option<Arc<Mutex<Rtc>>>,
     ged: Option<Arc<Mutex<Ged>>>,
+    reset_line: Option<ResetLine>,
+}
+
+/// The board's reset line, pulled by the devices that restart the machine
+/// (the GED's reset register, the keyboard controller): the first pull
+/// reports one [`BoardEvent::GuestReset`]; a guest that keeps pulling
+/// until the board stops it (Linux writes the i8042 command ten times)
+/// adds none until the machine has reset.
+#[derive(Clone)]
+struct ResetLine {
+    pulled: Arc<AtomicBool>,
+    events: Arc<Mutex<Sender<BoardEvent>>>,
+}
+
+impl ResetLine {
+    fn pull(&self) {
+        if !self.pulled.swap(true, Ordering::SeqCst) {
+            if let Ok(tx) = self.events.lock() {
+                let _ = tx.send(BoardEvent::GuestReset);
+            }
+        }
+    }
+
+    fn release(&self) {
+        self.pulled.store(false, Ordering::SeqCst);
+    }
 }
 
 impl std::fmt::Debug for PlatformDevices {
@@ -62,6 +91,17 @@ impl PlatformDevices {
     ) -> Result<Self, MachineError> {
         let mut devs = PlatformDevices::default();
         pio.insert(Arc::new(Mutex::new(Port80)), 0x80, 1)?;
+        let reset_line = ResetLine {
+            pulled: Arc::new(AtomicBool::new(false)),
+            events: Arc::new(Mutex::new(events.clone())),
+        };
+        let line = reset_line.clone();
+        let kbc = Arc::new(Mutex::new(KeyboardController::new(Box::new(move || {
+            line.pull()
+        }))));
+        pio.insert(kbc.clone(), I8042_DATA, 1)?;
+        pio.insert(kbc, I8042_COMMAND, 1)?;
+        devs.reset_line = Some(reset_line.clone());
         if cfg.pit_enabled() {
             let pit = Pit::new(irq(chip, crate::platform::PIT_GSI)?, clock.clone());
             pio.insert(Arc::new(Mutex::new(pit.clone())), PIT_BASE, 4)?;
@@ -89,17 +129,16 @@ impl PlatformDevices {
             devs.rtc = Some(rtc);
         }
         if cfg.acpi_enabled() {
-            let tx = Mutex::new(events.clone());
+            let line = reset_line.clone();
             let ged = Arc::new(Mutex::new(Ged::new(
                 irq(chip, crate::platform::GED_GSI)?,
-                Box::new(move |r| {
-                    let ev = match r {
-                        GuestPowerRequest::PowerOff => BoardEvent::GuestPowerOff,
-                        GuestPowerRequest::Reset => BoardEvent::GuestReset,
-                    };
-                    if let Ok(tx) = tx.lock() {
-                        let _ = tx.send(ev);
+                Box::new(move |r| match r {
+                    GuestPowerRequest::PowerOff => {
+                        if let Ok(tx) = line.events.lock() {
+                            let _ = tx.send(BoardEvent::GuestPowerOff);
+                        }
                     }
+                    GuestPowerRequest::Reset => line.pull(),
                 }),
             )));
             mmio.insert(ged.clone(), GED_EVT_BASE, GED_EVT_LEN)?;
@@ -137,8 +176,11 @@ impl PlatformDevices {
         self.rtc.is_some()
     }
 
-    /// Machine reset.
+    /// Machine reset (with every vCPU stopped).
     pub fn reset(&self) {
+        if let Some(l) = &self.reset_line {
+            l.release();
+        }
         if let Some(p) = &self.pit {
             p.reset();
         }

@@ -17,8 +17,10 @@ pub trait VcpuInterrupts: Send + Sync {
     /// An in-kernel LAPIC acknowledged a level-triggered vector.
     fn eoi(&self, vector: u8);
     /// The vCPU executed HLT: block until it has something to do or the
-    /// control state changes. Returns at once for in-kernel LAPICs.
-    fn halted(&self, vcpu: u32, control: &VcpuControl);
+    /// control state changes. With `interruptible` false (HLT with IF=0)
+    /// only an NMI, INIT/SIPI or the control state wakes it; a pending
+    /// maskable interrupt does not. Returns at once for in-kernel LAPICs.
+    fn halted(&self, vcpu: u32, interruptible: bool, control: &VcpuControl);
 }
 
 /// The register state a vCPU takes at (re)boot.
@@ -107,7 +109,10 @@ impl VcpuThread {
             }
             match self.vcpu.run(self.io.as_ref()) {
                 Ok(VcpuExit::Continue | VcpuExit::Kicked | VcpuExit::IrqWindowOpen) => {}
-                Ok(VcpuExit::Halted) => self.interrupts.halted(id, &self.control),
+                Ok(VcpuExit::Halted) => {
+                    let interruptible = self.vcpu.ready_for_interrupt();
+                    self.interrupts.halted(id, interruptible, &self.control)
+                }
                 Ok(VcpuExit::IoapicEoi { vector }) => self.interrupts.eoi(vector),
                 Ok(VcpuExit::TripleFault | VcpuExit::Reset) => {
                     let _ = self.events.send(BoardEvent::GuestReset);
