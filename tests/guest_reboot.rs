@@ -114,8 +114,11 @@ fn linux_halted_guest_sleeps_and_system_reset_boots_it_again() {
     common::restart::halted_sleeps_and_resets(
         &args,
         "linux-halt",
-        "System halted",
-        "BOOT-OK",
+        common::restart::HaltMarks {
+            halted: "System halted",
+            boot: "BOOT-OK",
+            nmi: None,
+        },
         Duration::from_secs(10),
         Duration::from_millis(300),
         T,

@@ -88,19 +88,31 @@ pub fn cpu_time(pid: u32) -> Duration {
     Duration::from_millis(ticks * 1000 / hz)
 }
 
-/// A halted guest's checks: start `args` with a QMP server, wait for
-/// `halted` on the console, then over `idle` the process must use at most
-/// `budget` of CPU time, QMP must still answer `query-status` (running),
-/// and `system_reset` must boot the guest again (`boot` seen twice).
+/// What a halted-guest check looks for on the console.
+#[derive(Debug, Clone, Copy)]
+pub struct HaltMarks<'a> {
+    /// Printed once the guest is about to halt.
+    pub halted: &'a str,
+    /// Printed at every boot.
+    pub boot: &'a str,
+    /// Printed by the guest's NMI handler, if it has one.
+    pub nmi: Option<&'a str>,
+}
+
+/// A halted guest's checks: start `args` with a QMP server, wait for the
+/// halt mark, then over `idle` the process must use at most `budget` of
+/// CPU time; QMP must still answer `query-status` (running), `stop` and
+/// `cont` must take effect, an injected NMI must wake the vCPU (its mark
+/// printed), and `system_reset` must boot the guest again.
 pub fn halted_sleeps_and_resets(
     args: &[&str],
     tag: &str,
-    halted: &str,
-    boot: &str,
+    marks: HaltMarks,
     idle: Duration,
     budget: Duration,
     timeout: Duration,
 ) {
+    let HaltMarks { halted, boot, nmi } = marks;
     let (mut vm, mut qmp, sock) = start_with_qmp(args, tag);
     assert!(
         vm.wait_for(halted, 1, timeout),
@@ -118,8 +130,25 @@ pub fn halted_sleeps_and_resets(
         "{tag}: a halted guest used {used:?} of CPU in {idle:?} (budget {budget:?})"
     );
     assert!(vm.running(), "{tag}: the process ended while halted");
-    let r = qmp.execute("query-status");
-    assert_eq!(r["return"]["status"], "running", "{r}");
+    for (cmd, status) in [
+        ("query-status", "running"),
+        ("stop", "paused"),
+        ("cont", "running"),
+    ] {
+        let r = qmp.execute(cmd);
+        assert!(r.get("return").is_some(), "{tag}: {cmd}: {r}");
+        let r = qmp.execute("query-status");
+        assert_eq!(r["return"]["status"], status, "{tag}: after {cmd}: {r}");
+    }
+    if let Some(mark) = nmi {
+        let r = qmp.execute("inject-nmi");
+        assert!(r.get("return").is_some(), "{tag}: {r}");
+        assert!(
+            vm.wait_for(mark, 1, timeout),
+            "{tag}: the NMI did not wake the halted vCPU\nconsole:\n{}",
+            vm.output()
+        );
+    }
     let r = qmp.execute("system_reset");
     assert!(r.get("return").is_some(), "{r}");
     assert!(

@@ -57,16 +57,19 @@ restart_tests! {
     restart_default_order_acpi_off: "default", false, "k";
 }
 
-/// `cli; hlt` sleeps: near-zero CPU for 10 s, QMP answers, and
-/// `system_reset` boots the guest again.
+/// `cli; hlt` sleeps: near-zero CPU for 10 s, QMP answers (stop, cont),
+/// an NMI wakes it, and `system_reset` boots the guest again.
 fn halt_case(acpi: bool) {
     let elf = common::guests::build("reboot");
     let args = reboot_guest_args(elf.to_str().unwrap(), acpi, "h");
     common::restart::halted_sleeps_and_resets(
         &args,
         &format!("{ACCEL}-halt-acpi-{acpi}"),
-        "HALTED",
-        "BOOT",
+        common::restart::HaltMarks {
+            halted: "HALTED",
+            boot: "BOOT",
+            nmi: Some("NMI"),
+        },
         Duration::from_secs(10),
         Duration::from_millis(300),
         T,

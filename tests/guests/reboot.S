@@ -7,7 +7,8 @@
  *   "b": the BIOS: 16-bit protected mode, real mode, ljmp $0xf000,$0xfff0
  *       (Linux's machine_real_restart), from which there is no way back;
  *   "t": a triple fault (empty IDT, then an exception), then "k";
- *   "h": halt with interrupts off (cli; hlt), as Linux's "System halted";
+ *   "h": halt with interrupts off (cli; hlt), as Linux's "System halted",
+ *       printing NMI for an NMI (whose handler goes back to the hlt);
  *   "w": write hlt instructions over the reset vector (the ROM must keep
  *       its code), then "b".
  * Prints BOOT at entry and "TRY <m>" before each method, and waits about
@@ -70,10 +71,26 @@ triple: PUTS    try_t
         call    wait
         jmp     kbd
 
-halt:   PUTS    halt_msg
+halt:   lgdt    gdt_desc                /* flat segments and an IDT */
+        ljmp    $0x18, $5f              /* whose only gate is the NMI's */
+5:      mov     $0x20, %ax
+        mov     %ax, %ds
+        mov     %ax, %es
+        mov     %ax, %ss
+        mov     $nmi, %eax
+        mov     %ax, idt + 2*8
+        movw    $0x18, idt + 2*8 + 2
+        movw    $0x8e00, idt + 2*8 + 4
+        shr     $16, %eax
+        mov     %ax, idt + 2*8 + 6
+        lidt    idt_desc
+        PUTS    halt_msg
         cli
 3:      hlt
         jmp     3b
+
+nmi:    PUTS    nmi_msg                 /* back to the halt without IRET */
+        jmp     3b                      /* (kvm_pvm cannot emulate it) */
 
 /* Spin for WAIT_TSC time-stamp counter ticks. */
 wait:   rdtsc
@@ -107,18 +124,26 @@ rm_end:
 gdt:    .quad   0
         .quad   0x00009a000000ffff      /* 0x08: 16-bit code, base 0 */
         .quad   0x000092000000ffff      /* 0x10: 16-bit data, base 0 */
+        .quad   0x00cf9a000000ffff      /* 0x18: flat 32-bit code */
+        .quad   0x00cf92000000ffff      /* 0x20: flat 32-bit data */
 gdt_desc:
         .word   gdt_desc - gdt - 1
         .long   gdt
 empty_idt:
         .word   0
         .long   0
+idt_desc:
+        .word   3*8 - 1
+        .long   idt
 boot_msg: .asciz "BOOT\r\n"
 try_a:  .asciz  "TRY a\r\n"
 try_k:  .asciz  "TRY k\r\n"
 try_b:  .asciz  "TRY b\r\n"
 try_t:  .asciz  "TRY t\r\n"
 halt_msg: .asciz "HALTED\r\n"
+nmi_msg: .asciz "NMI\r\n"
         .bss
+        .balign 8
+idt:    .space  3*8
         .space  1024
 stack_top:
