@@ -195,6 +195,7 @@ impl Machine {
                 control: self.control.clone(),
                 interrupts: self.platform.interrupts.clone(),
                 events: self.events_tx.clone(),
+                reset: self.platform.reset_line(),
                 boot: self.boot.clone(),
                 snapshots: self.snapshots.clone(),
             };

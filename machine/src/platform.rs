@@ -291,6 +291,11 @@ impl Platform {
         self.firmware_setup();
     }
 
+    /// The reset line (triple faults pull it too).
+    pub fn reset_line(&self) -> crate::reset_line::ResetLine {
+        self.devices.reset_line()
+    }
+
     /// What a BIOS leaves behind before booting the OS: the 8259 pair
     /// initialised (vectors 0x08/0x70, as SeaBIOS) and fully masked, so a
     /// kernel that never programs it (PVH entry, hardware-reduced ACPI)

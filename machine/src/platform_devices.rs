@@ -2,7 +2,6 @@
 //! ACPI GED, the keyboard controller's reset line and isa-debug-exit,
 //! created per the machine options.
 
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc::Sender;
 use std::sync::{Arc, Mutex};
 
@@ -22,42 +21,18 @@ use devices::serial::{SerialPort, COM1_BASE, UART_PORTS};
 use crate::chardev;
 use crate::config::{AccelKind, MachineConfig};
 use crate::error::MachineError;
+use crate::reset_line::ResetLine;
 use crate::runstate::BoardEvent;
 use crate::timers::TimerService;
 
 /// Handles to the devices the board talks to after creation.
-#[derive(Clone, Default)]
+#[derive(Clone)]
 pub struct PlatformDevices {
     serial: Option<Arc<Mutex<SerialPort>>>,
     pit: Option<Pit>,
     rtc: Option<Arc<Mutex<Rtc>>>,
     ged: Option<Arc<Mutex<Ged>>>,
-    reset_line: Option<ResetLine>,
-}
-
-/// The board's reset line, pulled by the devices that restart the machine
-/// (the GED's reset register, the keyboard controller): the first pull
-/// reports one [`BoardEvent::GuestReset`]; a guest that keeps pulling
-/// until the board stops it (Linux writes the i8042 command ten times)
-/// adds none until the machine has reset.
-#[derive(Clone)]
-struct ResetLine {
-    pulled: Arc<AtomicBool>,
-    events: Arc<Mutex<Sender<BoardEvent>>>,
-}
-
-impl ResetLine {
-    fn pull(&self) {
-        if !self.pulled.swap(true, Ordering::SeqCst) {
-            if let Ok(tx) = self.events.lock() {
-                let _ = tx.send(BoardEvent::GuestReset);
-            }
-        }
-    }
-
-    fn release(&self) {
-        self.pulled.store(false, Ordering::SeqCst);
-    }
+    reset_line: ResetLine,
 }
 
 impl std::fmt::Debug for PlatformDevices {
@@ -89,19 +64,21 @@ impl PlatformDevices {
         pio: &mut Bus,
         mmio: &mut Bus,
     ) -> Result<Self, MachineError> {
-        let mut devs = PlatformDevices::default();
-        pio.insert(Arc::new(Mutex::new(Port80)), 0x80, 1)?;
-        let reset_line = ResetLine {
-            pulled: Arc::new(AtomicBool::new(false)),
-            events: Arc::new(Mutex::new(events.clone())),
+        let reset_line = ResetLine::new(events.clone());
+        let mut devs = PlatformDevices {
+            serial: None,
+            pit: None,
+            rtc: None,
+            ged: None,
+            reset_line: reset_line.clone(),
         };
+        pio.insert(Arc::new(Mutex::new(Port80)), 0x80, 1)?;
         let line = reset_line.clone();
         let kbc = Arc::new(Mutex::new(KeyboardController::new(Box::new(move || {
             line.pull()
         }))));
         pio.insert(kbc.clone(), I8042_DATA, 1)?;
         pio.insert(kbc, I8042_COMMAND, 1)?;
-        devs.reset_line = Some(reset_line.clone());
         if cfg.pit_enabled() {
             let pit = Pit::new(irq(chip, crate::platform::PIT_GSI)?, clock.clone());
             pio.insert(Arc::new(Mutex::new(pit.clone())), PIT_BASE, 4)?;
@@ -130,11 +107,12 @@ impl PlatformDevices {
         }
         if cfg.acpi_enabled() {
             let line = reset_line.clone();
+            let tx = Mutex::new(events.clone());
             let ged = Arc::new(Mutex::new(Ged::new(
                 irq(chip, crate::platform::GED_GSI)?,
                 Box::new(move |r| match r {
                     GuestPowerRequest::PowerOff => {
-                        if let Ok(tx) = line.events.lock() {
+                        if let Ok(tx) = tx.lock() {
                             let _ = tx.send(BoardEvent::GuestPowerOff);
                         }
                     }
@@ -171,6 +149,11 @@ impl PlatformDevices {
         vec![(0x40, 4), (0x61, 1), (0x70, 2)]
     }
 
+    /// The board's reset line.
+    pub fn reset_line(&self) -> ResetLine {
+        self.reset_line.clone()
+    }
+
     /// Whether an RTC exists (for the DSDT).
     pub fn has_rtc(&self) -> bool {
         self.rtc.is_some()
@@ -178,9 +161,7 @@ impl PlatformDevices {
 
     /// Machine reset (with every vCPU stopped).
     pub fn reset(&self) {
-        if let Some(l) = &self.reset_line {
-            l.release();
-        }
+        self.reset_line.release();
         if let Some(p) = &self.pit {
             p.reset();
         }

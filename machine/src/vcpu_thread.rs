@@ -7,6 +7,7 @@ use std::sync::{Arc, Mutex};
 use cpu::{CpuError, IoBus, Regs, Sregs, Vcpu, VcpuExit};
 
 use crate::control::{Directive, VcpuControl};
+use crate::reset_line::ResetLine;
 use crate::runstate::BoardEvent;
 
 /// How a vCPU gets its interrupts; one implementation per LAPIC location.
@@ -45,8 +46,10 @@ pub struct VcpuThread {
     pub control: Arc<VcpuControl>,
     /// Interrupt delivery.
     pub interrupts: Arc<dyn VcpuInterrupts>,
-    /// Where guest resets and failures are reported.
+    /// Where failures are reported.
     pub events: Sender<BoardEvent>,
+    /// Pulled when the guest triple-faults or asks for a reset.
+    pub reset: ResetLine,
     /// Boot register state per vCPU.
     pub boot: BootStates,
     /// Register snapshots taken whenever the vCPU parks (monitor reads).
@@ -115,7 +118,7 @@ impl VcpuThread {
                 }
                 Ok(VcpuExit::IoapicEoi { vector }) => self.interrupts.eoi(vector),
                 Ok(VcpuExit::TripleFault | VcpuExit::Reset) => {
-                    let _ = self.events.send(BoardEvent::GuestReset);
+                    self.reset.pull();
                     // Park until the board has reset (or ended) the machine.
                     self.control.wait_until_paused_or_exit();
                 }
