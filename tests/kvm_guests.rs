@@ -21,3 +21,4 @@ macro_rules! need_accel {
 }
 
 include!("guest_suite/mod.rs");
+include!("guest_suite/reboot.rs");

@@ -14,6 +14,7 @@ macro_rules! need_accel {
 }
 
 include!("guest_suite/mod.rs");
+include!("guest_suite/reboot.rs");
 
 /// Port I/O from CPL 3 (tests/guests/userio.S): allowed with IOPL 3 (the
 /// RTC answers), and with IOPL 0 only for the port the TSS I/O bitmap

@@ -57,6 +57,15 @@ pub trait Accelerator: Send + Sync {
     /// The CPUID leaves this backend can honour for `-cpu` (the interpreter
     /// advertises only what it implements).
     fn supported_cpuid(&self) -> Vec<CpuidEntry>;
+    /// Make `[start, start + len)` of guest RAM a ROM before any vCPU is
+    /// created: the guest reads and executes it, its stores are dropped
+    /// (they reach the I/O bus as MMIO writes, which nothing claims); the
+    /// board still writes it through guest memory. Backends that cannot
+    /// return [`CpuError::Unsupported`] and leave it writable RAM.
+    fn protect_rom(&self, start: u64, len: u64) -> Result<(), CpuError> {
+        let _ = (start, len);
+        Err(CpuError::Unsupported(self.name()))
+    }
     /// Where the board reports guest-RAM writes it makes itself (device
     /// DMA, kernel reload), for backends that cache decoded code.
     fn guest_writes(&self) -> Option<std::sync::Arc<dyn crate::GuestWrites>> {

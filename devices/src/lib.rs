@@ -8,6 +8,7 @@ pub mod boot_timer;
 pub mod bus;
 pub mod debug_exit;
 pub mod ged;
+pub mod i8042;
 pub mod irq;
 pub mod irqchip;
 pub mod pit;

@@ -22,6 +22,7 @@
 //! | `0x20000..0x30000` | kernel command line |
 //! | `0x9fc00..0xa0000` | MP floating pointer + configuration table (EBDA, reserved) |
 //! | `0xe0000..0xf0000` | ACPI RSDP and tables (inside qboot's NVS range) |
+//! | `0xf0000..0x100000` | the reset-vector ROM ([`crate::reset_rom`], placed by the board) |
 
 /// RAM is mapped from 0 up to this size below 4 GiB; the rest goes above 4 GiB
 /// (QEMU `microvm_memory_init`: `lowmem = 0xc0000000`).

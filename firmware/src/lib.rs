@@ -40,7 +40,8 @@
 //!
 //! Modules, in boot order: [`layout`] (addresses), [`e820`], [`bzimage`] / [`elf`] (kernel),
 //! [`initrd`], [`cmdline`], [`acpi`] or [`mptable`], [`zero_page`] or [`pvh`], [`gdt`],
-//! [`paging`], [`entry`]; [`boot`] runs them in that order.
+//! [`paging`], [`entry`]; [`boot`] runs them in that order. [`reset_rom`] is the BIOS area's
+//! reset-vector code, which the board places itself (with or without a kernel).
 
 #![forbid(unsafe_code)]
 
@@ -57,6 +58,7 @@ pub mod layout;
 pub mod mptable;
 pub mod paging;
 pub mod pvh;
+pub mod reset_rom;
 pub mod transport;
 pub mod zero_page;
 

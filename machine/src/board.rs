@@ -88,6 +88,7 @@ impl Machine {
             ));
         }
         cpu_model(&accel, &cfg, prog)?;
+        memory::protect_reset_rom(accel.accel.as_ref());
         let timers = TimerService::new(clock.clone());
         let events = Arc::new(Events::default());
         let milestones = Arc::new(Milestones::new(
@@ -167,6 +168,7 @@ impl Machine {
     /// Load (or reload, at reset) the kernel and boot structures and
     /// compute every vCPU's boot state.
     fn load_boot_state(&mut self) -> Result<(), MachineError> {
+        memory::load_reset_rom(&self.mem)?;
         let bsp = match &self.cfg.kernel {
             Some(_) => {
                 let entry = platform::load_kernel(&self.cfg, &self.mem, &self.platform)?;
@@ -207,6 +209,7 @@ impl Machine {
                 control: self.control.clone(),
                 interrupts: self.platform.interrupts.clone(),
                 events: self.events_tx.clone(),
+                reset: self.platform.reset_line(),
                 boot: self.boot.clone(),
                 snapshots: self.snapshots.clone(),
                 milestones: self.milestones.clone(),

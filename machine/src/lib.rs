@@ -20,6 +20,7 @@ pub mod monitor;
 pub mod platform;
 pub mod platform_devices;
 pub mod process;
+pub mod reset_line;
 pub mod runstate;
 pub mod signals;
 pub mod terminal;

@@ -1,7 +1,9 @@
-//! Guest RAM in QEMU microvm's layout: below 3 GiB, the rest from 4 GiB.
+//! Guest RAM in QEMU microvm's layout: below 3 GiB, the rest from 4 GiB,
+//! and the reset-vector ROM in its BIOS area.
 
 use cpu::GuestMemory;
-use vm_memory::GuestAddress;
+use firmware::reset_rom::{self, RESET_ROM_BASE, RESET_ROM_SIZE};
+use vm_memory::{Bytes, GuestAddress};
 
 use crate::error::MachineError;
 
@@ -33,6 +35,22 @@ pub fn create(ram_bytes: u64) -> Result<GuestMemory, MachineError> {
         })
         .collect::<Result<_, _>>()?;
     GuestMemory::from_ranges(&ranges).map_err(|e| MachineError::Memory(e.to_string()))
+}
+
+/// Ask the backend to map the reset-vector ROM read-only (before any vCPU
+/// exists); where it cannot, the ROM stays plain RAM that every reset
+/// rewrites.
+pub fn protect_reset_rom(accel: &dyn cpu::Accelerator) {
+    if let Err(e) = accel.protect_rom(RESET_ROM_BASE, RESET_ROM_SIZE) {
+        log::info!("the reset-vector ROM stays writable RAM: {e}");
+    }
+}
+
+/// Write the reset-vector ROM ([`firmware::reset_rom`]) into the BIOS
+/// area, at build and at every reset (as the kernel is reloaded).
+pub fn load_reset_rom(mem: &GuestMemory) -> Result<(), MachineError> {
+    mem.write_slice(&reset_rom::image(), GuestAddress(RESET_ROM_BASE))
+        .map_err(|e| MachineError::Firmware(format!("reset-vector ROM: {e}")))
 }
 
 #[cfg(test)]

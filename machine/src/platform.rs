@@ -146,7 +146,7 @@ impl VcpuInterrupts for KvmInterrupts {
         self.chip.end_of_interrupt(vector);
     }
 
-    fn halted(&self, _vcpu: u32, _control: &VcpuControl) {}
+    fn halted(&self, _vcpu: u32, _interruptible: bool, _control: &VcpuControl) {}
 }
 
 /// Userspace LAPICs (the software CPU): everything is delivered here.
@@ -203,8 +203,13 @@ impl VcpuInterrupts for InterpInterrupts {
         self.chip.end_of_interrupt(vector);
     }
 
-    fn halted(&self, vcpu: u32, control: &VcpuControl) {
-        if self.chip.pending_interrupt(vcpu).is_some() || control.should_stop() {
+    fn halted(&self, vcpu: u32, interruptible: bool, control: &VcpuControl) {
+        let wakes = match self.chip.pending_interrupt(vcpu) {
+            Some(PendingInterrupt::Nmi) => true,
+            Some(_) => interruptible,
+            None => false,
+        };
+        if wakes || control.should_stop() {
             return;
         }
         if let Some(ic) = &self.icount {
@@ -284,6 +289,11 @@ impl Platform {
         self.irqchip.reset();
         self.devices.reset();
         self.firmware_setup();
+    }
+
+    /// The reset line (triple faults pull it too).
+    pub fn reset_line(&self) -> crate::reset_line::ResetLine {
+        self.devices.reset_line()
     }
 
     /// What a BIOS leaves behind before booting the OS: the 8259 pair

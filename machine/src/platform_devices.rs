@@ -1,6 +1,7 @@
 //! The ISA and platform devices of the microvm board: COM1, PIT, RTC,
-//! ACPI GED and isa-debug-exit, created per the machine options, and the
-//! boot-marker devices (port 0x80, the boot timer).
+//! ACPI GED, the keyboard controller's reset line and isa-debug-exit,
+//! created per the machine options, and the boot-marker devices (port
+//! 0x80, the boot timer).
 
 use std::sync::mpsc::Sender;
 use std::sync::{Arc, Mutex};
@@ -12,6 +13,7 @@ use devices::debug_exit::DebugExit;
 use devices::ged::{
     Ged, GuestPowerRequest, GED_EVT_BASE, GED_EVT_LEN, GED_REGS_BASE, GED_REGS_LEN,
 };
+use devices::i8042::{KeyboardController, I8042_COMMAND, I8042_DATA};
 use devices::irqchip::IrqChip;
 use devices::pit::{Pit, PIT_BASE, PORT_61};
 use devices::port80::{Port80, PORT80};
@@ -23,16 +25,18 @@ use crate::config::{AccelKind, MachineConfig};
 use crate::console_tap::ConsoleTap;
 use crate::error::MachineError;
 use crate::milestones::Milestones;
+use crate::reset_line::ResetLine;
 use crate::runstate::BoardEvent;
 use crate::timers::TimerService;
 
 /// Handles to the devices the board talks to after creation.
-#[derive(Clone, Default)]
+#[derive(Clone)]
 pub struct PlatformDevices {
     serial: Option<Arc<Mutex<SerialPort>>>,
     pit: Option<Pit>,
     rtc: Option<Arc<Mutex<Rtc>>>,
     ged: Option<Arc<Mutex<Ged>>>,
+    reset_line: ResetLine,
 }
 
 impl std::fmt::Debug for PlatformDevices {
@@ -65,8 +69,21 @@ impl PlatformDevices {
         pio: &mut Bus,
         mmio: &mut Bus,
     ) -> Result<Self, MachineError> {
-        let mut devs = PlatformDevices::default();
+        let reset_line = ResetLine::new(events.clone(), milestones.clone());
+        let mut devs = PlatformDevices {
+            serial: None,
+            pit: None,
+            rtc: None,
+            ged: None,
+            reset_line: reset_line.clone(),
+        };
         add_marker_devices(milestones, pio, mmio)?;
+        let line = reset_line.clone();
+        let kbc = Arc::new(Mutex::new(KeyboardController::new(Box::new(move || {
+            line.pull()
+        }))));
+        pio.insert(kbc.clone(), I8042_DATA, 1)?;
+        pio.insert(kbc, I8042_COMMAND, 1)?;
         if cfg.pit_enabled() {
             let pit = Pit::new(irq(chip, crate::platform::PIT_GSI)?, clock.clone());
             pio.insert(Arc::new(Mutex::new(pit.clone())), PIT_BASE, 4)?;
@@ -94,25 +111,21 @@ impl PlatformDevices {
             devs.rtc = Some(rtc);
         }
         if cfg.acpi_enabled() {
+            let line = reset_line.clone();
             let tx = Mutex::new(events.clone());
             let ms = milestones.clone();
             let ged = Arc::new(Mutex::new(Ged::new(
                 irq(chip, crate::platform::GED_GSI)?,
-                Box::new(move |r| {
-                    // Noted here, on the vCPU, at the guest's exact instruction.
-                    let ev = match r {
-                        GuestPowerRequest::PowerOff => {
-                            ms.power_off();
-                            BoardEvent::GuestPowerOff
+                Box::new(move |r| match r {
+                    GuestPowerRequest::PowerOff => {
+                        // Noted here, on the vCPU, at the guest's exact
+                        // instruction.
+                        ms.power_off();
+                        if let Ok(tx) = tx.lock() {
+                            let _ = tx.send(BoardEvent::GuestPowerOff);
                         }
-                        GuestPowerRequest::Reset => {
-                            ms.reset("guest-reset");
-                            BoardEvent::GuestReset
-                        }
-                    };
-                    if let Ok(tx) = tx.lock() {
-                        let _ = tx.send(ev);
                     }
+                    GuestPowerRequest::Reset => line.pull(),
                 }),
             )));
             mmio.insert(ged.clone(), GED_EVT_BASE, GED_EVT_LEN)?;
@@ -146,13 +159,19 @@ impl PlatformDevices {
         vec![(0x40, 4), (0x61, 1), (0x70, 2)]
     }
 
+    /// The board's reset line.
+    pub fn reset_line(&self) -> ResetLine {
+        self.reset_line.clone()
+    }
+
     /// Whether an RTC exists (for the DSDT).
     pub fn has_rtc(&self) -> bool {
         self.rtc.is_some()
     }
 
-    /// Machine reset.
+    /// Machine reset (with every vCPU stopped).
     pub fn reset(&self) {
+        self.reset_line.release();
         if let Some(p) = &self.pit {
             p.reset();
         }

@@ -8,6 +8,7 @@ use cpu::{CpuError, IoBus, Regs, Sregs, Vcpu, VcpuExit};
 
 use crate::control::{Directive, VcpuControl};
 use crate::milestones::Milestones;
+use crate::reset_line::ResetLine;
 use crate::runstate::BoardEvent;
 
 /// How a vCPU gets its interrupts; one implementation per LAPIC location.
@@ -18,8 +19,10 @@ pub trait VcpuInterrupts: Send + Sync {
     /// An in-kernel LAPIC acknowledged a level-triggered vector.
     fn eoi(&self, vector: u8);
     /// The vCPU executed HLT: block until it has something to do or the
-    /// control state changes. Returns at once for in-kernel LAPICs.
-    fn halted(&self, vcpu: u32, control: &VcpuControl);
+    /// control state changes. With `interruptible` false (HLT with IF=0)
+    /// only an NMI, INIT/SIPI or the control state wakes it; a pending
+    /// maskable interrupt does not. Returns at once for in-kernel LAPICs.
+    fn halted(&self, vcpu: u32, interruptible: bool, control: &VcpuControl);
 }
 
 /// The register state a vCPU takes at (re)boot.
@@ -44,8 +47,10 @@ pub struct VcpuThread {
     pub control: Arc<VcpuControl>,
     /// Interrupt delivery.
     pub interrupts: Arc<dyn VcpuInterrupts>,
-    /// Where guest resets and failures are reported.
+    /// Where failures are reported.
     pub events: Sender<BoardEvent>,
+    /// Pulled when the guest triple-faults or asks for a reset.
+    pub reset: ResetLine,
     /// Boot register state per vCPU.
     pub boot: BootStates,
     /// Register snapshots taken whenever the vCPU parks (monitor reads).
@@ -120,11 +125,13 @@ impl VcpuThread {
             }
             match self.vcpu.run(self.io.as_ref()) {
                 Ok(VcpuExit::Continue | VcpuExit::Kicked | VcpuExit::IrqWindowOpen) => {}
-                Ok(VcpuExit::Halted) => self.interrupts.halted(id, &self.control),
+                Ok(VcpuExit::Halted) => {
+                    let interruptible = self.vcpu.ready_for_interrupt();
+                    self.interrupts.halted(id, interruptible, &self.control)
+                }
                 Ok(VcpuExit::IoapicEoi { vector }) => self.interrupts.eoi(vector),
                 Ok(VcpuExit::TripleFault | VcpuExit::Reset) => {
-                    self.milestones.reset("guest-reset");
-                    let _ = self.events.send(BoardEvent::GuestReset);
+                    self.reset.pull();
                     // Park until the board has reset (or ended) the machine.
                     self.control.wait_until_paused_or_exit();
                 }

@@ -4,6 +4,7 @@
 
 pub mod guests;
 pub mod qmp;
+pub mod restart;
 pub mod vm;
 
 use std::path::PathBuf;
@@ -60,4 +61,20 @@ pub fn kvm_is_hardware() -> bool {
     ["kvm_intel", "kvm_amd"]
         .iter()
         .any(|m| std::path::Path::new("/sys/module").join(m).exists())
+}
+
+/// The cached device-test initramfs (scripts/guest/test-initramfs-path.sh,
+/// which builds it once), or `None` with the reason printed.
+pub fn test_initramfs() -> Option<PathBuf> {
+    let script =
+        PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("scripts/guest/test-initramfs-path.sh");
+    let o = std::process::Command::new(script)
+        .env("NO_APT", "1")
+        .output()
+        .ok()?;
+    if !o.status.success() {
+        eprintln!("skipping: {}", String::from_utf8_lossy(&o.stderr));
+        return None;
+    }
+    Some(PathBuf::from(String::from_utf8(o.stdout).ok()?.trim()))
 }

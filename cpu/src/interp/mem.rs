@@ -95,7 +95,10 @@ impl Mmu<'_> {
         if self.ram.write(gpa, buf) {
             return;
         }
-        if self.mem.write_slice(buf, GuestAddress(gpa)).is_ok() {
+        if self.ram.is_read_only(gpa, buf.len()) {
+            // ROM: the store goes to the bus, where nothing claims it.
+            self.io.mmio_write(self.vcpu, gpa, buf);
+        } else if self.mem.write_slice(buf, GuestAddress(gpa)).is_ok() {
             self.ram.code().written(gpa, buf.len() as u64);
         } else {
             self.io.mmio_write(self.vcpu, gpa, buf);

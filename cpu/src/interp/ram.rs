@@ -8,7 +8,9 @@
 //! directly (through `shared_ram`: guest RAM is shared with other vCPUs);
 //! anything else (MMIO, holes) still goes through the slow path.
 //! Every store through it is reported to the code-page tracker
-//! ([`CodePages`]) once the bytes are written.
+//! ([`CodePages`]) once the bytes are written. A read-only range (the
+//! board's ROM) refuses stores, which then take the slow path, where
+//! nothing claims them.
 
 use std::sync::Arc;
 
@@ -44,6 +46,8 @@ pub struct RamMap {
     regions: Vec<Region>,
     /// The code-page tracker every store reports to.
     code: Arc<CodePages>,
+    /// Guest-physical `[start, end)` that is read-only (a ROM; empty if none).
+    rom: (u64, u64),
     /// Keeps the mappings alive as long as the pointers are.
     _mem: Arc<GuestMemory>,
 }
@@ -71,8 +75,20 @@ impl RamMap {
         RamMap {
             regions,
             code,
+            rom: (0, 0),
             _mem: mem,
         }
+    }
+
+    /// Make `[start, start + len)` read-only: stores to it are refused.
+    pub fn set_read_only(&mut self, start: u64, len: u64) {
+        self.rom = (start, start.saturating_add(len));
+    }
+
+    /// Whether any of `len` bytes at `gpa` are read-only.
+    #[inline(always)]
+    pub fn is_read_only(&self, gpa: u64, len: usize) -> bool {
+        gpa < self.rom.1 && gpa.saturating_add(len as u64) > self.rom.0
     }
 
     /// The code-page tracker.
@@ -86,6 +102,9 @@ impl RamMap {
     /// [`RamMap::stored`] once the bytes are written.
     #[inline]
     pub fn host_for_store(&self, gpa: u64, len: usize) -> Option<(*mut u8, Store)> {
+        if self.is_read_only(gpa, len) {
+            return None;
+        }
         for r in &self.regions {
             let off = gpa.wrapping_sub(r.start);
             if off < r.len && len as u64 <= r.len - off {
@@ -207,5 +226,21 @@ mod tests {
         assert!(!ram.read(0x1fff, &mut b), "straddles the end of RAM");
         assert!(!ram.read(0x8000, &mut b), "a hole");
         assert!(!ram.write(0x10ffd, &b), "past the last region");
+    }
+
+    #[test]
+    fn refuses_stores_to_a_read_only_range_but_reads_it() {
+        let mem =
+            std::sync::Arc::new(GuestMemory::from_ranges(&[(GuestAddress(0), 0x4000)]).unwrap());
+        let mut ram = RamMap::new(mem.clone());
+        ram.set_read_only(0x2000, 0x1000);
+        mem.write_obj(0x1234_5678u32, GuestAddress(0x2ffc)).unwrap();
+        assert!(!ram.write(0x2ffc, &[0; 4]), "inside");
+        assert!(!ram.write(0x1ffe, &[0; 4]), "straddles its start");
+        assert!(ram.host_for_store(0x2ffe, 4).is_none(), "straddles its end");
+        assert!(ram.write(0x1ffc, &[1; 4]) && ram.write(0x3000, &[1; 4]));
+        let mut b = [0u8; 4];
+        assert!(ram.read(0x2ffc, &mut b));
+        assert_eq!(u32::from_le_bytes(b), 0x1234_5678);
     }
 }

@@ -279,6 +279,8 @@ pub struct InterpAccelerator {
     /// The `-cpu` model and feature adjustments for new vCPUs.
     model: Mutex<(CpuModel, Vec<(String, bool)>)>,
     options: super::TcgOptions,
+    /// The read-only range (`protect_rom`) of new vCPUs.
+    rom: Mutex<Option<(u64, u64)>>,
 }
 
 impl InterpAccelerator {
@@ -298,6 +300,7 @@ impl InterpAccelerator {
             clock,
             options,
             model: Mutex::new((CpuModel::Max, Vec::new())),
+            rom: Mutex::new(None),
         }
     }
 }
@@ -317,7 +320,17 @@ impl Accelerator for InterpAccelerator {
         let (table, _) = CpuidTable::new(model, id, self.clock.tsc_khz(), &features);
         v.cpu.set_cpuid(table);
         v.cpu().configure(&self.options);
+        if let Some((start, len)) = self.rom.lock().ok().and_then(|r| *r) {
+            v.cpu.ram.set_read_only(start, len);
+        }
         Ok(Box::new(v))
+    }
+
+    fn protect_rom(&self, start: u64, len: u64) -> Result<(), CpuError> {
+        if let Ok(mut r) = self.rom.lock() {
+            *r = Some((start, len));
+        }
+        Ok(())
     }
 
     fn set_cpu_model(&self, model: CpuModel) {

@@ -6,17 +6,17 @@ mod convert;
 mod cpuid;
 pub mod host;
 mod kick;
+mod memslots;
 mod vcpu;
 
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
 
 use kvm_bindings::{
-    kvm_enable_cap, kvm_irq_routing_entry, kvm_irq_routing_msi, kvm_msi,
-    kvm_userspace_memory_region, KvmIrqRouting, KVM_IRQ_ROUTING_MSI, KVM_MAX_CPUID_ENTRIES,
+    kvm_enable_cap, kvm_irq_routing_entry, kvm_irq_routing_msi, kvm_msi, KvmIrqRouting,
+    KVM_IRQ_ROUTING_MSI, KVM_MAX_CPUID_ENTRIES,
 };
 use kvm_ioctls::{Cap, Kvm, VmFd};
-use vm_memory::{GuestMemoryBackend, GuestMemoryRegion};
 
 pub use vcpu::KvmVcpu;
 
@@ -38,6 +38,8 @@ pub struct KvmAccelerator {
     features: Mutex<Vec<(String, bool)>>,
     /// The `-cpu` model of new vCPUs.
     model: Mutex<CpuModel>,
+    /// Guest RAM's memory slots.
+    slots: Mutex<memslots::MemSlots>,
 }
 
 impl KvmAccelerator {
@@ -75,19 +77,7 @@ impl KvmAccelerator {
         cap.args[0] = u64::from(ioapic_pins);
         vm.enable_cap(&cap)
             .map_err(|e| CpuError::kvm("KVM_ENABLE_CAP(SPLIT_IRQCHIP)", e))?;
-        for (slot, region) in mem.iter().enumerate() {
-            let r = kvm_userspace_memory_region {
-                slot: slot as u32,
-                flags: 0,
-                guest_phys_addr: region.start_addr().0,
-                memory_size: region.len(),
-                userspace_addr: region.as_ptr() as u64,
-            };
-            // SAFETY: the region is a live mmap owned by `mem`, which the
-            // board keeps alive for as long as the VM exists.
-            unsafe { vm.set_user_memory_region(r) }
-                .map_err(|e| CpuError::kvm("KVM_SET_USER_MEMORY_REGION", e))?;
-        }
+        let slots = memslots::MemSlots::map(&vm, mem)?;
         let supported = kvm
             .get_supported_cpuid(KVM_MAX_CPUID_ENTRIES)
             .map_err(|e| CpuError::kvm("KVM_GET_SUPPORTED_CPUID", e))?;
@@ -112,6 +102,7 @@ impl KvmAccelerator {
             routes: Mutex::new(BTreeMap::new()),
             features: Mutex::new(Vec::new()),
             model: Mutex::new(CpuModel::Host),
+            slots: Mutex::new(slots),
         })
     }
 
@@ -153,6 +144,17 @@ impl Accelerator for KvmAccelerator {
         }
         let v = KvmVcpu::new(id, fd, &table)?;
         Ok(Box::new(v))
+    }
+
+    fn protect_rom(&self, start: u64, len: u64) -> Result<(), CpuError> {
+        if !self.kvm.check_extension(Cap::ReadonlyMem) {
+            return Err(CpuError::Unsupported("kvm"));
+        }
+        let mut slots = self
+            .slots
+            .lock()
+            .map_err(|_| CpuError::Unsupported("kvm"))?;
+        slots.protect(&self.vm, start, len)
     }
 
     fn signal_msi(&self, msi: Msi) -> Result<(), CpuError> {

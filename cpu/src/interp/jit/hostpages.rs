@@ -12,7 +12,8 @@
 //! `write_la` is, so two rules hold:
 //!
 //! 1. The fill installs a *writable* entry (`wppn`) only for a page with
-//!    no code marks at that moment (QEMU's rule for code pages): stores to
+//!    no code marks at that moment (QEMU's rule for code pages), and never
+//!    for a read-only (ROM) page, whose stores the helper drops: stores to
 //!    a page that holds code take the helper, whose `write_la` reports the
 //!    store (bumping the generation when it hits a code chunk).
 //! 2. A page may gain code after its writable entry was cached (a block
@@ -95,7 +96,7 @@ impl Cpu {
             return;
         };
         let code = self.ram.code();
-        let wppn = if code.has_code(index) {
+        let wppn = if code.has_code(index) || self.ram.is_read_only(page, 0x1000) {
             u64::MAX
         } else {
             page >> 12
