@@ -186,7 +186,11 @@ def main():
         print(f"{'emulator':<13}" + "".join(f"{lab:>18}" for lab, _ in MILESTONES)
               + f"{'multi-user s':>14}")
         for name, emu, qemu, env in emus:
-            times, _, counts = boot_once(name, emu, qemu, env, system, icount=True)
+            try:
+                times, _, counts = boot_once(name, emu, qemu, env, system, icount=True)
+            except RuntimeError as e:
+                print(f"{name:<13} failed: {e}")
+                continue
             print(f"{name:<13}" + "".join(f"{counts[lab] or 0:>18,}" for lab, _ in MILESTONES)
                   + f"{times['multi-user']:>14.2f}")
 
