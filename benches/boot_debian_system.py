@@ -12,7 +12,10 @@ disk). Every emulator gets the same microvm command line with acpi=on
 kernel, initrd and kernel arguments plus kindling.poweroff=1, and a fresh
 copy of the disk per run; QEMU also gets -cpu max and tsc_early_khz= (its
 TCG needs them). Runs of the emulators alternate. Each run is timed from
-process start to the first console byte, to "Run /init", to the root mount
+process start to the first console byte (QEMU's: the real-mode setup's
+"Probing EDD"; Kindling enters the kernel in 64-bit mode), to the kernel's
+first log line ("Linux version", shown when the serial console
+registers), to "Run /init", to the root mount
 ("EXT4-fs (vda): mounted"), to the KINDLING-MULTI-USER-OK line that
 boot-ok.service prints once multi-user.target is reached, and to the
 process's exit after the guest powers off, and the process's CPU time
@@ -42,6 +45,7 @@ from bootlib import ROOT, Console, Qmp, guest_path, host_tsc_khz
 TIMEOUT_S = 1800
 MARKER = "KINDLING-MULTI-USER-OK"
 MILESTONES = [
+    ("kernel log", "Linux version "),
     ("Run /init", "Run /init as init process"),
     ("root mounted", "EXT4-fs (vda): mounted"),
     ("multi-user", MARKER),

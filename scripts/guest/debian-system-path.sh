@@ -23,8 +23,7 @@ if [ -n "${KINDLING_DEBIAN_SYSTEM:-}" ]; then
     echo "debian-system-path.sh: KINDLING_DEBIAN_SYSTEM=$KINDLING_DEBIAN_SYSTEM has no disk.img; building one" >&2
 fi
 
-hash=$(cd "$here/debian-system" && cat build.sh boot-ok boot-ok.service autologin.conf modules \
-    | sha256sum | cut -c1-12)
+hash=$(cat "$here"/debian-system/* | sha256sum | cut -c1-12)
 dir="${XDG_CACHE_HOME:-$HOME/.cache}/kindling"
 cache="$dir/debian-system-$RECIPE-$hash"
 if [ -s "$cache/disk.img" ]; then
