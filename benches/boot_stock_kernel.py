@@ -20,17 +20,10 @@ import subprocess
 import sys
 import time
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+from bootlib import ROOT, guest_path, host_tsc_khz
+
 GUEST = os.environ.get("KINDLING_GUEST_DIR", os.path.join(ROOT, "../shared/guest"))
 TIMEOUT_S = 600
-
-
-def host_tsc_khz():
-    with open("/proc/cpuinfo") as f:
-        for line in f:
-            if line.startswith("cpu MHz"):
-                return int(float(line.split(":")[1]) * 1000)
-    return 2_600_000
 
 
 def command(emu, kernel, qemu, smp):
@@ -73,8 +66,7 @@ def main():
     ap.add_argument("kindling", nargs="?", default=os.path.join(ROOT, "target/release/kindling"))
     ap.add_argument("qemu", nargs="?", default="/usr/bin/qemu-system-x86_64")
     a = ap.parse_args()
-    kernel = subprocess.run([os.path.join(ROOT, "scripts/guest/stock-kernel-path.sh")],
-                            check=True, capture_output=True, text=True).stdout.strip()
+    kernel = guest_path("stock-kernel-path.sh")
     emus = [("kindling", a.kindling, False)]
     if os.path.exists(a.qemu):
         emus.append(("qemu-tcg", a.qemu, True))

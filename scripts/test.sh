@@ -40,6 +40,14 @@ else
     echo "test.sh: no stock Debian kernel; the tests that boot it will say they skip" >&2
 fi
 
+# A Debian 12 system (debootstrap, systemd, linux-image-amd64 and its
+# initramfs-tools initrd on a raw disk), built once (a few minutes, as root).
+if debian=$(scripts/guest/debian-system-path.sh); then
+    export KINDLING_DEBIAN_SYSTEM=$debian
+else
+    echo "test.sh: no Debian system image; the test that boots it will say it skips" >&2
+fi
+
 cargo build --release --workspace --all-targets
 if command -v cargo-nextest >/dev/null 2>&1; then
     cargo nextest run --release --workspace --no-fail-fast
