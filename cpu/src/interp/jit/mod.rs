@@ -213,7 +213,6 @@ impl Jit {
         self.stats.compile_ns += t0.elapsed().as_nanos() as u64;
         self.stats.compiled += 1;
         self.stats.code_bytes += code.len() as u64;
-        self.stats.links = chains.links_made;
         if self.stats.compiled % 1000 == 0 && config().stats {
             self.stats.links = self.chains.as_ref().map_or(0, |c| c.links_made);
             eprintln!("kindling: jit: {:?}", self.stats);
@@ -272,7 +271,11 @@ impl Cpu {
 
     /// The compiled tier's counters.
     pub fn jit_stats(&self) -> JitStats {
-        self.blocks.jit.stats
+        let j = &self.blocks.jit;
+        JitStats {
+            links: j.chains.as_ref().map_or(0, |c| c.links_made),
+            ..j.stats
+        }
     }
 
     /// The block of cache slot `slot` is about to be dropped or replaced:

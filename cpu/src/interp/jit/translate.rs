@@ -29,7 +29,7 @@ use super::super::block::{Block, SlotKind};
 use super::super::codemap;
 use super::super::cpu::Cpu;
 use super::super::fastop::{FastOp, MemRef, Rm, NONE};
-use super::super::state::{CpuState, Seg, Tlb, TlbEntry};
+use super::super::state::{CodePage, CpuState, Seg, Tlb, TlbEntry};
 use super::alu_ir as ir;
 use super::chain::Site;
 use super::helpers::{self, CTX_CPU, CTX_FAULT_RIP, CTX_HOST_PAGES, CTX_VALUE};
@@ -64,6 +64,10 @@ const TLB_PPN: i32 = std::mem::offset_of!(TlbEntry, ppn) as i32;
 const TLB_WRITE: i32 = std::mem::offset_of!(TlbEntry, write) as i32;
 const TLB_USER: i32 = std::mem::offset_of!(TlbEntry, user) as i32;
 const TLB_EXEC: i32 = std::mem::offset_of!(TlbEntry, exec) as i32;
+const TLB_CODE_PAGE: i32 = std::mem::offset_of!(Tlb, 1) as i32;
+const CP_LA: i32 = TLB_CODE_PAGE + std::mem::offset_of!(CodePage, la) as i32;
+const CP_PA: i32 = TLB_CODE_PAGE + std::mem::offset_of!(CodePage, pa) as i32;
+const CP_CPL: i32 = TLB_CODE_PAGE + std::mem::offset_of!(CodePage, cpl) as i32;
 const HOST_PAGE: i64 = std::mem::size_of::<hostpages::HostPage>() as i64;
 
 /// Offset of a segment's selector in `Cpu`.

@@ -14,8 +14,8 @@ use super::super::helpers::{
     CTX_BLOCK, CTX_EXACT_MASK, CTX_MAX, CTX_MISS_CELL, CTX_MISS_ID, CTX_RETIRED,
 };
 use super::{
-    Tx, DONE, EXIT_END, EXIT_NEXT, FLAGS, TLBV, TLB_ENTRIES, TLB_ENTRY, TLB_EXEC, TLB_PPN, TLB_TAG,
-    TLB_USER,
+    seg_selector, Seg, Tx, CP_CPL, CP_LA, CP_PA, DONE, EXIT_END, EXIT_NEXT, FLAGS, TLBV,
+    TLB_ENTRIES, TLB_ENTRY, TLB_EXEC, TLB_PPN, TLB_TAG, TLB_USER,
 };
 
 /// The link of a direct exit to the branch target.
@@ -207,22 +207,39 @@ impl Tx<'_, '_> {
         self.follow(ok, ce, target, n, chain::MISS_INDIRECT);
     }
 
-    /// Whether linear `rip` maps, by the software TLB, to the code page of
-    /// the chain entry `ce`, executable at the current CPL (`i8`). A TLB
-    /// miss is a "no" (the dispatcher then walks the page tables).
+    /// Whether linear `rip` maps to the code page of the chain entry `ce`,
+    /// executable at the current CPL (`i8`), as the dispatcher's
+    /// `code_page` would find: by the page instructions were last fetched
+    /// from, or by the software TLB. A miss in both is a "no" (the
+    /// dispatcher then walks the page tables).
     fn maps_to(&mut self, rip: Value, ce: Value) -> Value {
         let f = MemFlags::trusted();
+        let cpu = self.cpu;
         let b = &mut self.b;
+        let tlb = b.use_var(Self::var(TLBV));
+        let cppn = b.ins().load(I64, f, ce, CE_PPN);
+        let page = b.ins().band_imm(rip, !0xfff);
+        // The fetch page: linear page, physical page and CPL.
+        let cp_la = b.ins().load(I64, f, tlb, CP_LA);
+        let mut by_cp = b.ins().icmp(IntCC::Equal, cp_la, page);
+        let cp_pa = b.ins().load(I64, f, tlb, CP_PA);
+        let cp_ppn = b.ins().ushr_imm(cp_pa, 12);
+        let same = b.ins().icmp(IntCC::Equal, cp_ppn, cppn);
+        by_cp = b.ins().band(by_cp, same);
+        let cp_cpl = b.ins().uload8(I32, f, tlb, CP_CPL);
+        let sel = b.ins().uload16(I32, f, cpu, seg_selector(Seg::Cs));
+        let cpl = b.ins().band_imm(sel, 3);
+        let same = b.ins().icmp(IntCC::Equal, cp_cpl, cpl);
+        by_cp = b.ins().band(by_cp, same);
+        // The TLB entry.
         let vpn = b.ins().ushr_imm(rip, 12);
         let idx = b.ins().band_imm(vpn, 511);
-        let tlb = b.use_var(Self::var(TLBV));
         let eo = b.ins().imul_imm(idx, TLB_ENTRY);
         let e = b.ins().iadd(tlb, eo);
         let tag = b.ins().load(I64, f, e, TLB_ENTRIES + TLB_TAG);
         let want = b.ins().iadd_imm(vpn, 1);
         let mut ok = b.ins().icmp(IntCC::Equal, tag, want);
         let ppn = b.ins().load(I64, f, e, TLB_ENTRIES + TLB_PPN);
-        let cppn = b.ins().load(I64, f, ce, CE_PPN);
         let same = b.ins().icmp(IntCC::Equal, ppn, cppn);
         ok = b.ins().band(ok, same);
         let exec = b.ins().uload8(I32, f, e, TLB_ENTRIES + TLB_EXEC);
@@ -233,7 +250,8 @@ impl Tx<'_, '_> {
         let user = b.ins().uload8(I32, f, e, TLB_ENTRIES + TLB_USER);
         let user = b.ins().icmp_imm(IntCC::NotEqual, user, 0);
         let right = b.ins().icmp(IntCC::NotEqual, user, self.kernel);
-        b.ins().band(ok, right)
+        ok = b.ins().band(ok, right);
+        b.ins().bor(ok, by_cp)
     }
 
     /// Jump into the code of chain entry `ce` when `ok`, else set RIP to
