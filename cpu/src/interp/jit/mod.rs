@@ -230,15 +230,17 @@ impl Jit {
 }
 
 /// Whether compiling `blk` can pay: at least half of its instructions
-/// (and two) are translated rather than handed to the interpreter. With
-/// threshold 1 (compile everything, for tests) every block is compiled.
+/// are translated rather than handed to the interpreter, and two of them,
+/// or all (a lone CALL, RET or JMP: compiled, it keeps a chain of compiled
+/// blocks going). With threshold 1 (compile everything, for tests) every
+/// block is compiled.
 fn worth_compiling(blk: &Block) -> bool {
     let native = blk
         .slots
         .iter()
         .filter(|s| s.kind != super::block::SlotKind::Generic && translate::translates(&s.op))
         .count();
-    native >= 2 && native * 2 >= blk.slots.len()
+    (native >= 2 || native == blk.slots.len()) && native * 2 >= blk.slots.len()
 }
 
 /// A block's state in the compiled tier: how often it ran, and its code.
