@@ -1,8 +1,9 @@
 /* 64-bit mode, PIT channel 0 at 100 Hz through the 8259, interrupts on:
  * the guest spins in a tight loop (no HLT) reading a tick counter that
- * only the timer handler (a 64-bit interrupt gate, IRETQ) advances. It
- * prints S for each tick and exits 0x35 after three; a CPU tier that
- * never lets an interrupt in while the loop runs hangs here. */
+ * only the timer handler (a 64-bit interrupt gate, IRETQ) advances, then
+ * in a loop of chained blocks (CALL, RET, indirect JMP). It prints S for
+ * each tick and exits 0x35 after six; a CPU tier that never lets an
+ * interrupt in while a loop runs hangs here. */
         .include "common.inc"
         PVH_ENTRY _start
         .text
@@ -89,12 +90,28 @@ spin:   add     $1, %rbx
         mov     ticks(%rip), %eax
         cmp     $3, %eax
         jb      spin
-        cli
         /* It must have spun between ticks (the loop really ran). */
+        cmp     $1000, %rbx
+        jb      bad
+        /* Then a loop of several blocks that compiled code chains: a
+         * CALL, a RET through a return thunk (a JMP to a lone RET) and
+         * an indirect JMP, until three more ticks arrived. */
+        xor     %ebx, %ebx
+        mov     $spin3, %esi
+spin2:  call    count
+        jmp     *%rsi
+spin3:  mov     ticks(%rip), %eax
+        cmp     $6, %eax
+        jb      spin2
+        cli
         cmp     $1000, %rbx
         jb      bad
         EXIT    0x35
 bad:    EXIT    0x7f
+
+count:  add     $1, %rbx
+        jmp     thunk
+thunk:  ret
 
 tick:   push    %rax
         push    %rdx

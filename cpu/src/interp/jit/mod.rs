@@ -53,7 +53,9 @@ const DEFAULT_THRESHOLD: u32 = 5000;
 /// The tier's settings, from the environment: `KINDLING_NO_JIT=1` turns it
 /// off; `KINDLING_JIT=1` turns it on; `KINDLING_JIT_THRESHOLD=N` turns it
 /// on and compiles a block at its Nth execution (1: at once);
-/// `KINDLING_JIT_OPT=none` picks Cranelift's non-optimizing level.
+/// `KINDLING_JIT_OPT=none` picks Cranelift's non-optimizing level;
+/// `KINDLING_JIT_CHAIN=0` keeps every compiled block returning to the
+/// dispatcher (no chaining; for measurements).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct JitConfig {
     /// Executions before compiling; 0 when the tier is off.
@@ -63,6 +65,8 @@ pub struct JitConfig {
     /// Print the tier's counters to stderr now and then
     /// (`KINDLING_JIT_STATS=1`).
     pub stats: bool,
+    /// Compiled blocks chain to each other.
+    pub chain: bool,
 }
 
 /// The process-wide settings (read from the environment once).
@@ -81,6 +85,7 @@ pub fn config() -> JitConfig {
             },
             optimize: var("KINDLING_JIT_OPT").is_none_or(|v| v != "none"),
             stats: var("KINDLING_JIT_STATS").is_some_and(|v| v == "1"),
+            chain: var("KINDLING_JIT_CHAIN").is_none_or(|v| v != "0"),
         }
     })
 }
@@ -179,11 +184,12 @@ impl Jit {
         }
         let chains = self.chains.as_mut()?;
         let id = chains.new_id();
+        let chain = config().chain;
         let site = chains.site(
             slot,
             id,
-            blk.bitness == 64 && !blk.ends_chain,
-            blk.bitness == 64,
+            chain && blk.bitness == 64 && !blk.ends_chain,
+            chain && blk.bitness == 64,
         );
         let (compiler, arena) = (self.compiler.as_mut()?, self.arena.as_mut()?);
         let t0 = Instant::now();
@@ -240,7 +246,8 @@ fn worth_compiling(blk: &Block) -> bool {
         .iter()
         .filter(|s| s.kind != super::block::SlotKind::Generic && translate::translates(&s.op))
         .count();
-    (native >= 2 || native == blk.slots.len()) && native * 2 >= blk.slots.len()
+    let lone = native == blk.slots.len() && config().chain;
+    (native >= 2 || lone) && native * 2 >= blk.slots.len()
 }
 
 /// A block's state in the compiled tier: how often it ran, and its code.
