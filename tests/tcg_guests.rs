@@ -46,7 +46,11 @@ fn a_compiled_spin_loop_keeps_receiving_timer_interrupts() {
         let status = vm.wait_exit(T);
         let (out, err) = (vm.output(), vm.errors());
         assert!(!err.contains("panicked"), "{env}: {err}");
-        assert_eq!(out, "SSSSSS", "{env}: {err}");
+        // Three ticks, any while the second loop warms up, three more.
+        assert!(
+            out.len() >= 6 && out.chars().all(|c| c == 'S'),
+            "{env}: {out} {err}"
+        );
         assert_eq!(status.code(), Some((0x35 << 1) | 1), "{env}: {out} {err}");
     }
 }
