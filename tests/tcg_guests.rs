@@ -27,9 +27,11 @@ fn user_mode_port_io_follows_iopl_and_the_tss_bitmap() {
     assert_eq!(code, (0x41 << 1) | 1);
 }
 
-/// A 64-bit guest spinning in a tight loop with interrupts on keeps
-/// receiving PIT interrupts when the loop runs as compiled code (every
-/// block compiled at its first execution), as it does interpreted.
+/// A 64-bit guest spinning in a tight loop with interrupts on, then in a
+/// loop of blocks that compiled code chains (CALL, RET through a return
+/// thunk, indirect JMP), keeps receiving PIT interrupts when the loops
+/// run as compiled code (every block compiled at its first execution),
+/// as it does interpreted.
 #[test]
 fn a_compiled_spin_loop_keeps_receiving_timer_interrupts() {
     let elf = common::guests::build("spin64");
@@ -45,7 +47,11 @@ fn a_compiled_spin_loop_keeps_receiving_timer_interrupts() {
         let status = vm.wait_exit(T);
         let (out, err) = (vm.output(), vm.errors());
         assert!(!err.contains("panicked"), "{env}: {err}");
-        assert_eq!(out, "SSS", "{env}: {err}");
+        // Three ticks, any while the second loop warms up, three more.
+        assert!(
+            out.len() >= 6 && out.chars().all(|c| c == 'S'),
+            "{env}: {out} {err}"
+        );
         assert_eq!(status.code(), Some((0x35 << 1) | 1), "{env}: {out} {err}");
     }
 }

@@ -1,8 +1,10 @@
 /* 64-bit mode, PIT channel 0 at 100 Hz through the 8259, interrupts on:
  * the guest spins in a tight loop (no HLT) reading a tick counter that
- * only the timer handler (a 64-bit interrupt gate, IRETQ) advances. It
- * prints S for each tick and exits 0x35 after three; a CPU tier that
- * never lets an interrupt in while the loop runs hangs here. */
+ * only the timer handler (a 64-bit interrupt gate, IRETQ) advances, then
+ * in a loop of chained blocks (CALL, RET, indirect JMP). It prints S for
+ * each tick and exits 0x35 after three ticks in the first loop and three
+ * in the hot second one; a CPU tier that never lets an interrupt in while
+ * a loop runs hangs here. */
         .include "common.inc"
         PVH_ENTRY _start
         .text
@@ -89,12 +91,31 @@ spin:   add     $1, %rbx
         mov     ticks(%rip), %eax
         cmp     $3, %eax
         jb      spin
-        cli
         /* It must have spun between ticks (the loop really ran). */
         cmp     $1000, %rbx
         jb      bad
+        /* Then a loop of several blocks that compiled code chains: a
+         * CALL, a RET through a return thunk (a JMP to a lone RET) and
+         * an indirect JMP. After 100000 runs (compiled and chained by
+         * then; ticks may come meanwhile) it waits for three more. */
+        xor     %ebx, %ebx
+        mov     $spin3, %esi
+spin2:  call    count
+        jmp     *%rsi
+spin3:  cmp     $100000, %rbx
+        jb      spin2
+        jne     2f
+        mov     ticks(%rip), %edi
+        add     $3, %edi
+2:      cmp     ticks(%rip), %edi
+        ja      spin2
+        cli
         EXIT    0x35
 bad:    EXIT    0x7f
+
+count:  add     $1, %rbx
+        jmp     thunk
+thunk:  ret
 
 tick:   push    %rax
         push    %rdx

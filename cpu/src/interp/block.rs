@@ -58,9 +58,9 @@ const CODE_MAX: usize = 120;
 
 /// A decoded run of code.
 pub struct Block {
-    pa: u64,
+    pub(super) pa: u64,
     pub(super) rip: u64,
-    bitness: u32,
+    pub(super) bitness: u32,
     code_len: u32,
     /// The code page's index in the code-page tracker.
     pub(super) page: usize,
@@ -71,7 +71,7 @@ pub struct Block {
     verified: bool,
     code: [u8; CODE_MAX],
     /// The last instruction needs the vCPU loop next (`ends_chain`).
-    ends_chain: bool,
+    pub(super) ends_chain: bool,
     pub(super) slots: Vec<Slot>,
     generic: Vec<Instruction>,
     /// The compiled tier's state for this block (its code dies with it).
@@ -107,12 +107,13 @@ impl BlockCache {
         BlockCache {
             table: std::iter::repeat_with(|| None).take(slots).collect(),
             mask: slots - 1,
-            jit: Default::default(),
+            jit: super::jit::Jit::with_slots(slots),
         }
     }
 
+    /// The slot a block at physical address `pa` lives in.
     #[inline]
-    fn slot_of(&self, pa: u64) -> usize {
+    pub(super) fn slot_of(&self, pa: u64) -> usize {
         ((pa ^ (pa >> 14)) as usize) & self.mask
     }
 }
@@ -345,6 +346,7 @@ impl Cpu {
                     BlockRun::Ran(done, Ok((None, false)))
                 };
             };
+            self.jit_link(slot, &blk, blk.verified);
             let (mut n, mut r, mut clean) = self.exec_block(&blk, max - done, exact);
             done += n;
             // A block that loops to itself runs again at once (no lookup):
@@ -394,6 +396,9 @@ impl Cpu {
                 b
             }
             _ => {
+                // Whatever held the slot is dropped: compiled code must no
+                // longer chain into it.
+                self.jit_forget(slot);
                 let page = self.ram.code().page(pa)?;
                 build(self.ram.code(), page, host, off, pa, rip, bitness)?
             }

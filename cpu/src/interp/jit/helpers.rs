@@ -24,15 +24,29 @@ pub struct JitCtx {
     pub cpu: *mut Cpu,
     /// The value a read helper returns.
     pub value: u64,
-    /// A block that branches back to its own start runs again inside the
-    /// compiled code while `retired + its length <= limit`.
-    pub limit: u64,
+    /// Instructions retired by the blocks run before the current one in
+    /// this call (chained blocks add theirs before jumping on).
+    pub retired: u64,
+    /// The instruction budget of the call: a block of `n` instructions may
+    /// start when `retired + 1 + (exact_mask & (n - 1)) <= max` (any block
+    /// may start before the budget is spent, and never overrun it when
+    /// `-icount` makes it exact).
+    pub max: u64,
+    /// `!0` when the budget is exact, else 0.
+    pub exact_mask: u64,
     /// The host-page table (`hostpages`).
     pub host_pages: *mut super::hostpages::HostPage,
-    /// The block being run (for slots run by the interpreter).
+    /// The block being run (for slots run by the interpreter; each
+    /// compiled block sets it on entry).
     pub block: *const Block,
     /// The exception a helper met.
     pub fault: Option<Exception>,
+    /// RIP of the instruction that faulted (the fault exit sets it).
+    pub fault_rip: u64,
+    /// A chainable exit that did not chain (`chain::Miss::cell`).
+    pub miss_cell: u64,
+    /// The id of the block whose exit missed.
+    pub miss_id: u64,
     /// How an interpreted slot ended the block: result and whether another
     /// block may follow at once.
     pub done: Option<(StepResult, bool)>,
@@ -50,8 +64,20 @@ pub const CTX_CPU: i32 = std::mem::offset_of!(JitCtx, cpu) as i32;
 pub const CTX_VALUE: i32 = std::mem::offset_of!(JitCtx, value) as i32;
 /// Offset of `JitCtx::host_pages`.
 pub const CTX_HOST_PAGES: i32 = std::mem::offset_of!(JitCtx, host_pages) as i32;
-/// Offset of `JitCtx::limit`.
-pub const CTX_LIMIT: i32 = std::mem::offset_of!(JitCtx, limit) as i32;
+/// Offset of `JitCtx::retired`.
+pub const CTX_RETIRED: i32 = std::mem::offset_of!(JitCtx, retired) as i32;
+/// Offset of `JitCtx::max`.
+pub const CTX_MAX: i32 = std::mem::offset_of!(JitCtx, max) as i32;
+/// Offset of `JitCtx::exact_mask`.
+pub const CTX_EXACT_MASK: i32 = std::mem::offset_of!(JitCtx, exact_mask) as i32;
+/// Offset of `JitCtx::block`.
+pub const CTX_BLOCK: i32 = std::mem::offset_of!(JitCtx, block) as i32;
+/// Offset of `JitCtx::fault_rip`.
+pub const CTX_FAULT_RIP: i32 = std::mem::offset_of!(JitCtx, fault_rip) as i32;
+/// Offset of `JitCtx::miss_cell`.
+pub const CTX_MISS_CELL: i32 = std::mem::offset_of!(JitCtx, miss_cell) as i32;
+/// Offset of `JitCtx::miss_id`.
+pub const CTX_MISS_ID: i32 = std::mem::offset_of!(JitCtx, miss_id) as i32;
 
 /// Read `bytes` at linear `la` into `ctx.value`.
 ///
@@ -127,8 +153,9 @@ pub unsafe extern "C" fn slot(ctx: *mut JitCtx, k: u32) -> u32 {
     let ctx = unsafe { &mut *ctx };
     // SAFETY: as in `read`.
     let cpu = unsafe { &mut *ctx.cpu };
-    // SAFETY: the block outlives its run and is not in the block cache
-    // while it runs, so nothing else reaches it mutably.
+    // SAFETY: the block outlives its run: it is the dispatcher's (taken out
+    // of the cache) or one a link reached (in the cache, which nothing
+    // changes while compiled code runs), so nothing reaches it mutably.
     let blk = unsafe { &*ctx.block };
     match cpu.exec_slot::<false>(blk, k as usize) {
         None => GO_ON,

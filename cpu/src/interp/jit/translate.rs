@@ -6,8 +6,14 @@
 //! them live); memory goes through the helpers; any op not translated here
 //! runs through the interpreter (`helpers::slot`). A block that branches
 //! back to its own start loops inside the function, within the
-//! instruction budget `JitCtx::limit`. The return value is the number of
-//! instructions retired, with the exit kind in bits `EXIT_SHIFT` and up.
+//! instruction budget (`JitCtx::max`). Block functions use Cranelift's
+//! `tail` convention so that an exit can jump straight into the next
+//! block's code (`exits` emits the block ends, `chain` has the rules);
+//! Rust calls them through a small trampoline ([`Compiler::trampoline`]).
+//! The return value is the number of instructions retired in the call,
+//! chained blocks included, with the exit kind in bits `EXIT_SHIFT` and up.
+
+mod exits;
 
 use cranelift_codegen::entity::EntityRef;
 use cranelift_codegen::ir::condcodes::IntCC;
@@ -15,17 +21,18 @@ use cranelift_codegen::ir::types::{I32, I64};
 use cranelift_codegen::ir::{
     AbiParam, BlockArg, Function, InstBuilder, MemFlags, SigRef, Signature, UserFuncName, Value,
 };
-use cranelift_codegen::isa::OwnedTargetIsa;
+use cranelift_codegen::isa::{CallConv, OwnedTargetIsa};
 use cranelift_codegen::{settings, settings::Configurable, Context};
 use cranelift_frontend::{FunctionBuilder, FunctionBuilderContext, Variable};
 
 use super::super::block::{Block, SlotKind};
 use super::super::codemap;
 use super::super::cpu::Cpu;
-use super::super::fastop::{FastOp, MemRef, NONE};
-use super::super::state::{CpuState, Seg, Tlb, TlbEntry};
+use super::super::fastop::{FastOp, MemRef, Rm, NONE};
+use super::super::state::{CodePage, CpuState, Seg, Tlb, TlbEntry};
 use super::alu_ir as ir;
-use super::helpers::{self, CTX_CPU, CTX_HOST_PAGES, CTX_LIMIT, CTX_VALUE};
+use super::chain::Site;
+use super::helpers::{self, CTX_CPU, CTX_FAULT_RIP, CTX_HOST_PAGES, CTX_VALUE};
 use super::hostpages;
 use crate::Segment;
 
@@ -40,6 +47,9 @@ pub const EXIT_STOP: u64 = 1;
 pub const EXIT_FAULT: u64 = 2;
 /// Exit kind: an interpreted slot ended the block (`JitCtx::done`).
 pub const EXIT_SLOT: u64 = 3;
+/// Exit kind: the block ran to its end, and its last instruction needs
+/// the vCPU loop next (`Block::ends_chain`).
+pub const EXIT_END: u64 = 4;
 
 const GPR: i32 = (std::mem::offset_of!(Cpu, st) + std::mem::offset_of!(CpuState, gpr)) as i32;
 const RIP: i32 = (std::mem::offset_of!(Cpu, st) + std::mem::offset_of!(CpuState, rip)) as i32;
@@ -53,6 +63,11 @@ const TLB_TAG: i32 = std::mem::offset_of!(TlbEntry, tag) as i32;
 const TLB_PPN: i32 = std::mem::offset_of!(TlbEntry, ppn) as i32;
 const TLB_WRITE: i32 = std::mem::offset_of!(TlbEntry, write) as i32;
 const TLB_USER: i32 = std::mem::offset_of!(TlbEntry, user) as i32;
+const TLB_EXEC: i32 = std::mem::offset_of!(TlbEntry, exec) as i32;
+const TLB_CODE_PAGE: i32 = std::mem::offset_of!(Tlb, 1) as i32;
+const CP_LA: i32 = TLB_CODE_PAGE + std::mem::offset_of!(CodePage, la) as i32;
+const CP_PA: i32 = TLB_CODE_PAGE + std::mem::offset_of!(CodePage, pa) as i32;
+const CP_CPL: i32 = TLB_CODE_PAGE + std::mem::offset_of!(CodePage, cpl) as i32;
 const HOST_PAGE: i64 = std::mem::size_of::<hostpages::HostPage>() as i64;
 
 /// Offset of a segment's selector in `Cpu`.
@@ -101,6 +116,11 @@ impl Compiler {
         flags
             .set("opt_level", opt)
             .map_err(|e| TranslateError::Host(e.to_string()))?;
+        // Tail calls (chaining) need frame pointers in Cranelift's x64
+        // backend.
+        flags
+            .set("preserve_frame_pointers", "true")
+            .map_err(|e| TranslateError::Host(e.to_string()))?;
         let isa = cranelift_native::builder()
             .map_err(|e| TranslateError::Host(e.to_string()))?
             .finish(settings::Flags::new(flags))
@@ -112,14 +132,66 @@ impl Compiler {
         })
     }
 
-    /// Compile `blk`, whose page's word in the code-page tracker is at
-    /// `word`; the machine code (position-independent, no relocations).
-    pub fn compile(&mut self, blk: &Block, word: usize) -> Result<Vec<u8>, TranslateError> {
+    /// The signature of a block function: `tail fn(*mut JitCtx) -> u64`.
+    fn block_sig(&self) -> Signature {
+        let mut sig = Signature::new(CallConv::Tail);
+        sig.params.push(AbiParam::new(self.isa.pointer_type()));
+        sig.returns.push(AbiParam::new(I64));
+        sig
+    }
+
+    /// The trampoline Rust calls block functions through:
+    /// `extern "C" fn(*mut JitCtx, entry) -> u64`.
+    pub fn trampoline(&mut self) -> Result<Vec<u8>, TranslateError> {
         let ptr = self.isa.pointer_type();
-        let call_conv = self.isa.default_call_conv();
-        let mut sig = Signature::new(call_conv);
+        let mut sig = Signature::new(self.isa.default_call_conv());
+        sig.params.push(AbiParam::new(ptr));
         sig.params.push(AbiParam::new(ptr));
         sig.returns.push(AbiParam::new(I64));
+        let block_sig = self.block_sig();
+        self.ctx.clear();
+        self.ctx.func = Function::with_name_signature(UserFuncName::default(), sig);
+        {
+            let mut b = FunctionBuilder::new(&mut self.ctx.func, &mut self.fctx);
+            let callee = b.import_signature(block_sig);
+            let entry = b.create_block();
+            b.append_block_params_for_function_params(entry);
+            b.switch_to_block(entry);
+            let (ctx, f) = (b.block_params(entry)[0], b.block_params(entry)[1]);
+            let c = b.ins().call_indirect(callee, f, &[ctx]);
+            let r = b.inst_results(c)[0];
+            b.ins().return_(&[r]);
+            b.seal_all_blocks();
+            b.finalize();
+        }
+        self.finish()
+    }
+
+    /// Compile the function in `self.ctx`.
+    fn finish(&mut self) -> Result<Vec<u8>, TranslateError> {
+        let code = self
+            .ctx
+            .compile(&*self.isa, &mut Default::default())
+            .map_err(|e| TranslateError::Codegen(format!("{:?}", e.inner)))?;
+        if !code.buffer.relocs().is_empty() {
+            return Err(TranslateError::Relocs);
+        }
+        Ok(code.code_buffer().to_vec())
+    }
+
+    /// Compile `blk`, whose page's word in the code-page tracker is at
+    /// `word`, chaining as `site` says; the machine code
+    /// (position-independent, no relocations).
+    pub fn compile(
+        &mut self,
+        blk: &Block,
+        word: usize,
+        site: &Site,
+    ) -> Result<Vec<u8>, TranslateError> {
+        let ptr = self.isa.pointer_type();
+        let call_conv = self.isa.default_call_conv();
+        let sig = self.block_sig();
+        let block_sig = self.block_sig();
         self.ctx.clear();
         self.ctx.func = Function::with_name_signature(UserFuncName::default(), sig);
         {
@@ -134,6 +206,7 @@ impl Compiler {
                 read: b.import_signature(mk(&[ptr, I64, I32])),
                 write: b.import_signature(mk(&[ptr, I64, I64, I32])),
                 slot: b.import_signature(mk(&[ptr, I32])),
+                block: b.import_signature(block_sig),
             };
             let entry = b.create_block();
             b.append_block_params_for_function_params(entry);
@@ -160,20 +233,15 @@ impl Compiler {
                 host_pages,
                 kernel,
                 word,
+                site: *site,
             };
+            t.prologue();
             t.load_all();
             t.body();
             t.b.seal_all_blocks();
             t.b.finalize();
         }
-        let code = self
-            .ctx
-            .compile(&*self.isa, &mut Default::default())
-            .map_err(|e| TranslateError::Codegen(format!("{:?}", e.inner)))?;
-        if !code.buffer.relocs().is_empty() {
-            return Err(TranslateError::Relocs);
-        }
-        Ok(code.code_buffer().to_vec())
+        self.finish()
     }
 }
 
@@ -206,6 +274,9 @@ pub fn translates(op: &FastOp) -> bool {
             | FastOp::Jmp { .. }
             | FastOp::Call { .. }
             | FastOp::Ret
+            | FastOp::RetImm { .. }
+            | FastOp::JmpInd { .. }
+            | FastOp::CallInd { .. }
             | FastOp::Nop
             | FastOp::Unary { .. }
             | FastOp::XchgRR { .. }
@@ -263,7 +334,19 @@ fn used_regs(blk: &Block) -> u16 {
                 add(dst);
                 add(4);
             }
-            FastOp::PushI { .. } | FastOp::Call { .. } | FastOp::Ret => add(4),
+            FastOp::JmpInd { src } | FastOp::CallInd { src } => {
+                match src {
+                    Rm::Reg(r) => add(r),
+                    Rm::Mem(mem) => {
+                        add(mem.base);
+                        add(mem.index);
+                    }
+                }
+                add(4);
+            }
+            FastOp::PushI { .. } | FastOp::Call { .. } | FastOp::Ret | FastOp::RetImm { .. } => {
+                add(4)
+            }
             _ => {}
         }
     }
@@ -274,6 +357,8 @@ struct Sigs {
     read: SigRef,
     write: SigRef,
     slot: SigRef,
+    /// A block function (for chaining).
+    block: SigRef,
 }
 
 /// Translation state of one block.
@@ -295,6 +380,8 @@ struct Tx<'a, 'b> {
     kernel: Value,
     /// Address of the block's page word in the code-page tracker.
     word: usize,
+    /// How the block chains.
+    site: Site,
 }
 
 /// The variable of RFLAGS (GPRs are variables 0..16).
@@ -339,10 +426,7 @@ impl Tx<'_, '_> {
             }
         }
         self.b.declare_var(Self::var(FLAGS), I64);
-        self.b.declare_var(Self::var(DONE), I64);
         self.b.declare_var(Self::var(TLBV), I64);
-        let zero = self.iconst(0);
-        self.b.def_var(Self::var(DONE), zero);
         self.reload();
         let loops = self.blk.slots.iter().all(|s| s.kind != SlotKind::Generic)
             && matches!(
@@ -421,6 +505,10 @@ impl Tx<'_, '_> {
         self.b.set_cold_block(bad);
         if kind == EXIT_FAULT {
             self.store_all();
+            let rip = self.iconst(self.blk.slots[n - 1].rip);
+            self.b
+                .ins()
+                .store(MemFlags::trusted(), rip, self.ctx, CTX_FAULT_RIP);
         }
         self.ret(n, kind);
         self.b.switch_to_block(ok);
@@ -664,56 +752,18 @@ impl Tx<'_, '_> {
     fn body(&mut self) {
         let n = self.blk.slots.len();
         for k in 0..n {
-            if let Some(target) = self.slot(k) {
-                if let Some(head) = self.head {
-                    // Run again while the branch goes back to the start
-                    // and the budget allows a whole run more.
-                    let done = self.b.use_var(Self::var(DONE));
-                    let done = self.b.ins().iadd_imm(done, n as i64);
-                    let limit = self
-                        .b
-                        .ins()
-                        .load(I64, MemFlags::trusted(), self.ctx, CTX_LIMIT);
-                    let next_end = self.b.ins().iadd_imm(done, n as i64);
-                    let fits = self
-                        .b
-                        .ins()
-                        .icmp(IntCC::UnsignedLessThanOrEqual, next_end, limit);
-                    let back = self
-                        .b
-                        .ins()
-                        .icmp_imm(IntCC::Equal, target, self.blk.rip as i64);
-                    let again = self.b.ins().band(fits, back);
-                    // ... and the page's code is unchanged (as `run_block`).
-                    let same = self.page_unchanged();
-                    let again = self.b.ins().band(again, same);
-                    let out = self.b.create_block();
-                    // DONE counts the runs finished; the exit below adds
-                    // none more.
-                    self.b.def_var(Self::var(DONE), done);
-                    self.b.ins().brif(again, head, &[], out, &[]);
-                    self.b.switch_to_block(out);
-                    self.store_all();
-                    self.set_rip(target);
-                    self.ret(0, EXIT_NEXT);
-                    return;
-                }
-                // A branch: leave with RIP = target.
-                self.store_all();
-                self.set_rip(target);
-                self.ret(k + 1, EXIT_NEXT);
+            if let Some(end) = self.slot(k) {
+                self.end_block(k, end);
                 return;
             }
         }
         self.store_all();
-        let next = self.iconst(self.blk.slots[n - 1].next);
-        self.set_rip(next);
-        self.ret(n, EXIT_NEXT);
+        self.exit_direct(n, self.blk.slots[n - 1].next, exits::FALL_THROUGH);
     }
 
-    /// Translate slot `k`; `Some(rip)` when it ends the block with a
+    /// Translate slot `k`; `Some(end)` when it ends the block with a
     /// branch.
-    fn slot(&mut self, k: usize) -> Option<Value> {
+    fn slot(&mut self, k: usize) -> Option<exits::End> {
         let s = self.blk.slots[k];
         if s.kind == SlotKind::Generic || !translates(&s.op) {
             self.interpret(k);
@@ -936,39 +986,27 @@ impl Tx<'_, '_> {
             FastOp::Jcc { cc, target } => {
                 let f = self.flags();
                 let c = ir::cond(&mut self.b, cc, f);
-                let (t, n) = (self.iconst(target), self.iconst(s.next));
-                return Some(self.b.ins().select(c, t, n));
+                return Some(exits::End::Cond(c, target, s.next));
             }
-            FastOp::Jmp { target } => return Some(self.iconst(target)),
+            FastOp::Jmp { target } => return Some(exits::End::To(target)),
             FastOp::Call { target } => {
                 let next = self.iconst(s.next);
                 self.push(next, k);
-                return Some(self.iconst(target));
+                return Some(exits::End::To(target));
             }
-            FastOp::Ret => {
-                let sp = self.reg(4);
-                let target = self.read(sp, 8, k);
-                // A non-canonical return address: let the interpreter
-                // raise the #GP from the state before the RET.
-                let hi = self.b.ins().sshr_imm(target, 47);
-                let plus = self.b.ins().iadd_imm(hi, 1);
-                let bad = self.b.ins().icmp_imm(IntCC::UnsignedGreaterThan, plus, 1);
-                let slow = self.b.create_block();
-                let ok = self.b.create_block();
-                self.b.ins().brif(bad, slow, &[], ok, &[]);
-                self.b.switch_to_block(slow);
-                self.b.set_cold_block(slow);
-                let dirty = self.dirty;
-                self.interpret(k);
-                // The interpreter faulted (the check above); never reached
-                // in practice, but a valid exit all the same (the RET set
-                // RIP).
-                self.ret(k + 1, EXIT_NEXT);
-                self.b.switch_to_block(ok);
-                self.dirty = dirty;
-                let nsp = self.b.ins().iadd_imm(sp, 8);
-                self.set_reg(4, nsp);
-                return Some(target);
+            FastOp::Ret => return Some(self.ret_op(0, k)),
+            FastOp::RetImm { imm } => return Some(self.ret_op(imm, k)),
+            FastOp::JmpInd { src } => {
+                let target = self.rm64(&src, k);
+                self.canonical_or_interpret(target, k);
+                return Some(exits::End::Dyn(target));
+            }
+            FastOp::CallInd { src } => {
+                let target = self.rm64(&src, k);
+                self.canonical_or_interpret(target, k);
+                let next = self.iconst(s.next);
+                self.push(next, k);
+                return Some(exits::End::Dyn(target));
             }
             _ => self.interpret(k),
         }
@@ -1021,6 +1059,47 @@ impl Tx<'_, '_> {
             self.set_flags(nf);
         }
         self.generation_check(k);
+    }
+
+    /// RET (`imm` more bytes popped) for slot `k`.
+    fn ret_op(&mut self, imm: u16, k: usize) -> exits::End {
+        let sp = self.reg(4);
+        let target = self.read(sp, 8, k);
+        self.canonical_or_interpret(target, k);
+        let nsp = self.b.ins().iadd_imm(sp, 8 + i64::from(imm));
+        self.set_reg(4, nsp);
+        exits::End::Dyn(target)
+    }
+
+    /// The 64-bit register or memory operand `src` of slot `k`.
+    fn rm64(&mut self, src: &Rm, k: usize) -> Value {
+        match src {
+            Rm::Reg(r) => self.reg(*r),
+            Rm::Mem(m) => {
+                let la = self.la(m);
+                self.read(la, 8, k)
+            }
+        }
+    }
+
+    /// A non-canonical branch target: let the interpreter run slot `k`
+    /// (it raises the #GP from the state before the branch).
+    fn canonical_or_interpret(&mut self, target: Value, k: usize) {
+        let hi = self.b.ins().sshr_imm(target, 47);
+        let plus = self.b.ins().iadd_imm(hi, 1);
+        let bad = self.b.ins().icmp_imm(IntCC::UnsignedGreaterThan, plus, 1);
+        let slow = self.b.create_block();
+        let ok = self.b.create_block();
+        self.b.ins().brif(bad, slow, &[], ok, &[]);
+        self.b.switch_to_block(slow);
+        self.b.set_cold_block(slow);
+        let dirty = self.dirty;
+        self.interpret(k);
+        // The interpreter faulted (the check above); never reached in
+        // practice, but a valid exit all the same (the branch set RIP).
+        self.ret(k + 1, EXIT_NEXT);
+        self.b.switch_to_block(ok);
+        self.dirty = dirty;
     }
 
     /// PUSH `v` for slot `k`: the store first, then RSP.
