@@ -1,6 +1,6 @@
 //! Interpreter speed in guest instructions per second (criterion reports
 //! elements/s = instructions/s): an ALU register loop, a load/store loop,
-//! call/ret, REP MOVSB, and LOCK'd read-modify-writes (LOCK ADD, XCHG and
+//! call/ret, a bignum MUL/ADC loop, shifts by CL, REP MOVSB, and LOCK'd read-modify-writes (LOCK ADD, XCHG and
 //! LOCK CMPXCHG on an aligned operand: the single-vCPU cost of atomicity).
 
 use cpu::interp::SnippetMachine;
@@ -87,11 +87,39 @@ fn bench(c: &mut Criterion) {
         a.dec(ecx)?;
         a.jnz(*top)
     });
-    let cases: [(&str, Vec<u8>, u64, u64); 5] = [
+    // The RSA inner loop's shape (mpihelp_addmul_1): MUL by memory, then
+    // ADD/ADC into the product and the carry word.
+    let bignum = build(|a, top| {
+        a.mov(rax, qword_ptr(rdi))?;
+        a.mul(rbx)?;
+        a.add(rax, r8)?;
+        a.adc(rdx, 0)?;
+        a.add(qword_ptr(rdi + 8), rax)?;
+        a.adc(rdx, 0)?;
+        a.mov(r8, rdx)?;
+        a.dec(ecx)?;
+        a.jnz(*top)
+    });
+    // Bit twiddling by CL (as zstd's and xz's decoders do), IMUL, SHRD.
+    let shifts = build(|a, top| {
+        a.mov(edx, ecx)?;
+        a.and(edx, 31)?;
+        a.xchg(ecx, edx)?;
+        a.shl(rax, cl)?;
+        a.shr(ebx, cl)?;
+        a.shrd(rax, rbx, cl)?;
+        a.xchg(ecx, edx)?;
+        a.imul_2(ebx, eax)?;
+        a.dec(ecx)?;
+        a.jnz(*top)
+    });
+    let cases: [(&str, Vec<u8>, u64, u64); 7] = [
         ("alu_loop", alu, 5, u64::from(ITER)),
         ("load_store_loop", mem, 5, u64::from(ITER)),
         ("call_ret", callret, 4, u64::from(ITER)),
         ("locked_rmw", locked, 7, u64::from(ITER)),
+        ("mul_adc_loop", bignum, 9, u64::from(ITER)),
+        ("shift_cl_loop", shifts, 10, u64::from(ITER)),
         // Each REP MOVSB of 2 KiB counts as 2048 instructions (one per byte
         // moved, as the MIPS figures of other interpreters count it).
         ("rep_movsb_2k", movsb, 2048 + 8, 1000),

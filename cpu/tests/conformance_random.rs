@@ -15,6 +15,7 @@ use std::time::{Duration, Instant};
 use conformance::asm::asm;
 use conformance::compare::{initial_state, Suite, Tier, Undefined, AF, ARITH, CF, OF, PF, SF, ZF};
 use conformance::rng::Rng;
+use conformance::step::{mem, step, Step};
 use cpu::snippet::{SnippetState, DATA_BASE};
 use iced_x86::code_asm::*;
 
@@ -32,42 +33,6 @@ const R8: [AsmRegister8; 12] = [al, cl, dl, bl, bpl, r8b, r9b, r10b, r11b, r12b,
 const RDI_START: u64 = DATA_BASE + 0x800;
 /// RSI's start.
 const RSI_START: u64 = DATA_BASE + 0x1000;
-
-/// Assembles one generated instruction.
-type Emit = Box<dyn Fn(&mut CodeAssembler) -> Result<(), IcedError>>;
-
-/// One generated instruction: how to assemble it, and the flags it leaves
-/// undefined (such instructions only end a program, so no later
-/// instruction reads an undefined flag).
-struct Step {
-    emit: Emit,
-    undefined: u64,
-    name: String,
-}
-
-fn step(
-    name: String,
-    undefined: u64,
-    emit: impl Fn(&mut CodeAssembler) -> Result<(), IcedError> + 'static,
-) -> Step {
-    Step {
-        emit: Box::new(emit),
-        undefined,
-        name,
-    }
-}
-
-/// A memory operand of `bits` bits near RDI.
-fn mem(r: &mut Rng, bits: u32) -> AsmMemoryOperand {
-    let disp = r.below(0x100) as i32 - 0x80;
-    let base = rdi + disp;
-    match bits {
-        64 => qword_ptr(base),
-        32 => dword_ptr(base),
-        16 => word_ptr(base),
-        _ => byte_ptr(base),
-    }
-}
 
 /// Two-operand ALU forms with fully defined flags: reg,reg / reg,mem /
 /// mem,reg / reg,imm at every size.

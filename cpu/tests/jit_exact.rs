@@ -266,3 +266,63 @@ fn a_store_into_the_running_block_is_seen_at_once() {
     SnippetMachine::with_jit_threshold(1).run(&code, &mut s);
     assert_eq!(s.gprs[3], 0xaa, "the patched immediate 0x55 was used");
 }
+
+#[test]
+fn divide_errors_of_every_kind_from_compiled_code_are_precise() {
+    // IDIV's one overflowing quotient (i64::MIN / -1).
+    check(
+        "idiv overflow #DE",
+        &[
+            |a| a.mov(rax, 0x8000_0000_0000_0000u64),
+            |a| a.cqo(),
+            |a| a.mov(rbx, -1i64),
+            |a| a.shl(r11, 3),
+        ],
+        |a| a.idiv(rbx),
+        &[|a| a.inc(rax)],
+        0,
+        false,
+    );
+    // A 32-bit quotient that does not fit.
+    check(
+        "div quotient #DE",
+        &[|a| a.mov(edx, 5), |a| a.mov(ebx, 3), |a| a.add(rax, rbx)],
+        |a| a.div(ebx),
+        &[|a| a.dec(rax)],
+        0,
+        false,
+    );
+    // A zero divisor in memory, after a multiply that set the flags.
+    check(
+        "div m #DE",
+        &[
+            |a| a.mov(qword_ptr(rdi + 0x20), 0),
+            |a| a.mul(rbx),
+            |a| a.imul_2(r11, rax),
+        ],
+        |a| a.idiv(byte_ptr(rdi + 0x20)),
+        &[|a| a.inc(rax)],
+        0,
+        false,
+    );
+}
+
+#[test]
+fn wide_dividends_and_multiplies_complete_exactly_when_compiled() {
+    // DIV with a 128-bit dividend (the interpreter's path inside compiled
+    // code), then the multiplies and shifts compiled code does inline.
+    let code = assemble(&[
+        |a| a.mov(rdx, 3u64),
+        |a| a.mov(rax, 0x1234_5678_9abc_def0u64),
+        |a| a.mov(rbx, 0x10_0000_0007u64),
+        |a| a.div(rbx),
+        |a| a.mov(r11, rdx),
+        |a| a.mul(r11),
+        |a| a.imul_3(r12, rdx, 0x7531),
+        |a| a.mov(ecx, 67),
+        |a| a.shld(r12, rax, cl),
+        |a| a.sar(r11d, cl),
+        |a| a.adc(rbx, r12),
+    ]);
+    check_completes("wide divide", &code);
+}

@@ -217,7 +217,12 @@ pub enum FastOp {
     /// INC/DEC of memory (CF kept).
     IncDecM { dec: bool, size: u8, mem: MemRef },
     /// Shift or rotate of a register by CL (`op` as `alu::shift`).
-    ShiftRC { op: u8, size: u8, dst: u8 },
+    ShiftRC {
+        op: u8,
+        size: u8,
+        dst: u8,
+        flags: bool,
+    },
     /// SHLD (`left`) / SHRD between registers, by an immediate or by CL
     /// ([`COUNT_CL`]).
     Shd {
@@ -228,17 +233,28 @@ pub enum FastOp {
         count: u8,
     },
     /// One-operand MUL/IMUL: rDX:rAX (AX for bytes) = rAX * src.
-    Mul1 { signed: bool, size: u8, src: Rm },
+    Mul1 {
+        signed: bool,
+        size: u8,
+        src: Rm,
+        flags: bool,
+    },
     /// DIV/IDIV: rAX, rDX = rDX:rAX / src (#DE on zero or overflow).
     Div1 { signed: bool, size: u8, src: Rm },
     /// IMUL dst, src (truncated).
-    Imul2 { size: u8, dst: u8, src: Rm },
+    Imul2 {
+        size: u8,
+        dst: u8,
+        src: Rm,
+        flags: bool,
+    },
     /// IMUL dst, src, imm (truncated).
     Imul3 {
         size: u8,
         dst: u8,
         src: Rm,
         imm: u64,
+        flags: bool,
     },
     /// BT (`op` 0), BTS, BTR, BTC (3) with the bit number in a register
     /// (`bit_reg`, register destinations only) or an immediate (`bit`).
@@ -342,7 +358,11 @@ impl FastOp {
             | FastOp::AluMR { flags, .. }
             | FastOp::AluMI { flags, .. }
             | FastOp::IncDec { flags, .. }
-            | FastOp::Unary { flags, .. } => Some(flags),
+            | FastOp::Unary { flags, .. }
+            | FastOp::ShiftRC { flags, .. }
+            | FastOp::Mul1 { flags, .. }
+            | FastOp::Imul2 { flags, .. }
+            | FastOp::Imul3 { flags, .. } => Some(flags),
             _ => None,
         }
     }
@@ -678,7 +698,12 @@ fn classify_inner(i: &Instruction) -> Option<FastOp> {
                 _ => 7,
             };
             if k1 == OpKind::Register && i.op_register(1) == Register::CL {
-                FastOp::ShiftRC { op, size, dst }
+                FastOp::ShiftRC {
+                    op,
+                    size,
+                    dst,
+                    flags: true,
+                }
             } else if is_imm(k1) {
                 FastOp::ShiftRI {
                     op,
@@ -737,6 +762,7 @@ fn classify_inner(i: &Instruction) -> Option<FastOp> {
                     signed: m == M::Imul,
                     size,
                     src,
+                    flags: true,
                 },
                 _ => FastOp::Div1 {
                     signed: m == M::Idiv,
@@ -757,9 +783,15 @@ fn classify_inner(i: &Instruction) -> Option<FastOp> {
                     dst,
                     src,
                     imm: i.immediate(2),
+                    flags: true,
                 }
             } else {
-                FastOp::Imul2 { size, dst, src }
+                FastOp::Imul2 {
+                    size,
+                    dst,
+                    src,
+                    flags: true,
+                }
             }
         }
         M::Bt | M::Bts | M::Btr | M::Btc => {
@@ -1236,12 +1268,19 @@ impl Cpu {
                 self.write_la(la, r, size as usize)?;
                 self.st.rflags = (self.st.rflags & !(ARITH & !CF)) | (f & !CF);
             }
-            FastOp::ShiftRC { op, size, dst } => {
+            FastOp::ShiftRC {
+                op,
+                size,
+                dst,
+                flags,
+            } => {
                 let cmask = if size == 8 { 0x3f } else { 0x1f };
                 let count = (self.st.gpr[1] & cmask) as u32;
                 let a = read_reg(self.st.gpr[dst as usize], size);
                 let (r, f) = alu::shift(op, a, count, u32::from(size) * 8, self.st.rflags);
-                self.st.rflags = f | 2;
+                if flags {
+                    self.st.rflags = f | 2;
+                }
                 write_reg(&mut self.st.gpr[dst as usize], size, r);
             }
             FastOp::Shd {
@@ -1267,7 +1306,12 @@ impl Cpu {
                 };
                 write_reg(&mut self.st.gpr[dst as usize], size, r);
             }
-            FastOp::Mul1 { signed, size, src } => {
+            FastOp::Mul1 {
+                signed,
+                size,
+                src,
+                flags,
+            } => {
                 let b = self.fast_rm(&src, size)?;
                 let bits = u32::from(size) * 8;
                 let a = read_reg(self.st.gpr[0], size);
@@ -1278,7 +1322,9 @@ impl Cpu {
                     write_reg(&mut self.st.gpr[0], size, lo);
                     write_reg(&mut self.st.gpr[2], size, hi);
                 }
-                self.st.rflags = (self.st.rflags & !ARITH) | f;
+                if flags {
+                    self.st.rflags = (self.st.rflags & !ARITH) | f;
+                }
             }
             FastOp::Div1 { signed, size, src } => {
                 let d = self.fast_rm(&src, size)?;
@@ -1297,11 +1343,18 @@ impl Cpu {
                     write_reg(&mut self.st.gpr[2], size, r);
                 }
             }
-            FastOp::Imul2 { size, dst, src } => {
+            FastOp::Imul2 {
+                size,
+                dst,
+                src,
+                flags,
+            } => {
                 let b = self.fast_rm(&src, size)?;
                 let a = read_reg(self.st.gpr[dst as usize], size);
                 let (r, f) = alu::imul_trunc(a, b, u32::from(size) * 8);
-                self.st.rflags = (self.st.rflags & !ARITH) | f;
+                if flags {
+                    self.st.rflags = (self.st.rflags & !ARITH) | f;
+                }
                 write_reg(&mut self.st.gpr[dst as usize], size, r);
             }
             FastOp::Imul3 {
@@ -1309,10 +1362,13 @@ impl Cpu {
                 dst,
                 src,
                 imm,
+                flags,
             } => {
                 let a = self.fast_rm(&src, size)?;
                 let (r, f) = alu::imul_trunc(a, imm, u32::from(size) * 8);
-                self.st.rflags = (self.st.rflags & !ARITH) | f;
+                if flags {
+                    self.st.rflags = (self.st.rflags & !ARITH) | f;
+                }
                 write_reg(&mut self.st.gpr[dst as usize], size, r);
             }
             FastOp::Bt {

@@ -47,7 +47,7 @@ pub fn sign_extend(b: &mut FunctionBuilder, v: Value, bits: u32) -> Value {
 }
 
 /// Bit `from` of `v` moved to bit `to` (other bits cleared).
-fn bit_to(b: &mut FunctionBuilder, v: Value, from: u32, to: u32) -> Value {
+pub fn bit_to(b: &mut FunctionBuilder, v: Value, from: u32, to: u32) -> Value {
     let moved = match from.cmp(&to) {
         std::cmp::Ordering::Greater => b.ins().ushr_imm(v, i64::from(from - to)),
         std::cmp::Ordering::Less => b.ins().ishl_imm(v, i64::from(to - from)),

@@ -36,6 +36,11 @@ use super::helpers::{self, CTX_CPU, CTX_FAULT_RIP, CTX_HOST_PAGES, CTX_VALUE};
 use super::hostpages;
 use crate::Segment;
 
+// Op families translated in their own files (methods of `Tx`).
+mod bits;
+mod muldiv;
+mod shift;
+
 /// Where the exit kind sits in the return value.
 pub const EXIT_SHIFT: u32 = 48;
 /// Exit kind: the block ran to its end or branch; another may follow.
@@ -280,7 +285,29 @@ pub fn translates(op: &FastOp) -> bool {
             | FastOp::Nop
             | FastOp::Unary { .. }
             | FastOp::XchgRR { .. }
-    )
+            | FastOp::Mul1 { .. }
+            | FastOp::Div1 { .. }
+            | FastOp::Imul2 { .. }
+            | FastOp::Imul3 { .. }
+            | FastOp::Shd { .. }
+            | FastOp::Bt { .. }
+            | FastOp::Cmpxchg { .. }
+            | FastOp::IncDecM { .. }
+            | FastOp::Convert { .. }
+            | FastOp::Pushf
+            | FastOp::Loop { .. }
+    ) || matches!(op, FastOp::ShiftRC { op, .. } if !matches!(op, 2 | 3))
+}
+
+/// Add the registers a register or memory operand names.
+fn add_rm(add: &mut impl FnMut(u8), rm: &Rm) {
+    match *rm {
+        Rm::Reg(r) => add(r),
+        Rm::Mem(m) => {
+            add(m.base);
+            add(m.index);
+        }
+    }
 }
 
 /// The registers a block's translated ops name (RSP for stack ops).
@@ -335,18 +362,50 @@ fn used_regs(blk: &Block) -> u16 {
                 add(4);
             }
             FastOp::JmpInd { src } | FastOp::CallInd { src } => {
-                match src {
-                    Rm::Reg(r) => add(r),
-                    Rm::Mem(mem) => {
-                        add(mem.base);
-                        add(mem.index);
-                    }
-                }
+                add_rm(&mut add, &src);
                 add(4);
             }
-            FastOp::PushI { .. } | FastOp::Call { .. } | FastOp::Ret | FastOp::RetImm { .. } => {
-                add(4)
+            FastOp::PushI { .. }
+            | FastOp::Call { .. }
+            | FastOp::Ret
+            | FastOp::RetImm { .. }
+            | FastOp::Pushf => add(4),
+            FastOp::Mul1 { src, .. } | FastOp::Div1 { src, .. } => {
+                add(0);
+                add(2);
+                add_rm(&mut add, &src);
             }
+            FastOp::Imul2 { dst, src, .. } | FastOp::Imul3 { dst, src, .. } => {
+                add(dst);
+                add_rm(&mut add, &src);
+            }
+            FastOp::ShiftRC { dst, .. } => {
+                add(dst);
+                add(1);
+            }
+            FastOp::Shd { dst, src, .. } => {
+                add(dst);
+                add(src);
+                add(1);
+            }
+            FastOp::Bt { dst, bit_reg, .. } => {
+                add(bit_reg);
+                add_rm(&mut add, &dst);
+            }
+            FastOp::Cmpxchg { dst, src, .. } => {
+                add(0);
+                add(src);
+                add_rm(&mut add, &dst);
+            }
+            FastOp::IncDecM { mem, .. } => {
+                add(mem.base);
+                add(mem.index);
+            }
+            FastOp::Convert { .. } => {
+                add(0);
+                add(2);
+            }
+            FastOp::Loop { .. } => add(1),
             _ => {}
         }
     }
@@ -1008,6 +1067,51 @@ impl Tx<'_, '_> {
                 self.push(next, k);
                 return Some(exits::End::Dyn(target));
             }
+            FastOp::Mul1 {
+                signed,
+                size,
+                src,
+                flags,
+            } => self.mul1(signed, size, &src, flags, k),
+            FastOp::Imul2 {
+                size,
+                dst,
+                src,
+                flags,
+            } => self.imul(size, dst, &src, None, flags, k),
+            FastOp::Imul3 {
+                size,
+                dst,
+                src,
+                imm,
+                flags,
+            } => self.imul(size, dst, &src, Some(imm), flags, k),
+            FastOp::Div1 { signed, size, src } => self.div1(signed, size, &src, k),
+            FastOp::ShiftRC {
+                op,
+                size,
+                dst,
+                flags,
+            } => self.shift_cl(op, size, dst, flags, k),
+            FastOp::Shd {
+                left,
+                size,
+                dst,
+                src,
+                count,
+            } => self.shift_double(left, size, dst, src, count),
+            FastOp::Bt {
+                op,
+                size,
+                dst,
+                bit_reg,
+                bit,
+            } => self.bit_test(op, size, &dst, bit_reg, bit, store_la, k),
+            FastOp::Cmpxchg { size, dst, src } => self.cmpxchg(size, &dst, src, store_la, k),
+            FastOp::IncDecM { dec, size, .. } => self.inc_dec_mem(dec, size, store_la?, k),
+            FastOp::Convert { op } => self.convert(op),
+            FastOp::Pushf => self.pushf(k),
+            FastOp::Loop { op, target } => return Some(self.loop_branch(op, target, s.next)),
             _ => self.interpret(k),
         }
         None
