@@ -40,6 +40,13 @@ else
     echo "test.sh: no stock Debian kernel; the tests that boot it will say they skip" >&2
 fi
 
+# A Debian initramfs-tools initrd for that kernel (built once, as root).
+if debian_initrd=$(scripts/guest/debian-initrd-path.sh); then
+    export KINDLING_DEBIAN_INITRD=$debian_initrd
+else
+    echo "test.sh: no Debian initrd; tests/debian_initrd_root.rs will say it skips" >&2
+fi
+
 cargo build --release --workspace --all-targets
 if command -v cargo-nextest >/dev/null 2>&1; then
     cargo nextest run --release --workspace --no-fail-fast

@@ -15,6 +15,7 @@ pub mod interp_accel;
 pub mod io;
 pub mod memory;
 pub mod monitor;
+pub mod mux;
 pub mod platform;
 pub mod platform_devices;
 pub mod process;
