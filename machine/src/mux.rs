@@ -54,7 +54,7 @@ impl Mux {
         self.monitor_focused
     }
 
-    fn to_focus(&mut self, bytes: &[u8], out: &mut Vec<MuxAction>) {
+    fn send_to_focus(&mut self, bytes: &[u8], out: &mut Vec<MuxAction>) {
         if bytes.is_empty() {
             return;
         }
@@ -102,23 +102,23 @@ impl Mux {
             match b {
                 CTRL_A => run.push(CTRL_A),
                 b'x' | b'X' => {
-                    self.to_focus(&std::mem::take(&mut run), &mut out);
+                    self.send_to_focus(&std::mem::take(&mut run), &mut out);
                     out.push(MuxAction::Quit);
                     return out;
                 }
                 b'h' | b'H' | b'?' => {
-                    self.to_focus(&std::mem::take(&mut run), &mut out);
+                    self.send_to_focus(&std::mem::take(&mut run), &mut out);
                     let help = escape_help(self.monitor.is_some());
                     out.push(MuxAction::Terminal(help.into_bytes()));
                 }
                 b'c' | b'C' => {
-                    self.to_focus(&std::mem::take(&mut run), &mut out);
+                    self.send_to_focus(&std::mem::take(&mut run), &mut out);
                     self.switch(&mut out);
                 }
                 _ => {}
             }
         }
-        self.to_focus(&run, &mut out);
+        self.send_to_focus(&run, &mut out);
         out
     }
 }

@@ -10,6 +10,7 @@
 #include <string.h>
 #include <sys/mount.h>
 #include <sys/reboot.h>
+#include <termios.h>
 #include <unistd.h>
 
 int main(void)
@@ -31,6 +32,8 @@ int main(void)
     }
     printf("ROOT-INIT-OK pid=%d\n", (int)getpid());
     fflush(stdout);
+    /* Let the UART send it all before the machine goes away. */
+    tcdrain(STDOUT_FILENO);
     sync();
     reboot(RB_POWER_OFF);
     return 1;
