@@ -238,6 +238,17 @@ fn replies_match_qemus_for_the_same_guest() {
     for c in exact {
         assert_eq!(k.cmd(c), q.cmd(c), "reply to {c:?}");
     }
+    // The first IOAPIC as QEMU prints it (tiny-pvh leaves it untouched).
+    let ioapic0 = |t: &str| -> Vec<String> {
+        t.lines()
+            .skip_while(|l| !l.starts_with("ioapic0:"))
+            .take(25)
+            .map(String::from)
+            .collect()
+    };
+    let (kp, qp) = (k.cmd("info pic"), q.cmd("info pic"));
+    assert_eq!(ioapic0(&kp).len(), 25, "{kp}");
+    assert_eq!(ioapic0(&kp), ioapic0(&qp), "info pic:\n{kp}\n{qp}");
     let (kr, qr) = (k.cmd("info registers"), q.cmd("info registers"));
     assert_eq!(reg(&kr, "EIP"), reg(&qr, "EIP"));
     let qlines: Vec<&str> = qr.lines().collect();

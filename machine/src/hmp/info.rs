@@ -227,8 +227,13 @@ fn pic(ctx: &MonitorContext) -> String {
     let mut n = 0;
     while let Some(io) = chip.ioapic(n) {
         let Ok(io) = io.lock() else { break };
-        let _ = writeln!(s, "ioapic{n}: gsi_base={}", io.gsi_base());
-        let mut remote = Vec::new();
+        let (id, sel, irr) = io.debug_state();
+        let _ = writeln!(
+            s,
+            "ioapic{n}: ver=0x{:x} id=0x{id:02x} sel=0x{sel:02x}",
+            devices::irqchip::ioapic::IOAPIC_VERSION
+        );
+        let mut remote = 0u32;
         for pin in 0..24 {
             let e = io.redirection_entry(pin);
             let logical = e & (1 << 11) != 0;
@@ -248,21 +253,27 @@ fn pic(ctx: &MonitorContext) -> String {
                 if logical { "logical" } else { "physical" }
             );
             if e & (1 << 14) != 0 {
-                remote.push(pin.to_string());
+                remote |= 1 << pin;
             }
         }
-        let _ = writeln!(
-            s,
-            "  Remote IRR {}",
-            if remote.is_empty() {
-                "(none)".to_string()
-            } else {
-                remote.join(" ")
-            }
-        );
+        pin_list(&mut s, "  IRR", irr);
+        pin_list(&mut s, "  Remote IRR", remote);
         n += 1;
     }
     s
+}
+
+/// QEMU's `info pic` pin-set line: a label, then the pins or `(none)`.
+fn pin_list(s: &mut String, label: &str, pins: u32) {
+    let _ = write!(s, "{label:<10} ");
+    if pins == 0 {
+        s.push_str("(none)\n");
+        return;
+    }
+    for pin in (0..24).filter(|p| pins & (1 << p) != 0) {
+        let _ = write!(s, "{pin:<2} ");
+    }
+    s.push('\n');
 }
 
 fn page_tables(ctx: &MonitorContext, tlb: bool) -> String {
@@ -281,5 +292,28 @@ fn page_tables(ctx: &MonitorContext, tlb: bool) -> String {
         None => "PG disabled\n".into(),
         Some(l) if tlb => paging::info_tlb(&l),
         Some(l) => paging::info_mem(&l),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn status_words_are_qemus() {
+        assert_eq!(status(RunState::Running), "VM status: running\n");
+        assert_eq!(status(RunState::Paused), "VM status: paused\n");
+        assert_eq!(
+            status(RunState::Prelaunch),
+            "VM status: paused (prelaunch)\n"
+        );
+    }
+
+    #[test]
+    fn pin_lists_pad_like_qemu() {
+        let mut s = String::new();
+        pin_list(&mut s, "  IRR", 0);
+        pin_list(&mut s, "  Remote IRR", (1 << 4) | (1 << 12));
+        assert_eq!(s, "  IRR      (none)\n  Remote IRR 4  12 \n");
     }
 }
