@@ -6,7 +6,8 @@
 #   - Debian: libslirp-dev, libglib2.0-dev and pkg-config (user-mode
 #     networking links libslirp, as QEMU does), qemu-system-x86 (the
 #     reference emulator for side-by-side tests and benchmarks), iasl (ACPI
-#     table checks), iproute2 (network-namespace tests).
+#     table checks), iproute2 (network-namespace tests), initramfs-tools
+#     (a Debian initrd for the stock-kernel root test) and e2fsprogs.
 set -euo pipefail
 
 need_apt=()
@@ -14,6 +15,8 @@ pkg-config --exists slirp 2>/dev/null || need_apt+=(libslirp-dev libglib2.0-dev 
 command -v ip >/dev/null || need_apt+=(iproute2)
 command -v qemu-system-x86_64 >/dev/null || need_apt+=(qemu-system-x86)
 command -v iasl >/dev/null || need_apt+=(acpica-tools)
+command -v mkinitramfs >/dev/null || need_apt+=(initramfs-tools)
+command -v mkfs.ext4 >/dev/null || need_apt+=(e2fsprogs)
 if [ ${#need_apt[@]} -gt 0 ]; then
     if [ "$(id -u)" = 0 ]; then
         echo "setup: installing ${need_apt[*]}" >&2

@@ -40,6 +40,13 @@ else
     echo "test.sh: no stock Debian kernel; the tests that boot it will say they skip" >&2
 fi
 
+# A Debian initramfs-tools initrd for Debian's kernel (built once, as root).
+if debian_initrd=$(scripts/guest/debian-initrd-path.sh); then
+    export KINDLING_DEBIAN_INITRD=$debian_initrd
+else
+    echo "test.sh: no Debian initrd; tests/debian_initrd_root.rs will say it skips" >&2
+fi
+
 # A Debian 12 system (debootstrap, systemd, linux-image-amd64 and its
 # initramfs-tools initrd on a raw disk), built once (a few minutes, as root).
 if debian=$(scripts/guest/debian-system-path.sh); then

@@ -4,45 +4,11 @@
 
 mod common;
 
-use std::io::{Read, Write};
-use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+use std::io::Write;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-struct Pty {
-    master: std::fs::File,
-    slave: OwnedFd,
-}
-
-fn pty() -> Pty {
-    let (mut m, mut s) = (0, 0);
-    // SAFETY: openpty fills two descriptors; null name/termios/winsize are allowed.
-    let r = unsafe {
-        libc::openpty(
-            &mut m,
-            &mut s,
-            std::ptr::null_mut(),
-            std::ptr::null(),
-            std::ptr::null(),
-        )
-    };
-    assert_eq!(r, 0, "openpty");
-    // SAFETY: both descriptors were just returned by openpty and are owned here.
-    unsafe {
-        Pty {
-            master: std::fs::File::from_raw_fd(m),
-            slave: OwnedFd::from_raw_fd(s),
-        }
-    }
-}
-
-fn lflag(fd: &OwnedFd) -> libc::tcflag_t {
-    // SAFETY: termios is plain data filled by tcgetattr on a valid tty fd.
-    let mut t: libc::termios = unsafe { std::mem::zeroed() };
-    // SAFETY: as above.
-    assert_eq!(unsafe { libc::tcgetattr(fd.as_raw_fd(), &mut t) }, 0);
-    t.c_lflag
-}
+use common::pty::{lflag, pty, read_until, Pty};
 
 fn start(p: &Pty, extra: &[&str]) -> Child {
     let elf = common::guests::build("echo");
@@ -68,25 +34,6 @@ fn start(p: &Pty, extra: &[&str]) -> Child {
         .stderr(Stdio::piped())
         .spawn()
         .expect("spawn kindling")
-}
-
-fn read_until(master: &mut std::fs::File, text: &str) -> String {
-    let fd = master.as_raw_fd();
-    // SAFETY: switching our own pty master to non-blocking mode.
-    unsafe { libc::fcntl(fd, libc::F_SETFL, libc::O_NONBLOCK) };
-    let start = Instant::now();
-    let mut got = Vec::new();
-    let mut buf = [0u8; 256];
-    while start.elapsed() < Duration::from_secs(20) {
-        match master.read(&mut buf) {
-            Ok(n) if n > 0 => got.extend_from_slice(&buf[..n]),
-            _ => std::thread::sleep(Duration::from_millis(5)),
-        }
-        if String::from_utf8_lossy(&got).contains(text) {
-            break;
-        }
-    }
-    String::from_utf8_lossy(&got).into_owned()
 }
 
 fn wait(child: &mut Child) -> i32 {

@@ -14,8 +14,10 @@ use crate::config::{AccelKind, CharBackend, CpuModel, MachineConfig};
 use crate::control::VcpuControl;
 use crate::error::MachineError;
 use crate::events::Events;
+use crate::hmp::{self, session::Session};
 use crate::milestones::Milestones;
 use crate::monitor::{MonitorContext, QmpEvents};
+use crate::mux::Mux;
 use crate::platform::{self, Platform};
 use crate::process::PidFile;
 use crate::runstate::{BoardEvent, MonitorRequest, RunState, ShutdownCause};
@@ -49,6 +51,8 @@ pub struct Machine {
     snapshots: RegisterSnapshots,
     monitors: Vec<qmp::MonitorConfig>,
     milestones: Arc<Milestones>,
+    hmp_monitors: Vec<qmp::MonitorConfig>,
+    monitor_ctx: Option<Arc<MonitorContext>>,
     _pidfile: Option<PidFile>,
 }
 
@@ -102,7 +106,7 @@ impl Machine {
         let platform =
             platform::build(&cfg, &accel, &mem, &clock, &timers, &events_tx, &milestones)?;
         let control = Arc::new(VcpuControl::new(cfg.cpus as usize));
-        let monitors = monitor_configs(&cfg)?;
+        let (monitors, hmp_monitors) = monitor_configs(&cfg)?;
         let pidfile = cfg.pidfile.as_deref().map(PidFile::create).transpose()?;
         let mut m = Machine {
             prog: prog.to_string(),
@@ -122,6 +126,8 @@ impl Machine {
             snapshots: Arc::new(Mutex::new(Vec::new())),
             monitors,
             milestones,
+            hmp_monitors,
+            monitor_ctx: None,
             _pidfile: pidfile,
         };
         m.load_boot_state()?;
@@ -322,30 +328,43 @@ impl Machine {
         }
         let serial_on_stdio = self.cfg.serial == Some(CharBackend::Stdio);
         let stdin_used = serial_on_stdio || self.platform.stdio_console().is_some();
+        let hmp_on_stdio = self
+            .hmp_monitors
+            .iter()
+            .any(|m| m.endpoint == qmp::Endpoint::Stdio);
+        if hmp_on_stdio && !self.cfg.daemonize {
+            terminal::enter_raw_mode();
+        }
         if stdin_used && !self.cfg.daemonize {
             terminal::enter_raw_mode();
-            platform::spawn_console_input(
-                &self.platform,
-                serial_on_stdio,
-                self.cfg.nographic,
-                &self.events_tx,
-            )
-            .map_err(|e| MachineError::host("spawn console thread", e))?;
+            let monitor = match (&self.monitor_ctx, self.cfg.serial_mux) {
+                (Some(ctx), true) => Some(Session::new(ctx.clone())),
+                _ => None,
+            };
+            let mux = (self.cfg.nographic || self.cfg.serial_mux).then(|| Mux::new(monitor));
+            platform::spawn_console_input(&self.platform, serial_on_stdio, mux, &self.events_tx)
+                .map_err(|e| MachineError::host("spawn console thread", e))?;
         }
         Ok(())
     }
 
-    fn start_monitors(&self) -> Result<Option<qmp::QmpServer>, MachineError> {
-        if self.monitors.is_empty() {
-            if self.cfg.start_paused {
-                eprintln!(
-                    "{}: -S: the machine starts paused and no monitor (-qmp) can resume it",
-                    self.prog
-                );
-            }
-            return Ok(None);
+    /// Serve `-monitor`/`-mon mode=readline` once the machine runs (as
+    /// QEMU's main loop answers them).
+    fn start_human_monitors(&self) -> Result<(), MachineError> {
+        let Some(ctx) = &self.monitor_ctx else {
+            return Ok(());
+        };
+        for (i, m) in self.hmp_monitors.iter().enumerate() {
+            hmp::server::start(ctx.clone(), m, i)
+                .map_err(|e| MachineError::host(format!("-monitor {}", m.filename()), e))?;
         }
-        let ctx = MonitorContext::new(
+        Ok(())
+    }
+
+    fn start_monitors(&mut self) -> Result<Option<qmp::QmpServer>, MachineError> {
+        let mut all = self.monitors.clone();
+        all.extend(self.hmp_monitors.iter().cloned());
+        let mut ctx = MonitorContext::new(
             &self.cfg,
             self.accel.kind,
             self.events_tx.clone(),
@@ -353,17 +372,30 @@ impl Machine {
             self.vcpu_tids.clone(),
             self.snapshots.clone(),
             self.mem.clone(),
-            self.monitors.clone(),
+            all,
             self.clock.clone(),
         )
         .with_milestones(self.milestones.clone());
+        ctx.transports = self.platform.virtio_transports();
+        ctx.irqchip = Some(self.platform.irqchip.clone());
+        let ctx = Arc::new(ctx);
+        self.monitor_ctx = Some(ctx.clone());
+        if self.monitors.is_empty() {
+            if self.cfg.start_paused && self.hmp_monitors.is_empty() && !self.cfg.serial_mux {
+                eprintln!(
+                    "{}: -S: the machine starts paused and no monitor (-qmp) can resume it",
+                    self.prog
+                );
+            }
+            return Ok(None);
+        }
         let version = qmp::VersionInfo {
             major: 10,
             minor: 0,
             micro: 2,
             package: format!("Kindling {}", env!("CARGO_PKG_VERSION")),
         };
-        let server = qmp::QmpServer::start(self.monitors.clone(), Arc::new(ctx), version)
+        let server = qmp::QmpServer::start(self.monitors.clone(), ctx, version)
             .map_err(|e| MachineError::Config(e.to_string()))?;
         self.events.subscribe(Arc::new(QmpEvents(server.clone())));
         for m in self.monitors.iter().filter(|m| m.wait) {
@@ -395,6 +427,10 @@ impl Machine {
             self.set_state(RunState::Prelaunch);
         } else {
             self.start_vcpus();
+        }
+        if let Err(e) = self.start_human_monitors() {
+            eprintln!("{}: {e}", self.prog);
+            return 1;
         }
         let status = loop {
             let Ok(ev) = self.events_rx.recv() else {
@@ -509,9 +545,63 @@ fn host_tsc_khz() -> Option<u64> {
     Some((mhz * 1000.0) as u64)
 }
 
-/// The monitors the command line asks for, resolved against `-chardev`.
-fn monitor_configs(cfg: &MachineConfig) -> Result<Vec<qmp::MonitorConfig>, MachineError> {
-    let mut out = Vec::new();
+/// A chardev that can carry a monitor, as an endpoint.
+fn chardev_endpoint(
+    cfg: &MachineConfig,
+    id: &str,
+    bad: &dyn Fn(String) -> MachineError,
+) -> Result<qmp::MonitorConfig, MachineError> {
+    let dev = cfg
+        .chardevs
+        .iter()
+        .find(|c| c.id == id)
+        .ok_or_else(|| bad(format!("chardev '{id}' not found")))?;
+    match &dev.backend {
+        CharBackend::Socket(params) => qmp::parse_socket_chardev(id, params).map_err(bad),
+        CharBackend::Stdio => Ok(qmp::MonitorConfig {
+            endpoint: qmp::Endpoint::Stdio,
+            wait: false,
+            pretty: false,
+            label: id.to_string(),
+        }),
+        _ => Err(bad(format!("chardev '{id}' cannot carry a monitor"))),
+    }
+}
+
+/// An HMP monitor's `-monitor` value as an endpoint.
+fn hmp_endpoint(
+    cfg: &MachineConfig,
+    value: &str,
+    index: usize,
+    bad: &dyn Fn(String) -> MachineError,
+) -> Result<qmp::MonitorConfig, MachineError> {
+    if let Some(id) = value.strip_prefix("chardev:") {
+        return chardev_endpoint(cfg, id, bad);
+    }
+    let label = format!("compat_monitor{index}");
+    if value == "stdio" {
+        return Ok(qmp::MonitorConfig {
+            endpoint: qmp::Endpoint::Stdio,
+            wait: false,
+            pretty: false,
+            label,
+        });
+    }
+    if value.starts_with("unix:") || value.starts_with("tcp:") {
+        let mut mc = qmp::parse_qmp_arg(value, false, index).map_err(bad)?;
+        mc.label = label;
+        return Ok(mc);
+    }
+    Err(bad(format!("'{value}' is not a valid char driver")))
+}
+
+/// The monitors the command line asks for, resolved against `-chardev`:
+/// QMP monitors, then human monitors.
+fn monitor_configs(
+    cfg: &MachineConfig,
+) -> Result<(Vec<qmp::MonitorConfig>, Vec<qmp::MonitorConfig>), MachineError> {
+    let mut qmp_out = Vec::new();
+    let mut hmp_out = Vec::new();
     for (i, m) in cfg.monitors.iter().enumerate() {
         let loc = format!("-{} {}", m.option, m.value);
         let bad = |e: String| MachineError::Config(format!("{loc}: {e}"));
@@ -521,38 +611,22 @@ fn monitor_configs(cfg: &MachineConfig) -> Result<Vec<qmp::MonitorConfig>, Machi
             }
             "mon" => {
                 let (id, pretty) = qmp::parse_mon_arg(&m.value).map_err(bad)?;
-                let dev = cfg
-                    .chardevs
-                    .iter()
-                    .find(|c| c.id == id)
-                    .ok_or_else(|| bad(format!("chardev '{id}' not found")))?;
-                let mut mc = match &dev.backend {
-                    CharBackend::Socket(params) => {
-                        qmp::parse_socket_chardev(&id, params).map_err(bad)?
-                    }
-                    CharBackend::Stdio => qmp::MonitorConfig {
-                        endpoint: qmp::Endpoint::Stdio,
-                        wait: false,
-                        pretty,
-                        label: id.clone(),
-                    },
-                    _ => return Err(bad(format!("chardev '{id}' cannot carry a monitor"))),
-                };
+                let mut mc = chardev_endpoint(cfg, &id, &bad)?;
                 mc.pretty = pretty;
                 mc
             }
-            _ => {
-                return Err(bad(
-                    "the human monitor is not supported; use -qmp (QMP) instead".into(),
-                ))
-            }
+            _ => hmp_endpoint(cfg, &m.value, hmp_out.len(), &bad)?,
         };
         if mc.endpoint == qmp::Endpoint::Stdio && cfg.serial == Some(CharBackend::Stdio) {
             return Err(bad("cannot use stdio by multiple character devices".into()));
         }
-        out.push(mc);
+        if m.option == "monitor" {
+            hmp_out.push(mc);
+        } else {
+            qmp_out.push(mc);
+        }
     }
-    Ok(out)
+    Ok((qmp_out, hmp_out))
 }
 
 /// Apply `-cpu model,+feat,-feat`: QEMU's error for an unknown feature

@@ -127,7 +127,7 @@ pub struct MachineConfig {
     pub initrd: Option<PathBuf>,
     /// `-append`.
     pub append: String,
-    /// `acpi=`: Kindling's `auto` means off (its one deliberate difference from QEMU).
+    /// `acpi=`: `auto` means on, as in QEMU.
     pub acpi: OnOffAuto,
     /// `pic=`.
     pub pic: OnOffAuto,
@@ -147,6 +147,9 @@ pub struct MachineConfig {
     pub serial: Option<CharBackend>,
     /// `-nographic`: stdio is QEMU's mux, with Ctrl-A escapes.
     pub nographic: bool,
+    /// COM1 shares stdio with the human monitor (`mon:stdio`, and
+    /// `-nographic` with no `-serial` or monitor option): Ctrl-A C switches.
+    pub serial_mux: bool,
     /// `-no-reboot`.
     pub no_reboot: bool,
     /// `-no-shutdown`.
@@ -269,7 +272,8 @@ pub struct VirtioDeviceConfig {
 /// A monitor option as typed, resolved by the monitor layer.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct MonitorArg {
-    /// `qmp`, `qmp-pretty`, `mon` or `monitor`.
+    /// `qmp`, `qmp-pretty`, `mon` (QMP) or `monitor` (HMP: `stdio`,
+    /// `unix:...`, `tcp:...` or `chardev:ID`).
     pub option: String,
     /// Its value.
     pub value: String,
@@ -297,6 +301,7 @@ impl Default for MachineConfig {
             kernel_irqchip: KernelIrqchip::Split,
             serial: None,
             nographic: false,
+            serial_mux: false,
             no_reboot: false,
             no_shutdown: false,
             pidfile: None,
@@ -318,9 +323,9 @@ impl Default for MachineConfig {
 }
 
 impl MachineConfig {
-    /// Whether the board has ACPI tables (`acpi=auto` is off on Kindling).
+    /// Whether the board has ACPI tables (`acpi=auto` is on, as in QEMU).
     pub fn acpi_enabled(&self) -> bool {
-        self.acpi == OnOffAuto::On
+        self.acpi != OnOffAuto::Off
     }
 
     /// Whether the 8259 pair exists.

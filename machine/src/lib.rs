@@ -17,6 +17,7 @@ pub mod io;
 pub mod memory;
 pub mod milestones;
 pub mod monitor;
+pub mod mux;
 pub mod platform;
 pub mod platform_devices;
 pub mod process;

@@ -45,6 +45,14 @@ pub struct MonitorContext {
     pub clock: Arc<cpu::Clock>,
     /// Boot milestones (`x-query-boot-milestones`).
     pub milestones: Option<Arc<crate::milestones::Milestones>>,
+    /// The machine's configuration (HMP `info block|network|mtree`).
+    pub config: MachineConfig,
+    /// The virtio-mmio transports (HMP `info mtree|qtree`).
+    pub transports: Vec<firmware::VirtioMmioTransport>,
+    /// The interrupt controllers (HMP `info pic`).
+    pub irqchip: Option<devices::irqchip::IrqChip>,
+    /// HMP `x`/`xp`'s remembered format, shared by every monitor as in QEMU.
+    hmp_format: Mutex<hmp::FormatState>,
 }
 
 impl std::fmt::Debug for MonitorContext {
@@ -83,6 +91,22 @@ impl MonitorContext {
             drives: cfg.drives.clone(),
             clock,
             milestones: None,
+            config: cfg.clone(),
+            transports: Vec::new(),
+            irqchip: None,
+            hmp_format: Mutex::new(hmp::FormatState::default()),
+        }
+    }
+
+    /// HMP's remembered `x` format.
+    pub(crate) fn hmp_format(&self) -> hmp::FormatState {
+        self.hmp_format.lock().map(|f| *f).unwrap_or_default()
+    }
+
+    /// Remember HMP's `x` format.
+    pub(crate) fn set_hmp_format(&self, f: hmp::FormatState) {
+        if let Ok(mut g) = self.hmp_format.lock() {
+            *g = f;
         }
     }
 
@@ -93,7 +117,7 @@ impl MonitorContext {
     }
 
     /// Ask the control loop to do something and wait until it is done.
-    fn request(&self, request: MonitorRequest) -> Result<(), QmpError> {
+    pub(crate) fn request(&self, request: MonitorRequest) -> Result<(), QmpError> {
         let (tx, rx) = sync_channel(1);
         let sent = self
             .requests
@@ -114,7 +138,7 @@ impl MonitorContext {
         Ok(())
     }
 
-    fn state(&self) -> RunState {
+    pub(crate) fn state(&self) -> RunState {
         self.state.lock().map(|s| *s).unwrap_or(RunState::Running)
     }
 
@@ -125,30 +149,44 @@ impl MonitorContext {
         json!({"status": s.as_str(), "running": s == RunState::Running})
     }
 
-    fn registers(&self) -> Vec<Option<(Regs, Sregs)>> {
+    pub(crate) fn registers(&self) -> Vec<Option<(Regs, Sregs)>> {
         if self.state() == RunState::Running {
             let _ = self.request(MonitorRequest::Snapshot);
         }
         self.snapshots.lock().map(|s| s.clone()).unwrap_or_default()
     }
 
-    fn chardevs(&self) -> Vec<Value> {
+    /// Every character device as (label, filename), QEMU's `query-chardev`.
+    pub(crate) fn chardev_list(&self) -> Vec<(String, String)> {
         let mut v = Vec::new();
         if let Some(b) = &self.serial {
             let filename = match b {
+                _ if self.config.serial_mux => "mux".to_string(),
                 CharBackend::Stdio => "stdio".to_string(),
                 CharBackend::Null => "null".to_string(),
                 CharBackend::File(p) => format!("file:{}", p.display()),
                 CharBackend::Socket(_) => "socket".to_string(),
             };
-            v.push(json!({"frontend-open": true, "filename": filename, "label": "serial0"}));
+            v.push(("serial0".to_string(), filename));
+        }
+        if self.config.serial_mux {
+            v.push(("compat_monitor0".to_string(), "stdio".to_string()));
         }
         v.extend(
-            self.monitors.iter().map(
-                |m| json!({"frontend-open": true, "filename": m.filename(), "label": m.label}),
-            ),
+            self.monitors
+                .iter()
+                .map(|m| (m.label.clone(), m.filename())),
         );
         v
+    }
+
+    fn chardevs(&self) -> Vec<Value> {
+        self.chardev_list()
+            .into_iter()
+            .map(|(label, filename)| {
+                json!({"frontend-open": true, "filename": filename, "label": label})
+            })
+            .collect()
     }
 
     fn cpus_fast(&self) -> Value {
@@ -201,124 +239,6 @@ impl MonitorContext {
             a = page_end;
         }
         self.save(file, &chunks)
-    }
-
-    fn hmp(&self, line: &str) -> Result<String, QmpError> {
-        let words: Vec<&str> = line.split_whitespace().collect();
-        let out = match words.as_slice() {
-            [] => String::new(),
-            ["info", "status"] => match self.state() {
-                RunState::Running => "VM status: running\r\n".into(),
-                RunState::Prelaunch => "VM status: paused (prelaunch)\r\n".into(),
-                RunState::Shutdown => "VM status: paused (shutdown)\r\n".into(),
-                RunState::InternalError => "VM status: paused (internal-error)\r\n".into(),
-                RunState::Paused => "VM status: paused\r\n".into(),
-            },
-            ["info", "version"] => format!(
-                "{} (Kindling {})\r\n",
-                crate::QEMU_COMPAT_VERSION,
-                env!("CARGO_PKG_VERSION")
-            ),
-            ["info", "name"] => match &self.name {
-                Some(n) => format!("{n}\r\n"),
-                None => String::new(),
-            },
-            ["info", "cpus"] => {
-                let tids = self.tids.lock().map(|t| t.clone()).unwrap_or_default();
-                (0..self.cpus)
-                    .map(|i| {
-                        format!(
-                            "{}CPU #{i}: thread_id={}\r\n",
-                            if i == 0 { "* " } else { "  " },
-                            tids.get(i as usize).copied().unwrap_or(0)
-                        )
-                    })
-                    .collect()
-            }
-            ["info", "registers", rest @ ..] => {
-                let all = rest.contains(&"-a");
-                let regs = self.registers();
-                let mut s = String::new();
-                for (i, r) in regs.iter().enumerate() {
-                    if !all && i != 0 {
-                        break;
-                    }
-                    if let Some((r, sr)) = r {
-                        if all {
-                            s.push_str(&format!("\r\nCPU#{i}\r\n"));
-                        }
-                        s.push_str(&hmp::info_registers(r, sr, false).replace('\n', "\r\n"));
-                    }
-                }
-                s
-            }
-            ["info", "kvm"] => format!(
-                "kvm support: {}\r\n",
-                if self.accel == AccelKind::Kvm {
-                    "enabled"
-                } else {
-                    "disabled"
-                }
-            ),
-            ["info", "qtree"] => self.qtree(),
-            ["info", "mtree"] => self.mtree(),
-            ["stop"] => {
-                self.request(MonitorRequest::Stop)?;
-                String::new()
-            }
-            ["cont" | "c"] => {
-                self.request(MonitorRequest::Cont)?;
-                String::new()
-            }
-            ["system_reset"] => {
-                self.request(MonitorRequest::Reset)?;
-                String::new()
-            }
-            ["system_powerdown"] => {
-                self.request(MonitorRequest::Powerdown)?;
-                String::new()
-            }
-            ["nmi"] => {
-                self.request(MonitorRequest::Nmi)?;
-                String::new()
-            }
-            ["q" | "quit"] => {
-                self.request(MonitorRequest::Quit)?;
-                String::new()
-            }
-            ["info", what] => format!("info: unknown subcommand '{what}'\r\n"),
-            [cmd, ..] => format!("unknown command: '{cmd}'\r\n"),
-        };
-        Ok(out)
-    }
-
-    fn qtree(&self) -> String {
-        let mut s = String::from("bus: main-system-bus\r\n  type System\r\n");
-        s.push_str("  dev: ioapic, id \"\"\r\n    mmio 00000000fec00000/0000000000001000\r\n");
-        s.push_str("  dev: isabus-bridge, id \"\"\r\n    bus: isa.0\r\n      type ISA\r\n");
-        if self.serial.is_some() {
-            s.push_str("      dev: isa-serial, id \"\"\r\n        index = 0 (0x0)\r\n        iobase = 1016 (0x3f8)\r\n        irq = 4 (0x4)\r\n");
-        }
-        s
-    }
-
-    fn mtree(&self) -> String {
-        use vm_memory::{GuestMemoryBackend, GuestMemoryRegion};
-        let mut s = String::from("address-space: memory\r\n  0000000000000000-ffffffffffffffff (prio 0, i/o): system\r\n");
-        for r in self.mem.iter() {
-            let start = r.start_addr().0;
-            s.push_str(&format!(
-                "    {:016x}-{:016x} (prio 0, ram): microvm.ram\r\n",
-                start,
-                start + r.len() - 1
-            ));
-        }
-        s.push_str("    00000000fec00000-00000000fec00fff (prio 0, i/o): ioapic\r\n");
-        s.push_str("    00000000fee00000-00000000feefffff (prio 4096, i/o): apic-msi\r\n");
-        s.push_str(
-            "address-space: I/O\r\n  0000000000000000-000000000000ffff (prio 0, i/o): io\r\n",
-        );
-        s
     }
 }
 
@@ -452,7 +372,10 @@ impl CommandHandler for MonitorContext {
             "memsave" => self
                 .memsave(int("val"), int("size"), &s("filename"), int("cpu-index"))
                 .map(|_| json!({})),
-            "human-monitor-command" => self.hmp(&s("command-line")).map(Value::String),
+            "human-monitor-command" => Ok(Value::String(hmp::session::crlf(&hmp::execute(
+                self,
+                &s("command-line"),
+            )))),
             other => Err(QmpError::not_found(format!(
                 "The command {other} has not been found"
             ))),

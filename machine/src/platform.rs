@@ -493,17 +493,17 @@ pub fn load_kernel(
     Ok(info.entry)
 }
 
-/// Forward console input to COM1, decoding QEMU's Ctrl-A escapes when
-/// the console is the `-nographic` mux.
+/// Forward console input to COM1 (or a virtio console on stdio), through
+/// QEMU's Ctrl-A mux when there is one (`-nographic`, `mon:stdio`).
 pub fn spawn_console_input(
     platform: &Platform,
     serial_on_stdio: bool,
-    mux: bool,
+    mut mux: Option<crate::mux::Mux>,
     events: &Sender<BoardEvent>,
 ) -> std::io::Result<()> {
-    use std::io::Read;
+    use std::io::{Read, Write};
 
-    use crate::terminal::{ConsoleInput, EscapeDecoder, ESCAPE_HELP};
+    use crate::mux::MuxAction;
 
     let devices = platform.devices.clone();
     // stdin feeds COM1 when it is on stdio, else a virtio console on stdio.
@@ -513,48 +513,48 @@ pub fn spawn_console_input(
         platform.stdio_console()
     };
     let events = events.clone();
+    // The UART's FIFO is small: hand bytes over as the guest drains it.
+    let feed_guest = move |bytes: &[u8]| {
+        let mut rest = bytes;
+        while !rest.is_empty() {
+            let taken = match &virtio {
+                Some(port) => port.feed(rest),
+                None => devices.serial_input(rest),
+            };
+            rest = &rest[taken..];
+            if !rest.is_empty() {
+                std::thread::sleep(Duration::from_millis(1));
+            }
+        }
+    };
     std::thread::Builder::new()
         .name("console".into())
         .spawn(move || {
             let mut stdin = std::io::stdin().lock();
-            let mut decoder = EscapeDecoder::default();
             let mut buf = [0u8; 256];
             loop {
                 let n = match stdin.read(&mut buf) {
                     Ok(0) | Err(_) => return,
                     Ok(n) => n,
                 };
-                let mut guest = Vec::with_capacity(n);
-                for &b in &buf[..n] {
-                    if !mux {
-                        guest.push(b);
-                        continue;
-                    }
-                    match decoder.feed(b) {
-                        Some(ConsoleInput::Guest(bytes)) => guest.extend(bytes),
-                        Some(ConsoleInput::Quit) => {
-                            let _ = events.send(BoardEvent::ConsoleQuit);
-                            return;
-                        }
-                        Some(ConsoleInput::Help) => {
-                            let _ = std::io::Write::write_all(
-                                &mut crate::chardev::StdoutWriter,
-                                ESCAPE_HELP.as_bytes(),
-                            );
-                        }
-                        None => {}
-                    }
-                }
-                // The UART's FIFO is small: hand bytes over as the guest drains it.
-                let mut rest = &guest[..];
-                while !rest.is_empty() {
-                    let taken = match &virtio {
-                        Some(port) => port.feed(rest),
-                        None => devices.serial_input(rest),
+                // Line by line: a monitor reply must be out before the next
+                // line runs (`quit` ends the process).
+                for line in buf[..n].split_inclusive(|b| *b == b'\r' || *b == b'\n') {
+                    let actions = match &mut mux {
+                        Some(m) => m.feed(line),
+                        None => vec![MuxAction::Guest(line.to_vec())],
                     };
-                    rest = &rest[taken..];
-                    if !rest.is_empty() {
-                        std::thread::sleep(Duration::from_millis(1));
+                    for action in actions {
+                        match action {
+                            MuxAction::Guest(g) => feed_guest(&g),
+                            MuxAction::Terminal(t) => {
+                                let _ = crate::chardev::StdoutWriter.write_all(&t);
+                            }
+                            MuxAction::Quit => {
+                                let _ = events.send(BoardEvent::ConsoleQuit);
+                                return;
+                            }
+                        }
                     }
                 }
             }

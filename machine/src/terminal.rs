@@ -62,67 +62,9 @@ pub fn restore_on_panic() {
     }));
 }
 
-/// QEMU's `-nographic` mux escape handling (Ctrl-A prefix).
-#[derive(Debug, Default)]
-pub struct EscapeDecoder {
-    pending_escape: bool,
-}
-
-/// What a byte typed on the console means.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum ConsoleInput {
-    /// Bytes for the guest.
-    Guest(Vec<u8>),
-    /// Ctrl-A X: quit.
-    Quit,
-    /// Ctrl-A H: print the escape help.
-    Help,
-}
-
-/// QEMU's Ctrl-A help text.
-pub const ESCAPE_HELP: &str =
-    "\r\nC-a h    print this help\r\nC-a x    exit emulator\r\nC-a C-a  sends C-a\r\n";
-
-impl EscapeDecoder {
-    /// Decode one byte typed on the console.
-    pub fn feed(&mut self, b: u8) -> Option<ConsoleInput> {
-        const CTRL_A: u8 = 1;
-        if self.pending_escape {
-            self.pending_escape = false;
-            return match b {
-                b'x' | b'X' => Some(ConsoleInput::Quit),
-                b'h' | b'H' | b'?' => Some(ConsoleInput::Help),
-                CTRL_A => Some(ConsoleInput::Guest(vec![CTRL_A])),
-                _ => None,
-            };
-        }
-        if b == CTRL_A {
-            self.pending_escape = true;
-            None
-        } else {
-            Some(ConsoleInput::Guest(vec![b]))
-        }
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn ctrl_a_escapes() {
-        let mut d = EscapeDecoder::default();
-        assert_eq!(d.feed(b'a'), Some(ConsoleInput::Guest(vec![b'a'])));
-        assert_eq!(d.feed(1), None);
-        assert_eq!(d.feed(b'x'), Some(ConsoleInput::Quit));
-        assert_eq!(d.feed(1), None);
-        assert_eq!(d.feed(1), Some(ConsoleInput::Guest(vec![1])));
-        assert_eq!(d.feed(1), None);
-        assert_eq!(d.feed(b'h'), Some(ConsoleInput::Help));
-        assert_eq!(d.feed(1), None);
-        assert_eq!(d.feed(b'z'), None);
-        assert_eq!(d.feed(b'z'), Some(ConsoleInput::Guest(vec![b'z'])));
-    }
 
     #[test]
     fn restore_without_raw_mode_is_harmless() {

@@ -26,6 +26,7 @@ pub fn build(opts: &[Opt]) -> Result<Action, CliError> {
     let mut serial_given: Option<Option<CharBackend>> = None;
     let mut serial_chardev: Option<(String, String)> = None;
     let mut accel_set = false;
+    let mut monitor_given = false;
     for opt in opts {
         let loc = opt.location();
         let val = opt.value.as_deref().unwrap_or("");
@@ -98,6 +99,7 @@ pub fn build(opts: &[Opt]) -> Result<Action, CliError> {
             }
             "serial" => {
                 if serial_given.is_none() {
+                    cfg.serial_mux = val == "mon:stdio";
                     let backend = serial_opt(&loc, val, &mut cfg)?;
                     if let Some(id) = val.strip_prefix("chardev:") {
                         serial_chardev = Some((loc.clone(), id.to_string()));
@@ -130,11 +132,19 @@ pub fn build(opts: &[Opt]) -> Result<Action, CliError> {
                     return Ok(a);
                 }
             }
-            "qmp" | "mon" | "qmp-pretty" => cfg.monitors.push(MonitorArg {
-                option: opt.name.clone(),
-                value: val.to_string(),
-            }),
+            "qmp" | "qmp-pretty" => {
+                monitor_given = true;
+                cfg.monitors.push(MonitorArg {
+                    option: opt.name.clone(),
+                    value: val.to_string(),
+                })
+            }
+            "mon" => {
+                monitor_given = true;
+                cfg.monitors.push(mon_opt(&loc, val)?);
+            }
             "monitor" => {
+                monitor_given = true;
                 if val != "none" {
                     cfg.monitors.push(MonitorArg {
                         option: opt.name.clone(),
@@ -202,6 +212,7 @@ pub fn build(opts: &[Opt]) -> Result<Action, CliError> {
             other => return Err(CliError::at(format!("-{other}"), "invalid option")),
         }
     }
+    let serial_chardev_id = serial_chardev.as_ref().map(|(_, id)| id.clone());
     if let Some((loc, id)) = serial_chardev {
         let dev = cfg
             .chardevs
@@ -210,11 +221,21 @@ pub fn build(opts: &[Opt]) -> Result<Action, CliError> {
             .ok_or_else(|| CliError::at(&loc, format!("chardev '{id}' not found")))?;
         serial_given = Some(Some(dev.backend.clone()));
     }
+    let hmp_on_stdio = cfg
+        .monitors
+        .iter()
+        .any(|m| m.option == "monitor" && m.value == "stdio");
     cfg.serial = match serial_given {
         Some(b) => b,
-        None if nodefaults => None,
+        None if nodefaults || hmp_on_stdio => None,
+        None if cfg.nographic && !monitor_given => {
+            // QEMU's -nographic default: -serial mon:stdio.
+            cfg.serial_mux = true;
+            Some(CharBackend::Stdio)
+        }
         None => Some(CharBackend::Stdio),
     };
+    share_stdio_chardev(&mut cfg, serial_chardev_id.as_deref());
     if !cfg.isa_serial {
         cfg.serial = None;
     }
@@ -258,6 +279,61 @@ pub fn build(opts: &[Opt]) -> Result<Action, CliError> {
     }
     check_nics(&cfg)?;
     Ok(Action::Run(Box::new(cfg)))
+}
+
+/// `-mon [chardev=]ID[,mode=readline|control][,pretty=on]`: QMP with
+/// `mode=control`, else (QEMU's default mode) the human monitor.
+fn mon_opt(loc: &str, val: &str) -> Result<MonitorArg, CliError> {
+    let params = keyval::parse(val, Some("chardev"));
+    let mode = params
+        .iter()
+        .find(|p| p.key == "mode")
+        .map(|p| p.value.as_str());
+    match mode {
+        Some("control") => Ok(MonitorArg {
+            option: "mon".into(),
+            value: val.to_string(),
+        }),
+        None | Some("readline") => {
+            let id = params
+                .iter()
+                .find(|p| p.key == "chardev")
+                .map(|p| p.value.clone())
+                .ok_or_else(|| CliError::at(loc, "Parameter 'chardev' is missing"))?;
+            if let Some(p) = params
+                .iter()
+                .find(|p| !matches!(p.key.as_str(), "chardev" | "mode" | "default" | "pretty"))
+            {
+                return Err(CliError::at(loc, format!("Invalid parameter '{}'", p.key)));
+            }
+            Ok(MonitorArg {
+                option: "monitor".into(),
+                value: format!("chardev:{id}"),
+            })
+        }
+        Some(other) => Err(CliError::at(
+            loc,
+            format!("Parameter 'mode' does not accept value '{other}'"),
+        )),
+    }
+}
+
+/// QEMU's mux idiom: `-chardev stdio,id=ID,mux=on -serial chardev:ID -mon
+/// chardev=ID` puts COM1 and the human monitor on one stdio mux.
+fn share_stdio_chardev(cfg: &mut MachineConfig, serial_chardev: Option<&str>) {
+    let Some(id) = serial_chardev else { return };
+    let spec = format!("chardev:{id}");
+    let Some(i) = cfg
+        .monitors
+        .iter()
+        .position(|m| m.option == "monitor" && m.value == spec)
+    else {
+        return;
+    };
+    if cfg.serial == Some(CharBackend::Stdio) {
+        cfg.monitors.remove(i);
+        cfg.serial_mux = true;
+    }
 }
 
 /// Each NIC's `netdev=` names a `-netdev` (given before or after it, as
@@ -683,6 +759,9 @@ fn chardev_opt(cfg: &mut MachineConfig, loc: &str, val: &str) -> Result<(), CliE
             loc,
             format!("attempt to add duplicate property '{id}' to object (type 'container')"),
         ));
+    }
+    if let Some(p) = params.iter().find(|p| p.key == "mux") {
+        parse_bool(&p.value).ok_or_else(|| bad_bool(loc, p))?;
     }
     let backend = match kind.as_str() {
         "stdio" => CharBackend::Stdio,

@@ -23,7 +23,7 @@ Standard options:
 -h or -help     display this help and exit
 -version        display version information and exit
 -machine [type=]microvm[,prop=value[,...]]
-                acpi=on|off|auto (auto: off on Kindling; QEMU's default is on)
+                acpi=on|off|auto (auto: on, as in QEMU)
                 pic=, pit=, rtc=on|off|auto  isa-serial=on|off
                 auto-kernel-cmdline=on|off  x-option-roms=on|off
                 kernel-irqchip=on|off|split  accel=kvm[:tcg]
@@ -74,15 +74,17 @@ Devices and character backends:
 -global driver.prop=value
 -nodefaults     don't create default devices (no COM1 unless -serial is given)
 -no-user-config (accepted; Kindling reads no configuration files)
--nographic      no display; COM1 on stdio, Ctrl-A X quits, Ctrl-A H helps
+-nographic      no display; without -serial, COM1 and the monitor share stdio
+                (mon:stdio): Ctrl-A C switches, Ctrl-A X quits, Ctrl-A H helps
 -display none   no display
 -vga none       (accepted)
 
 Monitor:
 -qmp unix:path,server=on,wait=off | tcp:host:port,server=on,wait=off | stdio
 -qmp-pretty dev like -qmp, with pretty-printed JSON
--mon chardev=id,mode=control[,pretty=on]
--monitor none
+-mon chardev=id[,mode=readline|control][,pretty=on]
+-monitor stdio | unix:path,server,nowait | tcp:host:port,server,nowait | chardev:id | none
+                the human monitor (HMP)
 
 Process:
 -pidfile file   write the process id to file
@@ -103,7 +105,7 @@ pub fn machines() -> String {
 /// `-machine microvm,help`.
 pub fn machine_props() -> String {
     "microvm-machine options:
-  acpi=<OnOffAuto>       - Enable ACPI (Kindling: auto = off)
+  acpi=<OnOffAuto>       - Enable ACPI
   append=<string>        - Linux kernel command line
   auto-kernel-cmdline=<bool> - Set off to disable adding virtio-mmio devices to the kernel cmdline
   initrd=<string>        - Linux initial ramdisk file

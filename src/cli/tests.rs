@@ -262,3 +262,45 @@ fn tcg_knobs_tb_size_and_one_insn_per_tb() {
         "Parameter 'one-insn-per-tb' expects 'on' or 'off'"
     );
 }
+
+#[test]
+fn acpi_auto_means_on_as_in_qemu() {
+    assert!(run("-M microvm").unwrap().acpi_enabled());
+    assert!(run("-M microvm,acpi=auto").unwrap().acpi_enabled());
+    assert!(!run("-M microvm,acpi=off").unwrap().acpi_enabled());
+}
+
+#[test]
+fn nographic_without_serial_is_serial_mon_stdio() {
+    let c = run("-nographic").unwrap();
+    assert_eq!((c.serial, c.serial_mux), (Some(CharBackend::Stdio), true));
+    // An explicit -serial, a monitor option or -nodefaults keeps the mux away.
+    let c = run("-nographic -serial stdio").unwrap();
+    assert_eq!((c.serial, c.serial_mux), (Some(CharBackend::Stdio), false));
+    let c = run("-nographic -qmp unix:/tmp/x.sock,server,nowait").unwrap();
+    assert!(!c.serial_mux);
+    assert_eq!(run("-nographic -nodefaults").unwrap().serial, None);
+    assert!(run("-serial mon:stdio").unwrap().serial_mux);
+    assert!(!run("").unwrap().serial_mux);
+}
+
+#[test]
+fn human_monitor_spellings() {
+    let c = run("-monitor stdio").unwrap();
+    assert_eq!(c.serial, None, "stdio belongs to the monitor");
+    assert_eq!(c.monitors[0].value, "stdio");
+    let c = run("-chardev socket,id=m,path=/tmp/m,server=on,wait=off -mon chardev=m").unwrap();
+    assert_eq!(
+        (c.monitors[0].option.as_str(), c.monitors[0].value.as_str()),
+        ("monitor", "chardev:m")
+    );
+    let c = run("-chardev socket,id=m,path=/tmp/m,server=on,wait=off -mon m,mode=control").unwrap();
+    assert_eq!(c.monitors[0].option, "mon");
+    let c =
+        run("-chardev stdio,id=s,mux=on -serial chardev:s -mon chardev=s,mode=readline").unwrap();
+    assert!(c.serial_mux && c.monitors.is_empty(), "{c:?}");
+    assert_eq!(
+        err("-mon chardev=m,mode=fancy"),
+        "-mon chardev=m,mode=fancy: Parameter 'mode' does not accept value 'fancy'"
+    );
+}

@@ -3,6 +3,8 @@
 #![allow(dead_code)]
 
 pub mod guests;
+pub mod hmp;
+pub mod pty;
 pub mod qmp;
 pub mod restart;
 pub mod vm;

@@ -87,6 +87,12 @@ impl Ioapic {
         self.gsi_base
     }
 
+    /// The APIC ID, the selected register (IOREGSEL) and the pins
+    /// requesting service (IRR), for a monitor's `info pic`.
+    pub fn debug_state(&self) -> (u8, u32, u32) {
+        (self.id, self.ioregsel, self.irr)
+    }
+
     /// Machine reset: all entries masked, nothing pending; the ID is kept.
     pub fn reset(&mut self) {
         self.ioregsel = 0;
