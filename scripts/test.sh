@@ -11,6 +11,13 @@ else
     echo "test.sh: no test guest could be found or built; guest tests will say why they skip" >&2
 fi
 
+# The device-test initramfs (built once; may install its Debian packages).
+if initramfs=$(scripts/guest/test-initramfs-path.sh); then
+    export KINDLING_TEST_INITRAMFS=$initramfs
+else
+    echo "test.sh: no device-test initramfs; the tests that boot it will say why they skip" >&2
+fi
+
 # A guest kernel with AF_PACKET, for the in-guest DHCP test (built once).
 if dhcp_guest=$(GUEST_PACKET=1 scripts/guest/path.sh); then
     export KINDLING_DHCP_GUEST_DIR=$dhcp_guest
@@ -39,6 +46,10 @@ if stock=$(scripts/guest/stock-kernel-path.sh); then
 else
     echo "test.sh: no stock Debian kernel; the tests that boot it will say they skip" >&2
 fi
+
+# Formatting and the API docs are checked first: both are quick.
+cargo fmt --all --check
+RUSTDOCFLAGS="-D warnings" cargo doc --no-deps --workspace --quiet
 
 cargo build --release --workspace --all-targets
 if command -v cargo-nextest >/dev/null 2>&1; then

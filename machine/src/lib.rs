@@ -3,6 +3,7 @@
 //! serves its control plane.
 
 pub mod accel;
+pub mod block_info;
 pub mod board;
 pub mod boot;
 pub mod chardev;
@@ -13,12 +14,14 @@ pub mod events;
 pub mod hmp;
 pub mod interp_accel;
 pub mod io;
+pub mod memdump;
 pub mod memory;
 pub mod monitor;
 pub mod platform;
 pub mod platform_devices;
 pub mod process;
 pub mod runstate;
+pub mod sandbox;
 pub mod signals;
 pub mod terminal;
 pub mod timers;

@@ -35,6 +35,7 @@ const WITH_VALUE: &[&str] = &[
     "boot",
     "uuid",
     "qmp-pretty",
+    "sandbox",
 ];
 
 /// Options that are flags.

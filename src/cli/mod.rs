@@ -4,8 +4,10 @@ mod argv;
 mod build;
 mod datetime;
 mod error;
+mod extras;
 pub mod help;
 mod keyval;
+mod sandbox;
 mod size;
 
 pub use error::CliError;
