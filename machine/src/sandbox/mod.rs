@@ -6,7 +6,7 @@
 //! The filters are compiled with rust-vmm's `seccompiler` (the crate
 //! Firecracker and Cloud Hypervisor use). A denied call is
 //! `SECCOMP_RET_TRAP`: the kernel sends SIGSYS to the thread, and the
-//! handler in [`sigsys`] writes the call's name and number and exits. TRAP
+//! handler in `sigsys` writes the call's name and number and exits. TRAP
 //! rather than `KILL_PROCESS` because a killed process can say nothing: the
 //! user would see a bare "Bad system call" from the shell and have to dig
 //! the number out of the audit log.

@@ -65,10 +65,10 @@ fn report(line: &mut Line, prog: &str, kind: &str, nr: i64, arg1: u64) {
     if nr == libc::SYS_ioctl {
         let _ = write!(line, ", request {arg1:#x}");
     }
-    let _ = write!(
+    let _ = writeln!(
         line,
         "), which its seccomp filter does not allow; ending the VM (-sandbox off disables \
-         the filters)\n"
+         the filters)"
     );
 }
 
