@@ -22,6 +22,15 @@ fn socket(name: &str) -> PathBuf {
     ))
 }
 
+/// Wait until the vCPUs run (the monitor answers before they start).
+fn wait_running(q: &mut Qmp) {
+    let deadline = std::time::Instant::now() + T;
+    while q.execute("query-status")["return"]["running"] != true {
+        assert!(std::time::Instant::now() < deadline, "the guest never ran");
+        std::thread::sleep(Duration::from_millis(10));
+    }
+}
+
 /// `(thread name, Seccomp mode)` for every thread of `pid`.
 fn seccomp_modes(pid: u32) -> Vec<(String, u32)> {
     let mut out = Vec::new();
@@ -74,19 +83,33 @@ fn every_thread_is_filtered(accel: &str) {
         return;
     };
     let mut q = Qmp::connect(&sock);
-    assert_eq!(q.execute("query-status")["return"]["running"], true);
-    let modes = seccomp_modes(vm.pid());
-    let names: Vec<&str> = modes.iter().map(|(n, _)| n.as_str()).collect();
+    wait_running(&mut q);
+    // Threads name themselves when they first run: wait for all of them
+    // (bounded; an unfiltered thread fails below).
     let vcpu = format!("CPU 1/{}", accel.to_uppercase());
-    for want in [
+    let wanted = [
         vcpu.as_str(),
         "qmp-conn-0",
         "qmp-listen-0",
         "signals",
         "timers",
-    ] {
-        assert!(names.contains(&want), "no {want} thread in {names:?}");
-    }
+    ];
+    let deadline = std::time::Instant::now() + T;
+    let modes = loop {
+        let modes = seccomp_modes(vm.pid());
+        let missing: Vec<&str> = wanted
+            .iter()
+            .copied()
+            .filter(|w| !modes.iter().any(|(n, _)| n == w))
+            .collect();
+        // A thread names itself just before installing its filter.
+        let settled = modes.iter().all(|(_, m)| *m == 2);
+        if (missing.is_empty() && settled) || std::time::Instant::now() > deadline {
+            assert!(missing.is_empty(), "no {missing:?} threads in {modes:?}");
+            break modes;
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    };
     for (name, mode) in &modes {
         assert_eq!(*mode, 2, "thread {name} is not filtered: {modes:?}");
     }
@@ -119,7 +142,7 @@ fn sandbox_off_runs_without_filters() {
         return;
     };
     let mut q = Qmp::connect(&sock);
-    assert_eq!(q.execute("query-status")["return"]["running"], true);
+    wait_running(&mut q);
     let modes = seccomp_modes(vm.pid());
     assert!(modes.len() >= 5, "{modes:?}");
     assert!(modes.iter().all(|(_, m)| *m == 0), "{modes:?}");
