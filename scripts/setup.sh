@@ -5,15 +5,19 @@
 #   - Python: qemu.qmp (QEMU's own QMP client library) for the monitor tests.
 #   - Debian: libslirp-dev, libglib2.0-dev and pkg-config (user-mode
 #     networking links libslirp, as QEMU does), qemu-system-x86 (the
-#     reference emulator for side-by-side tests and benchmarks), iasl (ACPI
-#     table checks), iproute2 (network-namespace tests), initramfs-tools
-#     (a Debian initrd for the stock-kernel root test) and e2fsprogs.
+#     reference emulator for side-by-side tests and benchmarks), qemu-utils
+#     (qemu-img makes the qcow2 test images), strace (the O_DIRECT check),
+#     iasl (ACPI table checks), iproute2 (network-namespace tests),
+#     initramfs-tools (a Debian initrd for the stock-kernel root test) and
+#     e2fsprogs.
 set -euo pipefail
 
 need_apt=()
 pkg-config --exists slirp 2>/dev/null || need_apt+=(libslirp-dev libglib2.0-dev pkg-config)
 command -v ip >/dev/null || need_apt+=(iproute2)
 command -v qemu-system-x86_64 >/dev/null || need_apt+=(qemu-system-x86)
+command -v qemu-img >/dev/null || need_apt+=(qemu-utils)
+command -v strace >/dev/null || need_apt+=(strace)
 command -v iasl >/dev/null || need_apt+=(acpica-tools)
 command -v mkinitramfs >/dev/null || need_apt+=(initramfs-tools)
 command -v mkfs.ext4 >/dev/null || need_apt+=(e2fsprogs)

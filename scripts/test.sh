@@ -11,6 +11,13 @@ else
     echo "test.sh: no test guest could be found or built; guest tests will say why they skip" >&2
 fi
 
+# The device-test initramfs (built once; may install its Debian packages).
+if initramfs=$(scripts/guest/test-initramfs-path.sh); then
+    export KINDLING_TEST_INITRAMFS=$initramfs
+else
+    echo "test.sh: no device-test initramfs; the tests that boot it will say why they skip" >&2
+fi
+
 # A guest kernel with AF_PACKET, for the in-guest DHCP test (built once).
 if dhcp_guest=$(GUEST_PACKET=1 scripts/guest/path.sh); then
     export KINDLING_DHCP_GUEST_DIR=$dhcp_guest
@@ -54,6 +61,11 @@ if debian=$(scripts/guest/debian-system-path.sh); then
 else
     echo "test.sh: no Debian system image; the test that boots it will say it skips" >&2
 fi
+
+# Formatting and the API docs are checked first: both are quick (rustdoc
+# warnings are printed; broken docs fail).
+cargo fmt --all --check
+cargo doc --no-deps --workspace --quiet
 
 cargo build --release --workspace --all-targets
 if command -v cargo-nextest >/dev/null 2>&1; then

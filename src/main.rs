@@ -24,6 +24,10 @@ fn run(cfg: MachineConfig, prog: &str) -> i32 {
     } else {
         None
     };
+    if let Err(e) = machine::sandbox::init(cfg.sandbox) {
+        eprintln!("{prog}: {e}");
+        return 1;
+    }
     let m = match Machine::new(cfg, prog) {
         Ok(m) => m,
         Err(e) => {

@@ -53,7 +53,7 @@ fn wait(child: &mut Child) -> i32 {
 macro_rules! need_kvm {
     () => {
         if let Some(why) = common::kvm_unusable() {
-            eprintln!("skipping: {why}");
+            common::skip_for_kvm(why);
             return;
         }
     };

@@ -34,7 +34,7 @@ fn build_initramfs(out: &Path) -> bool {
         .expect("run build-test-initramfs.sh");
     let err = String::from_utf8_lossy(&o.stderr);
     if !o.status.success() && err.contains("install these Debian packages") {
-        eprintln!("skipping: {err}");
+        common::skip(err);
         return false;
     }
     assert!(o.status.success(), "build-test-initramfs.sh failed:\n{err}");
@@ -48,7 +48,7 @@ fn test_initramfs() -> Option<PathBuf> {
         .output()
         .expect("run test-initramfs-path.sh");
     if !o.status.success() {
-        eprintln!("skipping: {}", String::from_utf8_lossy(&o.stderr));
+        common::skip(String::from_utf8_lossy(&o.stderr));
         return None;
     }
     Some(PathBuf::from(String::from_utf8(o.stdout).unwrap().trim()))

@@ -14,7 +14,7 @@ const ACCEL: &str = "kvm";
 macro_rules! need_accel {
     () => {
         if let Some(why) = common::kvm_unusable() {
-            eprintln!("skipping: {why}");
+            common::skip_for_kvm(why);
             return;
         }
     };

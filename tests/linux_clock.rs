@@ -180,9 +180,7 @@ fn the_guest_measures_a_busy_and_an_idle_minute_as_the_host_does_under_load() {
 #[test]
 fn a_stock_debian_kernel_keeps_a_stable_clocksource_on_a_loaded_host() {
     let Some(kernel) = std::env::var_os("KINDLING_STOCK_KERNEL") else {
-        eprintln!(
-            "skipping: KINDLING_STOCK_KERNEL is not set (scripts/guest/stock-kernel-path.sh fetches Debian's kernel)"
-        );
+        common::skip("KINDLING_STOCK_KERNEL is not set (scripts/guest/stock-kernel-path.sh fetches Debian's kernel)");
         return;
     };
     let Some(initrd) = common::guest_file("initramfs.cpio") else {

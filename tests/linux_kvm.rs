@@ -8,12 +8,12 @@ use std::time::Duration;
 
 fn boot(kernel: &str, acpi: &str) {
     if let Some(why) = common::kvm_unusable() {
-        eprintln!("skipping: {why}");
+        common::skip_for_kvm(why);
         return;
     }
     if !common::kvm_is_hardware() {
-        eprintln!(
-            "skipping: KVM here is not hardware-backed (no kvm_intel/kvm_amd), so Linux cannot boot on it"
+        common::skip_for_kvm(
+            "KVM here is not hardware-backed (no kvm_intel/kvm_amd), so Linux cannot boot on it",
         );
         return;
     }

@@ -21,7 +21,7 @@ fn test_initramfs() -> Option<PathBuf> {
         PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("scripts/guest/test-initramfs-path.sh");
     let o = Command::new(script).env("NO_APT", "1").output().ok()?;
     if !o.status.success() {
-        eprintln!("skipping: {}", String::from_utf8_lossy(&o.stderr));
+        common::skip(String::from_utf8_lossy(&o.stderr));
         return None;
     }
     Some(PathBuf::from(String::from_utf8(o.stdout).ok()?.trim()))
@@ -117,7 +117,7 @@ fn the_same_with_a_stock_debian_kernel() {
             std::env::var_os("CI").is_none(),
             "CI must provide KINDLING_STOCK_KERNEL (scripts/test.sh fetches it)"
         );
-        eprintln!("skipping: neither KINDLING_PRIVILEGE_KERNEL nor KINDLING_STOCK_KERNEL is set");
+        common::skip("neither KINDLING_PRIVILEGE_KERNEL nor KINDLING_STOCK_KERNEL is set");
         return;
     };
     check_kernel(

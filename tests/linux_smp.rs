@@ -22,7 +22,7 @@ fn test_initramfs() -> Option<PathBuf> {
         PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("scripts/guest/test-initramfs-path.sh");
     let o = Command::new(script).env("NO_APT", "1").output().ok()?;
     if !o.status.success() {
-        eprintln!("skipping: {}", String::from_utf8_lossy(&o.stderr));
+        common::skip(String::from_utf8_lossy(&o.stderr));
         return None;
     }
     Some(PathBuf::from(String::from_utf8(o.stdout).ok()?.trim()))

@@ -28,7 +28,7 @@ fn test_initramfs() -> Option<PathBuf> {
         PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("scripts/guest/test-initramfs-path.sh");
     let o = Command::new(script).env("NO_APT", "1").output().ok()?;
     if !o.status.success() {
-        eprintln!("skipping: {}", String::from_utf8_lossy(&o.stderr));
+        common::skip(String::from_utf8_lossy(&o.stderr));
         return None;
     }
     Some(PathBuf::from(String::from_utf8(o.stdout).ok()?.trim()))
@@ -141,7 +141,7 @@ fn a_second_kindling_on_an_image_in_use_fails_with_qemus_lock_error() {
 fn kindling_and_qemu_keep_each_other_off_an_image() {
     let qemu = "qemu-system-x86_64";
     if Command::new(qemu).arg("-version").output().is_err() {
-        eprintln!("skipping: no {qemu}");
+        common::skip(format!("no {qemu}"));
         return;
     }
     let img = scratch("qemu-lock", 1 << 20);
@@ -410,7 +410,7 @@ fn linux_reads_a_qcow2_image_made_by_qemu_img() {
             .status()
             .is_ok_and(|s| s.success());
         if !ok {
-            eprintln!("skipping: qemu-img convert failed or is missing");
+            common::skip("qemu-img convert failed or is missing");
             return;
         }
         made.push(out);
@@ -495,7 +495,7 @@ fn image_format_and_cache_errors_in_qemus_words() {
 #[test]
 fn guest_flushes_become_fdatasync_except_with_cache_unsafe() {
     if Command::new("strace").arg("-V").output().is_err() {
-        eprintln!("skipping: no strace");
+        common::skip("no strace");
         return;
     }
     let Some(initrd) = test_initramfs() else {

@@ -12,7 +12,7 @@ const T: Duration = Duration::from_secs(30);
 fn need_kvm() -> bool {
     match common::kvm_unusable() {
         Some(why) => {
-            eprintln!("skipping: {why}");
+            common::skip_for_kvm(why);
             false
         }
         None => true,

@@ -83,7 +83,9 @@ fn guest_and_host_exchange_packets_over_tap() {
     let ns = match Netns::create(1) {
         Ok(ns) => ns,
         Err(e) => {
-            eprintln!("skipping: cannot create a network namespace with a TAP interface: {e}");
+            common::skip(format!(
+                "cannot create a network namespace with a TAP interface: {e}"
+            ));
             return;
         }
     };
@@ -365,7 +367,7 @@ fn a_tap_that_cannot_be_configured_fails_like_qemu() {
     let out = match out {
         Ok(o) if !String::from_utf8_lossy(&o.stderr).contains("setpriv:") => o,
         other => {
-            eprintln!("skipping: setpriv cannot drop CAP_NET_ADMIN here: {other:?}");
+            common::skip(format!("setpriv cannot drop CAP_NET_ADMIN here: {other:?}"));
             return;
         }
     };
@@ -389,7 +391,7 @@ fn test_initramfs() -> Option<std::path::PathBuf> {
         .join("scripts/guest/test-initramfs-path.sh");
     let o = Command::new(script).env("NO_APT", "1").output().ok()?;
     if !o.status.success() {
-        eprintln!("skipping: {}", String::from_utf8_lossy(&o.stderr));
+        common::skip(String::from_utf8_lossy(&o.stderr));
         return None;
     }
     Some(String::from_utf8(o.stdout).ok()?.trim().into())
@@ -410,9 +412,7 @@ fn test_initramfs_net_test_passes_on_user_networking() {
 #[test]
 fn the_guest_gets_its_address_by_dhcp_on_user_networking() {
     let Some(dir) = std::env::var_os("KINDLING_DHCP_GUEST_DIR") else {
-        eprintln!(
-            "skipping: KINDLING_DHCP_GUEST_DIR is not set (GUEST_PACKET=1 scripts/guest/path.sh builds the kernel)"
-        );
+        common::skip("KINDLING_DHCP_GUEST_DIR is not set (GUEST_PACKET=1 scripts/guest/path.sh builds the kernel)");
         return;
     };
     let kernel = std::path::Path::new(&dir).join("bzImage");

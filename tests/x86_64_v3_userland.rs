@@ -38,7 +38,7 @@ fn userland() -> Option<PathBuf> {
         .is_ok_and(|o| o.status.success());
     if !have_gcc {
         assert!(!ci, "CI=true but gcc is missing");
-        eprintln!("skipping: gcc is not installed (needed to build the x86-64-v3 userland)");
+        common::skip("gcc is not installed (needed to build the x86-64-v3 userland)");
         return None;
     }
     let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("scripts/guest/v3-userland-path.sh");
@@ -48,7 +48,7 @@ fn userland() -> Option<PathBuf> {
     if !out.status.success() {
         let why = String::from_utf8_lossy(&out.stderr);
         assert!(!ci, "v3-userland-path.sh failed under CI:\n{why}");
-        eprintln!("skipping: v3-userland-path.sh failed:\n{why}");
+        common::skip(format!("v3-userland-path.sh failed:\n{why}"));
         return None;
     }
     Some(PathBuf::from(String::from_utf8_lossy(&out.stdout).trim()))

@@ -98,8 +98,8 @@ fn which(name: &str) -> Option<PathBuf> {
 #[test]
 fn the_kernels_x86_selftests_pass_where_they_pass_on_qemu() {
     let Some(initramfs) = std::env::var_os("KINDLING_X86_SELFTESTS").map(PathBuf::from) else {
-        eprintln!(
-            "skipping: KINDLING_X86_SELFTESTS is not set (scripts/guest/x86-selftests-path.sh builds it)"
+        common::skip(
+            "KINDLING_X86_SELFTESTS is not set (scripts/guest/x86-selftests-path.sh builds it)",
         );
         return;
     };

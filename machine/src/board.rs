@@ -21,6 +21,7 @@ use crate::mux::Mux;
 use crate::platform::{self, Platform};
 use crate::process::PidFile;
 use crate::runstate::{BoardEvent, MonitorRequest, RunState, ShutdownCause};
+use crate::sandbox::{self, ThreadKind};
 use crate::timers::TimerService;
 use crate::vcpu_thread::{BootState, BootStates, RegisterSnapshots, VcpuThread};
 use crate::{memory, signals, terminal};
@@ -221,6 +222,9 @@ impl Machine {
                 milestones: self.milestones.clone(),
             };
             let tids = self.vcpu_tids.clone();
+            let kind = ThreadKind::Vcpu {
+                kvm: self.accel.kind == AccelKind::Kvm,
+            };
             std::thread::Builder::new()
                 .name(format!(
                     "CPU {id}/{}",
@@ -235,6 +239,7 @@ impl Machine {
                         }
                         t[id as usize] = tid;
                     }
+                    sandbox::enter_or_exit(kind);
                     thread.run()
                 })
                 .map_err(|e| MachineError::host("spawn vCPU thread", e))?;
@@ -395,8 +400,19 @@ impl Machine {
             micro: 2,
             package: format!("Kindling {}", env!("CARGO_PKG_VERSION")),
         };
-        let server = qmp::QmpServer::start(self.monitors.clone(), ctx, version)
-            .map_err(|e| MachineError::Config(e.to_string()))?;
+        // Started from a thread that takes the monitor filter first, so
+        // every listener and connection thread inherits it.
+        let monitors = self.monitors.clone();
+        let server = std::thread::Builder::new()
+            .name("qmp-start".into())
+            .spawn(move || {
+                sandbox::enter(ThreadKind::Monitor).map_err(|e| e.to_string())?;
+                qmp::QmpServer::start(monitors, ctx, version).map_err(|e| e.to_string())
+            })
+            .map_err(|e| MachineError::host("spawn the monitor thread", e))?
+            .join()
+            .unwrap_or_else(|_| Err("the monitor thread failed".into()))
+            .map_err(MachineError::Config)?;
         self.events.subscribe(Arc::new(QmpEvents(server.clone())));
         for m in self.monitors.iter().filter(|m| m.wait) {
             eprintln!(
@@ -420,6 +436,10 @@ impl Machine {
             }
         };
         if let Err(e) = self.start_host_threads() {
+            eprintln!("{}: {e}", self.prog);
+            return 1;
+        }
+        if let Err(e) = sandbox::enter(ThreadKind::Main) {
             eprintln!("{}: {e}", self.prog);
             return 1;
         }

@@ -158,6 +158,10 @@ pub struct MachineConfig {
     pub pidfile: Option<PathBuf>,
     /// `-daemonize`.
     pub daemonize: bool,
+    /// `-uuid` (lower case), for `query-uuid`.
+    pub uuid: Option<String>,
+    /// `-sandbox` (seccomp filters per thread kind; on by default).
+    pub sandbox: crate::sandbox::SandboxConfig,
     /// `-S`.
     pub start_paused: bool,
     /// `-device isa-debug-exit`.
@@ -306,6 +310,8 @@ impl Default for MachineConfig {
             no_shutdown: false,
             pidfile: None,
             daemonize: false,
+            uuid: None,
+            sandbox: crate::sandbox::SandboxConfig::default(),
             start_paused: false,
             debug_exit: None,
             icount_shift: None,

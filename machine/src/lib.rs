@@ -3,6 +3,7 @@
 //! serves its control plane.
 
 pub mod accel;
+pub mod block_info;
 pub mod board;
 pub mod boot;
 pub mod chardev;
@@ -14,6 +15,7 @@ pub mod events;
 pub mod hmp;
 pub mod interp_accel;
 pub mod io;
+pub mod memdump;
 pub mod memory;
 pub mod milestones;
 pub mod monitor;
@@ -23,6 +25,7 @@ pub mod platform_devices;
 pub mod process;
 pub mod reset_line;
 pub mod runstate;
+pub mod sandbox;
 pub mod signals;
 pub mod terminal;
 pub mod timers;

@@ -1,7 +1,6 @@
 //! The board's side of QMP: commands answered from the machine's state or
 //! carried out by the control loop, and HMP text for `human-monitor-command`.
 
-use std::io::Write;
 use std::sync::mpsc::{sync_channel, Sender};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -39,6 +38,8 @@ pub struct MonitorContext {
     pub serial: Option<CharBackend>,
     /// The monitors, for `query-chardev`.
     pub monitors: Vec<MonitorConfig>,
+    /// `-uuid`, or QEMU's all-zero default, for `query-uuid`.
+    pub uuid: String,
     /// Block backends, for `query-block`.
     pub drives: Vec<crate::config::DriveConfig>,
     /// The guest clock (`query-replay` reports its instruction count).
@@ -88,6 +89,10 @@ impl MonitorContext {
             cpus: cfg.cpus,
             serial: cfg.serial.clone(),
             monitors,
+            uuid: cfg
+                .uuid
+                .clone()
+                .unwrap_or_else(|| "00000000-0000-0000-0000-000000000000".into()),
             drives: cfg.drives.clone(),
             clock,
             milestones: None,
@@ -206,20 +211,6 @@ impl MonitorContext {
         )
     }
 
-    fn save(&self, file: &str, chunks: &[(u64, u64)]) -> Result<(), QmpError> {
-        let mut f = std::fs::File::create(file)
-            .map_err(|e| QmpError::generic(format!("Could not open '{file}': {}", os_text(&e))))?;
-        for (gpa, len) in chunks {
-            let mut buf = vec![0u8; *len as usize];
-            // Non-RAM reads as zeros, like QEMU's unassigned memory.
-            let _ = self.mem.read_slice(&mut buf, GuestAddress(*gpa));
-            f.write_all(&buf).map_err(|e| {
-                QmpError::generic(format!("writing file '{file}': {}", os_text(&e)))
-            })?;
-        }
-        Ok(())
-    }
-
     fn memsave(&self, addr: u64, size: u64, file: &str, cpu: u64) -> Result<(), QmpError> {
         let regs = self.registers();
         let Some(Some((_, sregs))) = regs.get(cpu as usize) else {
@@ -227,26 +218,8 @@ impl MonitorContext {
                 "Parameter 'cpu-index' expects a CPU index",
             ));
         };
-        let mut chunks = Vec::new();
-        let mut a = addr;
-        let end = addr.saturating_add(size);
-        while a < end {
-            let page_end = ((a | 0xfff) + 1).min(end);
-            let gpa = translate(&self.mem, sregs, a).ok_or_else(|| {
-                QmpError::generic(format!("Invalid addr 0x{addr:016x}/size {size} specified"))
-            })?;
-            chunks.push((gpa, page_end - a));
-            a = page_end;
-        }
-        self.save(file, &chunks)
+        crate::memdump::memsave(&self.mem, sregs, addr, size, file, translate)
     }
-}
-
-fn os_text(e: &std::io::Error) -> String {
-    let s = e.to_string();
-    s.find(" (os error")
-        .map(|i| s[..i].to_string())
-        .unwrap_or(s)
 }
 
 /// Guest-virtual → guest-physical with the vCPU's paging mode
@@ -317,7 +290,7 @@ impl CommandHandler for MonitorContext {
                 Some(n) => json!({"name": n}),
                 None => json!({}),
             }),
-            "query-uuid" => Ok(json!({"UUID": "00000000-0000-0000-0000-000000000000"})),
+            "query-uuid" => Ok(json!({"UUID": self.uuid})),
             "query-target" => Ok(json!({"arch": "x86_64"})),
             // No record/replay; as in QEMU, `icount` is the number of
             // instructions executed under `-icount` (0 without it).
@@ -339,24 +312,7 @@ impl CommandHandler for MonitorContext {
             "query-cpus-fast" => Ok(self.cpus_fast()),
             "query-chardev" => Ok(Value::Array(self.chardevs())),
             "query-block" => Ok(Value::Array(
-                self.drives
-                    .iter()
-                    .map(|d| {
-                        let size = std::fs::metadata(&d.file).map(|m| m.len()).unwrap_or(0);
-                        json!({
-                            "device": d.id, "locked": false, "removable": false, "type": "unknown",
-                            "io-status": "ok",
-                            "inserted": {
-                                "file": d.file.display().to_string(), "node-name": d.id,
-                                "ro": d.read_only, "drv": "raw", "encrypted": false,
-                                "backing_file_depth": 0, "bps": 0, "bps_rd": 0, "bps_wr": 0,
-                                "iops": 0, "iops_rd": 0, "iops_wr": 0, "detect_zeroes": "off",
-                                "write_threshold": 0, "cache": {"writeback": true, "direct": false, "no-flush": false},
-                                "image": {"filename": d.file.display().to_string(), "format": "raw", "virtual-size": size}
-                            }
-                        })
-                    })
-                    .collect(),
+                self.drives.iter().map(crate::block_info::entry).collect(),
             )),
             "stop" => self.request(MonitorRequest::Stop).map(|_| json!({})),
             "cont" => self.request(MonitorRequest::Cont).map(|_| json!({})),
@@ -365,8 +321,7 @@ impl CommandHandler for MonitorContext {
             "inject-nmi" => self.request(MonitorRequest::Nmi).map(|_| json!({})),
             "quit" => self.request(MonitorRequest::Quit).map(|_| json!({})),
             "pmemsave" => {
-                let (addr, size) = (int("val"), int("size"));
-                self.save(&s("filename"), &[(addr, size)])
+                crate::memdump::pmemsave(&self.mem, int("val"), int("size"), &s("filename"))
                     .map(|_| json!({}))
             }
             "memsave" => self

@@ -530,6 +530,7 @@ pub fn spawn_console_input(
     std::thread::Builder::new()
         .name("console".into())
         .spawn(move || {
+            crate::sandbox::enter_or_exit(crate::sandbox::ThreadKind::Io);
             let mut stdin = std::io::stdin().lock();
             let mut buf = [0u8; 256];
             loop {
@@ -730,7 +731,9 @@ fn build_virtio(
                     }
                 });
                 pending
-                    .start(input, deliver)
+                    .start(input, deliver, || {
+                        crate::sandbox::enter_or_exit(crate::sandbox::ThreadKind::Slirp)
+                    })
                     .map_err(|e| MachineError::Config(format!("{location}: {e}")))?;
             }
             None => {}
@@ -789,6 +792,7 @@ fn spawn_net_receiver(
     std::thread::Builder::new()
         .name(format!("net-{}", tap.name()))
         .spawn(move || {
+            crate::sandbox::enter_or_exit(crate::sandbox::ThreadKind::Tap);
             let mut buf = vec![0u8; 65_550];
             loop {
                 let n = match tap.recv(&mut buf) {

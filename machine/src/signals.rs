@@ -31,20 +31,23 @@ pub fn block_termination_signals() {
 pub fn spawn_signal_thread(events: Sender<BoardEvent>) -> std::io::Result<()> {
     std::thread::Builder::new()
         .name("signals".into())
-        .spawn(move || loop {
-            let set = termination_set();
-            // SAFETY: siginfo_t is plain data filled by sigwaitinfo.
-            let mut info: libc::siginfo_t = unsafe { std::mem::zeroed() };
-            // SAFETY: `set` and `info` are valid for the call.
-            let signo = unsafe { libc::sigwaitinfo(&set, &mut info) };
-            if signo < 0 {
-                continue;
-            }
-            // SAFETY: si_pid is valid for signals sent by kill(2), which is
-            // how termination signals arrive; it reads 0 otherwise.
-            let pid = unsafe { info.si_pid() };
-            if events.send(BoardEvent::Signal { signo, pid }).is_err() {
-                return;
+        .spawn(move || {
+            crate::sandbox::enter_or_exit(crate::sandbox::ThreadKind::Io);
+            loop {
+                let set = termination_set();
+                // SAFETY: siginfo_t is plain data filled by sigwaitinfo.
+                let mut info: libc::siginfo_t = unsafe { std::mem::zeroed() };
+                // SAFETY: `set` and `info` are valid for the call.
+                let signo = unsafe { libc::sigwaitinfo(&set, &mut info) };
+                if signo < 0 {
+                    continue;
+                }
+                // SAFETY: si_pid is valid for signals sent by kill(2), which is
+                // how termination signals arrive; it reads 0 otherwise.
+                let pid = unsafe { info.si_pid() };
+                if events.send(BoardEvent::Signal { signo, pid }).is_err() {
+                    return;
+                }
             }
         })
         .map(|_| ())

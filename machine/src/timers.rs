@@ -96,27 +96,30 @@ impl TimerService {
         let me = self.clone();
         std::thread::Builder::new()
             .name("timers".into())
-            .spawn(move || loop {
-                let next = me.service();
-                let now = me.clock.now_ns();
-                let sleep = next
-                    .map(|t| Duration::from_nanos(t.saturating_sub(now)))
-                    .unwrap_or(MAX_SLEEP)
-                    .min(MAX_SLEEP);
-                let mut s = me.state.lock().unwrap_or_else(|p| p.into_inner());
-                if s.stop {
-                    return;
-                }
-                if !s.woken && !sleep.is_zero() {
-                    s = me
-                        .cond
-                        .wait_timeout(s, sleep)
-                        .unwrap_or_else(|p| p.into_inner())
-                        .0;
-                }
-                s.woken = false;
-                if s.stop {
-                    return;
+            .spawn(move || {
+                crate::sandbox::enter_or_exit(crate::sandbox::ThreadKind::Io);
+                loop {
+                    let next = me.service();
+                    let now = me.clock.now_ns();
+                    let sleep = next
+                        .map(|t| Duration::from_nanos(t.saturating_sub(now)))
+                        .unwrap_or(MAX_SLEEP)
+                        .min(MAX_SLEEP);
+                    let mut s = me.state.lock().unwrap_or_else(|p| p.into_inner());
+                    if s.stop {
+                        return;
+                    }
+                    if !s.woken && !sleep.is_zero() {
+                        s = me
+                            .cond
+                            .wait_timeout(s, sleep)
+                            .unwrap_or_else(|p| p.into_inner())
+                            .0;
+                    }
+                    s.woken = false;
+                    if s.stop {
+                        return;
+                    }
                 }
             })
     }

@@ -35,6 +35,7 @@ const WITH_VALUE: &[&str] = &[
     "boot",
     "uuid",
     "qmp-pretty",
+    "sandbox",
     // Kindling's own.
     super::boot_report::OPTION,
 ];

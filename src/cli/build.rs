@@ -161,14 +161,7 @@ pub fn build(opts: &[Opt]) -> Result<Action, CliError> {
                         format!("Invalid format for '{val}', expected driver.property=value"),
                     )
                 })?;
-                // Kindling's transports are always virtio-mmio version 2
-                // (modern); the legacy switch is accepted and validated.
-                if k == "virtio-mmio.force-legacy" && parse_bool(v).is_none() {
-                    return Err(CliError::at(
-                        &loc,
-                        "Parameter 'force-legacy' expects 'on' or 'off'",
-                    ));
-                }
+                super::extras::global(&loc, k, v)?;
                 cfg.globals.push((k.to_string(), v.to_string()));
             }
             "icount" => {
@@ -208,7 +201,9 @@ pub fn build(opts: &[Opt]) -> Result<Action, CliError> {
             }
             "rtc" => rtc_opt(&mut cfg, &loc, val)?,
             super::boot_report::OPTION => cfg.boot_report = super::boot_report::parse(&loc, val)?,
-            "D" | "d" | "boot" | "uuid" => {}
+            "sandbox" => cfg.sandbox = super::sandbox::parse(&loc, val)?,
+            "uuid" => cfg.uuid = Some(super::extras::uuid(&loc, val)?),
+            "D" | "d" | "boot" => return Err(super::extras::unsupported(&loc, &opt.name)),
             other => return Err(CliError::at(format!("-{other}"), "invalid option")),
         }
     }

@@ -5,8 +5,10 @@ mod boot_report;
 mod build;
 mod datetime;
 mod error;
+mod extras;
 pub mod help;
 mod keyval;
+mod sandbox;
 mod size;
 
 pub use error::CliError;

@@ -11,6 +11,32 @@ pub mod vm;
 
 use std::path::PathBuf;
 
+/// True under CI (`CI=true`), where only missing hardware-backed KVM may
+/// excuse a skip.
+pub fn in_ci() -> bool {
+    std::env::var("CI").is_ok_and(|v| v == "true")
+}
+
+/// Skip the rest of a test for `why` (anything but KVM): prints the reason
+/// and returns; under `CI=true` it fails the test instead, since the test
+/// command must install or build whatever a test needs.
+#[track_caller]
+pub fn skip(why: impl std::fmt::Display) {
+    if in_ci() {
+        panic!(
+            "CI=true: a test may skip only when hardware-backed KVM is absent, not because: {why} \
+             (scripts/test.sh must provide it)"
+        );
+    }
+    eprintln!("skipping: {why}");
+}
+
+/// Skip because hardware-backed KVM is absent (or this KVM cannot run the
+/// test): the one reason allowed everywhere, CI included.
+pub fn skip_for_kvm(why: impl std::fmt::Display) {
+    eprintln!("skipping: no hardware-backed KVM for this test: {why}");
+}
+
 /// The `kindling` binary under test.
 pub fn kindling() -> PathBuf {
     PathBuf::from(env!("CARGO_BIN_EXE_kindling"))
@@ -30,7 +56,7 @@ pub fn guest_dir() -> Option<PathBuf> {
             return Some(c);
         }
     }
-    eprintln!("skipping: no test guest (set KINDLING_GUEST_DIR or run scripts/guest/path.sh)");
+    skip("no test guest (set KINDLING_GUEST_DIR or run scripts/guest/path.sh)");
     None
 }
 
@@ -40,7 +66,7 @@ pub fn guest_file(name: &str) -> Option<PathBuf> {
     if p.exists() {
         Some(p)
     } else {
-        eprintln!("skipping: {} is missing", p.display());
+        skip(format!("{} is missing", p.display()));
         None
     }
 }
@@ -65,8 +91,9 @@ pub fn kvm_is_hardware() -> bool {
         .any(|m| std::path::Path::new("/sys/module").join(m).exists())
 }
 
-/// The cached device-test initramfs (scripts/guest/test-initramfs-path.sh,
-/// which builds it once), or `None` with the reason printed.
+/// The device-test initramfs (`$KINDLING_TEST_INITRAMFS`, else built once
+/// by `scripts/guest/test-initramfs-path.sh`), or `None` with the reason
+/// given to [`skip`].
 pub fn test_initramfs() -> Option<PathBuf> {
     let script =
         PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("scripts/guest/test-initramfs-path.sh");
@@ -75,7 +102,7 @@ pub fn test_initramfs() -> Option<PathBuf> {
         .output()
         .ok()?;
     if !o.status.success() {
-        eprintln!("skipping: {}", String::from_utf8_lossy(&o.stderr));
+        skip(String::from_utf8_lossy(&o.stderr));
         return None;
     }
     Some(PathBuf::from(String::from_utf8(o.stdout).ok()?.trim()))

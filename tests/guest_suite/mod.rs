@@ -138,7 +138,7 @@ fn kvm_pvm_hosts_get_a_one_line_notice() {
         return;
     }
     if !std::path::Path::new("/sys/module/kvm_pvm").exists() || common::kvm_is_hardware() {
-        eprintln!("skipping: not a kvm_pvm host");
+        common::skip_for_kvm("not a kvm_pvm host");
         return;
     }
     let Some(k) = common::guest_file("tiny-pvh.elf") else {

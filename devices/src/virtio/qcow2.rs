@@ -102,6 +102,11 @@ impl Qcow2 {
         self.size
     }
 
+    /// The cluster size in bytes.
+    pub fn cluster_size(&self) -> u64 {
+        1 << self.cluster_bits
+    }
+
     /// Where guest byte `off` lives: `Ok(Some(host))`, `Ok(None)` for
     /// zeros, `Err` for what cannot be read (compressed clusters, I/O).
     fn map(&self, file: &File, off: u64) -> std::io::Result<Option<u64>> {

@@ -295,12 +295,21 @@ pub fn user_net(
 
 impl PendingUserNet {
     /// Start the network thread delivering to `input` (then `deliver()`);
-    /// fails as QEMU does when a forwarding rule cannot be set up.
-    pub fn start(self, input: Arc<NetInput>, deliver: Deliver) -> Result<(), String> {
+    /// fails as QEMU does when a forwarding rule cannot be set up. The
+    /// thread calls `on_start` first (the board confines it there).
+    pub fn start(
+        self,
+        input: Arc<NetInput>,
+        deliver: Deliver,
+        on_start: fn(),
+    ) -> Result<(), String> {
         let (done_tx, done_rx) = mpsc::channel();
         std::thread::Builder::new()
             .name("slirp".into())
-            .spawn(move || run(self, input, deliver, done_tx))
+            .spawn(move || {
+                on_start();
+                run(self, input, deliver, done_tx)
+            })
             .map_err(|e| format!("could not start user-mode networking: {e}"))?;
         done_rx
             .recv()
