@@ -353,17 +353,32 @@ impl Machine {
         Ok(())
     }
 
-    /// Serve `-monitor`/`-mon mode=readline` once the machine runs (as
-    /// QEMU's main loop answers them).
+    /// Serve `-monitor`/`-mon mode=readline`. Started, like the QMP
+    /// server, from a thread that takes the monitor filter first, so every
+    /// listener and session thread inherits it (the main thread's filter
+    /// allows no new threads).
     fn start_human_monitors(&self) -> Result<(), MachineError> {
         let Some(ctx) = &self.monitor_ctx else {
             return Ok(());
         };
-        for (i, m) in self.hmp_monitors.iter().enumerate() {
-            hmp::server::start(ctx.clone(), m, i)
-                .map_err(|e| MachineError::host(format!("-monitor {}", m.filename()), e))?;
+        if self.hmp_monitors.is_empty() {
+            return Ok(());
         }
-        Ok(())
+        let (ctx, monitors) = (ctx.clone(), self.hmp_monitors.clone());
+        std::thread::Builder::new()
+            .name("hmp-start".into())
+            .spawn(move || {
+                sandbox::enter(ThreadKind::Monitor).map_err(|e| e.to_string())?;
+                for (i, m) in monitors.iter().enumerate() {
+                    hmp::server::start(ctx.clone(), m, i)
+                        .map_err(|e| format!("-monitor {}: {e}", m.filename()))?;
+                }
+                Ok(())
+            })
+            .map_err(|e| MachineError::host("spawn the monitor thread", e))?
+            .join()
+            .unwrap_or_else(|_| Err("the monitor thread failed".into()))
+            .map_err(MachineError::Config)
     }
 
     fn start_monitors(&mut self) -> Result<Option<qmp::QmpServer>, MachineError> {
@@ -439,16 +454,17 @@ impl Machine {
             eprintln!("{}: {e}", self.prog);
             return 1;
         }
-        if let Err(e) = sandbox::enter(ThreadKind::Main) {
-            eprintln!("{}: {e}", self.prog);
-            return 1;
-        }
         if self.cfg.start_paused {
             self.set_state(RunState::Prelaunch);
         } else {
             self.start_vcpus();
         }
+        // Once the machine runs, as QEMU's main loop answers them.
         if let Err(e) = self.start_human_monitors() {
+            eprintln!("{}: {e}", self.prog);
+            return 1;
+        }
+        if let Err(e) = sandbox::enter(ThreadKind::Main) {
             eprintln!("{}: {e}", self.prog);
             return 1;
         }
