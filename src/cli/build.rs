@@ -992,7 +992,18 @@ fn drive_opt(cfg: &mut MachineConfig, loc: &str, val: &str) -> Result<(), CliErr
                 }
                 aio_native = p.value == "native";
             }
-            "discard" | "detect-zeroes" | "media" | "snapshot" => {}
+            // QEMU keeps snapshot=on writes in a temporary overlay; Kindling
+            // has none yet, and writing the image instead would lose the
+            // data the user meant to keep.
+            "snapshot" => {
+                if boolean(loc, &p)? {
+                    return Err(CliError::at(
+                        loc,
+                        "snapshot=on is not supported by Kindling: guest writes would reach the image (boot a copy of it instead)",
+                    ));
+                }
+            }
+            "discard" | "detect-zeroes" | "media" => {}
             other => return Err(CliError::at(loc, format!("Invalid parameter '{other}'"))),
         }
     }

@@ -304,3 +304,12 @@ fn human_monitor_spellings() {
         "-mon chardev=m,mode=fancy: Parameter 'mode' does not accept value 'fancy'"
     );
 }
+
+#[test]
+fn drive_snapshot_on_is_refused_rather_than_writing_the_image() {
+    let e = err("-drive id=d,file=/dev/null,format=raw,if=none,snapshot=on");
+    assert!(e.contains("snapshot=on is not supported"), "{e}");
+    assert!(run("-drive id=d,file=/dev/null,format=raw,if=none,snapshot=off").is_ok());
+    let e = err("-drive id=d,file=/dev/null,format=raw,if=none,snapshot=maybe");
+    assert!(e.contains("snapshot"), "{e}");
+}
